@@ -1,0 +1,3 @@
+//! The SQL API: thin `#[pg_extern]` wrappers over `daznode_crm_core`, one module per area.
+
+mod validators;

@@ -1,0 +1,20 @@
+//! daznode_crm: the DazNode CRM migration guide as a PostgreSQL extension.
+//!
+//! Layers (see ARCHITECTURE.md): `daznode_crm_core` (the `core/` crate) holds all the logic in
+//! plain Rust; `api` holds the thin `#[pg_extern]` wrappers, one module per SQL area; `sql/`
+//! holds hand-written SQL and the versioned upgrade scripts.
+
+::pgrx::pg_module_magic!(name, version);
+
+mod api;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
