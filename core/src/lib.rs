@@ -2,5 +2,12 @@
 //! plain `cargo test -p daznode_crm_core`; the extension's `api` layer only adapts it to SQL.
 
 pub mod email;
+pub mod error;
+pub mod indexes;
+pub mod migrations;
 pub mod pubkey;
+pub mod schema;
 pub mod secp256k1;
+pub mod sql;
+
+pub use error::CrmError;

@@ -1,0 +1,34 @@
+//! Errors of the core, as values. The SQL layer maps each to an SQLSTATE (see `sqlstate`).
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrmError {
+    /// A caller passed an argument outside what is allowed (SQLSTATE 22023).
+    InvalidArgument(String),
+    /// The ledger records a step this version does not know (SQLSTATE 55000).
+    UnknownAppliedStep(String),
+}
+
+impl CrmError {
+    /// The SQLSTATE the SQL layer reports.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            CrmError::InvalidArgument(_) => "22023",
+            CrmError::UnknownAppliedStep(_) => "55000",
+        }
+    }
+}
+
+impl std::fmt::Display for CrmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrmError::InvalidArgument(msg) => f.write_str(msg),
+            CrmError::UnknownAppliedStep(step) => write!(
+                f,
+                "daznode_crm.schema_migrations records step {step:?}, which this version of daznode_crm does not know: \
+                 install the version that applied it (ALTER EXTENSION daznode_crm UPDATE)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CrmError {}

@@ -1,0 +1,262 @@
+//! The indexes the migration wants, defined once: the `0006_indexes` step builds those on small
+//! tables, `concurrent_index_plan()` emits CREATE INDEX CONCURRENTLY for the rest, and
+//! `check_concurrent_indexes_status()` reports each one.
+//!
+//! None contains `now()` or a non-immutable `date_trunc`: every expression is IMMUTABLE, which
+//! six of the guide's nineteen indexes were not.
+
+use crate::sql::quote_ident;
+
+/// Tables with fewer estimated rows get their indexes inside the migration step (a brief
+/// SHARE lock); bigger ones only through CREATE INDEX CONCURRENTLY.
+pub const SMALL_TABLE_ROWS: f64 = 50_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedIndex {
+    pub name: &'static str,
+    /// In schema public.
+    pub table: &'static str,
+    pub unique: bool,
+    /// What follows `ON public.<table>`.
+    pub definition: &'static str,
+    /// Why the planner wants it.
+    pub purpose: &'static str,
+    /// For unique indexes: a query counting the groups that would violate it. While it is
+    /// non-zero the index is not planned (a failed concurrent build leaves an invalid index).
+    pub blocker: Option<&'static str>,
+}
+
+impl PlannedIndex {
+    pub fn create_sql(&self, concurrently: bool) -> String {
+        format!(
+            "CREATE {}INDEX {}IF NOT EXISTS {} ON public.{} {}",
+            if self.unique { "UNIQUE " } else { "" },
+            if concurrently { "CONCURRENTLY " } else { "" },
+            quote_ident(self.name),
+            quote_ident(self.table),
+            self.definition
+        )
+    }
+
+    pub fn drop_sql(&self, concurrently: bool) -> String {
+        format!(
+            "DROP INDEX {}IF EXISTS public.{}",
+            if concurrently { "CONCURRENTLY " } else { "" },
+            quote_ident(self.name)
+        )
+    }
+}
+
+pub const PLANNED_INDEXES: &[PlannedIndex] = &[
+    PlannedIndex {
+        name: "profiles_email_normalized_key",
+        table: "profiles",
+        unique: true,
+        definition: "(daznode_crm.normalize_email(email))",
+        purpose: "emails unique whatever their case; case-insensitive lookup by email",
+        blocker: Some(
+            "SELECT count(*) FROM (SELECT 1 FROM public.profiles GROUP BY daznode_crm.normalize_email(email) HAVING count(*) > 1) AS d",
+        ),
+    },
+    PlannedIndex {
+        name: "profiles_pubkey_normalized_key",
+        table: "profiles",
+        unique: true,
+        definition: "(daznode_crm.normalize_lightning_pubkey(pubkey))",
+        purpose: "node public keys unique whatever their case ('' and NULL excluded)",
+        blocker: Some(
+            "SELECT count(*) FROM (SELECT 1 FROM public.profiles WHERE daznode_crm.normalize_lightning_pubkey(pubkey) IS NOT NULL GROUP BY daznode_crm.normalize_lightning_pubkey(pubkey) HAVING count(*) > 1) AS d",
+        ),
+    },
+    PlannedIndex {
+        name: "idx_profiles_created_at",
+        table: "profiles",
+        unique: false,
+        definition: "(created_at DESC)",
+        purpose: "React Admin profile list sorted by created_at DESC",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_profiles_segmentation",
+        table: "profiles",
+        unique: false,
+        definition: "(email_verified, created_at DESC)",
+        purpose: "segments on email_verified and created_days_ago",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_profiles_updated_at",
+        table: "profiles",
+        unique: false,
+        definition: "(updated_at DESC)",
+        purpose: "segments on recent activity (last_login_days)",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_segment_members_customer",
+        table: "crm_customer_segment_members",
+        unique: false,
+        definition: "(customer_id)",
+        purpose: "foreign key to profiles (ON DELETE CASCADE) and a customer's segments",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_campaigns_status_created",
+        table: "crm_email_campaigns",
+        unique: false,
+        definition: "(status, created_at DESC)",
+        purpose: "campaign list filtered by status, newest first",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_campaigns_created_by",
+        table: "crm_email_campaigns",
+        unique: false,
+        definition: "(created_by)",
+        purpose: "foreign key to profiles",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_campaigns_template",
+        table: "crm_email_campaigns",
+        unique: false,
+        definition: "(template_id)",
+        purpose: "foreign key to templates (ON DELETE SET NULL)",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_email_sends_campaign_customer",
+        table: "crm_email_sends",
+        unique: false,
+        definition: "(campaign_id, customer_id)",
+        purpose: "delivery webhooks update by (campaign_id, customer_id); foreign key to campaigns",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_email_sends_customer",
+        table: "crm_email_sends",
+        unique: false,
+        definition: "(customer_id)",
+        purpose: "foreign key to profiles (ON DELETE CASCADE) and a customer's history",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_email_sends_campaign_stats",
+        table: "crm_email_sends",
+        unique: false,
+        definition: "(campaign_id) INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at)",
+        purpose: "campaign statistics from the *_at timestamps by index-only scan",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_orders_user_created",
+        table: "orders",
+        unique: false,
+        definition: "(user_id, created_at DESC)",
+        purpose: "foreign key to profiles; segments on orders (count, total, last order)",
+        blocker: None,
+    },
+    PlannedIndex {
+        name: "idx_subscriptions_user_status",
+        table: "subscriptions",
+        unique: false,
+        definition: "(user_id, status)",
+        purpose: "foreign key to profiles; segments on subscription plan and status",
+        blocker: None,
+    },
+];
+
+/// The state of a planned index, as `check_concurrent_indexes_status()` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexStatus {
+    Missing,
+    Building,
+    Invalid,
+    Valid,
+}
+
+impl IndexStatus {
+    /// From the catalog: does an index of that name exist on the table, is it `indisvalid`,
+    /// and is a CREATE INDEX (CONCURRENTLY) on it in progress (pg_stat_progress_create_index).
+    pub fn classify(exists: bool, indisvalid: bool, build_in_progress: bool) -> IndexStatus {
+        match (exists, indisvalid, build_in_progress) {
+            (false, _, _) => IndexStatus::Missing,
+            (true, true, _) => IndexStatus::Valid,
+            (true, false, true) => IndexStatus::Building,
+            (true, false, false) => IndexStatus::Invalid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexStatus::Missing => "missing",
+            IndexStatus::Building => "building",
+            IndexStatus::Invalid => "invalid",
+            IndexStatus::Valid => "valid",
+        }
+    }
+}
+
+/// The statements that bring one index to valid, each runnable on its own (outside a
+/// transaction block): psql `\gexec` or one pg_cron job per statement. `blocked` is the number
+/// of groups that would violate a unique index.
+pub fn statements_for(index: &PlannedIndex, status: IndexStatus, blocked: i64) -> Vec<String> {
+    if blocked > 0 {
+        return Vec::new();
+    }
+    match status {
+        IndexStatus::Valid | IndexStatus::Building => Vec::new(),
+        IndexStatus::Missing => vec![index.create_sql(true)],
+        IndexStatus::Invalid => vec![index.drop_sql(true), index.create_sql(true)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain_identifiers_and_unique() {
+        for (i, idx) in PLANNED_INDEXES.iter().enumerate() {
+            assert!(idx.name.len() <= 63 && quote_ident(idx.name) == idx.name, "{}", idx.name);
+            assert!(PLANNED_INDEXES[..i].iter().all(|o| o.name != idx.name), "duplicate {}", idx.name);
+            assert_eq!(idx.unique, idx.blocker.is_some(), "{}: unique indexes need a blocker query", idx.name);
+        }
+    }
+
+    #[test]
+    fn no_volatile_expressions() {
+        for idx in PLANNED_INDEXES {
+            let def = idx.definition.to_lowercase();
+            for banned in ["now()", "date_trunc", "current_", "random("] {
+                assert!(!def.contains(banned), "{} uses {banned}", idx.name);
+            }
+        }
+    }
+
+    #[test]
+    fn sql_shapes() {
+        let idx = &PLANNED_INDEXES[0];
+        assert_eq!(
+            idx.create_sql(true),
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS profiles_email_normalized_key ON public.profiles (daznode_crm.normalize_email(email))"
+        );
+        assert_eq!(idx.drop_sql(true), "DROP INDEX CONCURRENTLY IF EXISTS public.profiles_email_normalized_key");
+        assert!(!PLANNED_INDEXES[2].create_sql(false).contains("CONCURRENTLY"));
+    }
+
+    #[test]
+    fn status_and_statements() {
+        use IndexStatus::*;
+        assert_eq!(IndexStatus::classify(false, false, false), Missing);
+        assert_eq!(IndexStatus::classify(true, true, false), Valid);
+        assert_eq!(IndexStatus::classify(true, false, true), Building);
+        assert_eq!(IndexStatus::classify(true, false, false), Invalid);
+        let idx = &PLANNED_INDEXES[2];
+        assert_eq!(statements_for(idx, Missing, 0).len(), 1);
+        assert!(statements_for(idx, Invalid, 0)[0].starts_with("DROP INDEX CONCURRENTLY"));
+        assert!(statements_for(idx, Valid, 0).is_empty());
+        assert!(statements_for(idx, Building, 0).is_empty());
+        assert!(statements_for(&PLANNED_INDEXES[0], Missing, 3).is_empty());
+    }
+}

@@ -1,0 +1,654 @@
+-- Schema migrations of the DazNode CRM (issue #3): the ledger, one function per step, and the
+-- procedure that applies pending steps, one transaction per step.
+-- The steps change application tables in schema public; they run only when a DBA calls
+-- daznode_crm.migrate(): CREATE EXTENSION itself never creates or alters application tables.
+
+-- The ledger: which steps ran, when, and what they reported. An extension config table, so
+-- pg_dump keeps its rows and a restored database knows what was applied.
+CREATE TABLE @extschema@.schema_migrations (
+    step text PRIMARY KEY,
+    target text NOT NULL,
+    extension_version text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    duration_ms numeric NOT NULL,
+    applied_by text NOT NULL DEFAULT current_user,
+    result jsonb NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.schema_migrations', '');
+
+-- What the steps found and left for a human: case collisions, invalid values, users rows that
+-- conflict with their profile, constraints that could not be validated. Never deleted by us.
+CREATE TABLE @extschema@.migration_findings (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    step text NOT NULL,
+    table_name text NOT NULL,
+    row_id text,
+    kind text NOT NULL,
+    detail text NOT NULL,
+    found_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.migration_findings', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('@extschema@.migration_findings', 'id'), '');
+CREATE INDEX migration_findings_step_kind ON @extschema@.migration_findings (step, kind);
+
+REVOKE ALL ON @extschema@.schema_migrations, @extschema@.migration_findings FROM PUBLIC;
+
+-- 0001: the CRM tables that do not exist yet, in the shape the app uses. On an empty database
+-- that is all of them; on a legacy one, none. Later steps bring both to the same final shape.
+CREATE FUNCTION @extschema@.step_base_schema() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    created text[] := '{}';
+BEGIN
+    IF to_regclass('public.profiles') IS NULL THEN
+        CREATE TABLE public.profiles (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            email text NOT NULL UNIQUE,
+            nom text NOT NULL,
+            prenom text NOT NULL,
+            pubkey text,
+            compte_x text,
+            compte_nostr text,
+            compte_telegram text,
+            t4g_tokens int DEFAULT 1,
+            node_id text,
+            lightning_pubkey text,
+            node_alias text,
+            node_network text,
+            dazbox_serial text,
+            last_node_sync timestamptz,
+            node_stats jsonb DEFAULT '{}',
+            auth_method text DEFAULT 'password',
+            phone text,
+            phone_verified bool DEFAULT false,
+            address text,
+            ville text,
+            code_postal text,
+            pays text DEFAULT 'France',
+            profile_score int DEFAULT 0,
+            settings jsonb DEFAULT '{}',
+            email_verified bool DEFAULT false,
+            verified_at timestamptz,
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'profiles'::text;
+    END IF;
+    IF to_regclass('public.admin_roles') IS NULL THEN
+        CREATE TABLE public.admin_roles (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            user_id uuid NOT NULL UNIQUE REFERENCES public.profiles (id) ON DELETE CASCADE,
+            role text CHECK (role IN ('super_admin', 'admin', 'moderator', 'support')),
+            permissions jsonb DEFAULT '[]',
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'admin_roles'::text;
+    END IF;
+    IF to_regclass('public.orders') IS NULL THEN
+        CREATE TABLE public.orders (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            user_id uuid REFERENCES public.profiles (id),
+            product_type text,
+            plan text,
+            amount bigint,
+            payment_method text,
+            payment_status text,
+            payment_hash text,
+            metadata jsonb,
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'orders'::text;
+    END IF;
+    IF to_regclass('public.subscriptions') IS NULL THEN
+        CREATE TABLE public.subscriptions (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            user_id uuid REFERENCES public.profiles (id),
+            plan_id text,
+            status text,
+            start_date timestamptz,
+            end_date timestamptz,
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'subscriptions'::text;
+    END IF;
+    IF to_regclass('public.crm_customer_segments') IS NULL THEN
+        CREATE TABLE public.crm_customer_segments (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            name varchar(255) NOT NULL,
+            description text,
+            criteria jsonb NOT NULL,
+            auto_update bool DEFAULT true,
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'crm_customer_segments'::text;
+    END IF;
+    IF to_regclass('public.crm_customer_segment_members') IS NULL THEN
+        CREATE TABLE public.crm_customer_segment_members (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            segment_id uuid REFERENCES public.crm_customer_segments (id) ON DELETE CASCADE,
+            customer_id uuid REFERENCES public.profiles (id) ON DELETE CASCADE,
+            added_at timestamptz DEFAULT now(),
+            UNIQUE (segment_id, customer_id)
+        );
+        created := created || 'crm_customer_segment_members'::text;
+    END IF;
+    IF to_regclass('public.crm_email_templates') IS NULL THEN
+        CREATE TABLE public.crm_email_templates (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            name varchar(255) NOT NULL,
+            subject varchar(255),
+            content text NOT NULL,
+            variables jsonb DEFAULT '{}',
+            category varchar(100),
+            is_active bool DEFAULT true,
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'crm_email_templates'::text;
+    END IF;
+    IF to_regclass('public.crm_email_campaigns') IS NULL THEN
+        CREATE TABLE public.crm_email_campaigns (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            name varchar(255) NOT NULL,
+            subject varchar(255) NOT NULL,
+            template_id uuid REFERENCES public.crm_email_templates (id) ON DELETE SET NULL,
+            content text NOT NULL,
+            segment_ids uuid[] DEFAULT '{}',
+            status varchar(50) DEFAULT 'draft' CHECK (status IN ('draft', 'scheduled', 'sending', 'sent', 'cancelled')),
+            scheduled_at timestamptz,
+            sent_at timestamptz,
+            stats jsonb DEFAULT '{}',
+            created_by uuid REFERENCES public.profiles (id),
+            created_at timestamptz DEFAULT now(),
+            updated_at timestamptz DEFAULT now()
+        );
+        created := created || 'crm_email_campaigns'::text;
+    END IF;
+    IF to_regclass('public.crm_email_sends') IS NULL THEN
+        CREATE TABLE public.crm_email_sends (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            campaign_id uuid REFERENCES public.crm_email_campaigns (id) ON DELETE CASCADE,
+            customer_id uuid REFERENCES public.profiles (id) ON DELETE CASCADE,
+            email varchar(255) NOT NULL,
+            status varchar(50) DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'delivered', 'opened', 'clicked', 'bounced', 'failed')),
+            sent_at timestamptz,
+            opened_at timestamptz,
+            clicked_at timestamptz,
+            bounced_at timestamptz,
+            error_message text,
+            metadata jsonb DEFAULT '{}'
+        );
+        created := created || 'crm_email_sends'::text;
+    END IF;
+
+    IF to_regprocedure('public.update_updated_at_column()') IS NULL THEN
+        -- The body is the app's, byte for byte, so that both paths dump the same function.
+        CREATE FUNCTION public.update_updated_at_column() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    NEW.updated_at = now();
+    RETURN NEW;
+END $fn$;
+        created := created || 'update_updated_at_column()'::text;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_customer_segments'::regclass
+                   AND tgname = 'update_crm_customer_segments_updated_at') THEN
+        CREATE TRIGGER update_crm_customer_segments_updated_at BEFORE UPDATE ON public.crm_customer_segments
+            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_templates'::regclass
+                   AND tgname = 'update_crm_email_templates_updated_at') THEN
+        CREATE TRIGGER update_crm_email_templates_updated_at BEFORE UPDATE ON public.crm_email_templates
+            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_campaigns'::regclass
+                   AND tgname = 'update_crm_email_campaigns_updated_at') THEN
+        CREATE TRIGGER update_crm_email_campaigns_updated_at BEFORE UPDATE ON public.crm_email_campaigns
+            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
+    END IF;
+
+    RETURN jsonb_build_object('created', to_jsonb(created), 'created_count', cardinality(created));
+END
+$step$;
+
+-- 0002: canonical values before constraints. Emails are trimmed and lower-cased unless the
+-- result is shared with another profile (those are reported for a human, never merged); pubkeys
+-- are lower-cased and '' becomes NULL. A value that would still be invalid is left as it is and
+-- reported with its id. Only rows that change are touched (row locks, no table lock).
+CREATE FUNCTION @extschema@.step_normalize_profiles() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    n_email_collisions bigint;
+    n_emails bigint;
+    n_empty_pubkeys bigint;
+    n_pubkeys bigint;
+    n_invalid_emails bigint;
+    n_invalid_pubkeys bigint;
+    n_pubkey_duplicates bigint;
+BEGIN
+    CREATE TEMP TABLE email_groups ON COMMIT DROP AS
+    SELECT @extschema@.normalize_email(email) AS normalized, count(*) AS n, array_agg(id ORDER BY id) AS ids
+    FROM public.profiles
+    GROUP BY 1 HAVING count(*) > 1;
+
+    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+    SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'email_case_collision',
+           format('email %s normalizes to %s, like %s other profile(s): merge or change them, then run the constraint and index steps again',
+                  p.email, g.normalized, g.n - 1)
+    FROM email_groups g JOIN public.profiles p ON p.id = ANY (g.ids);
+    GET DIAGNOSTICS n_email_collisions = ROW_COUNT;
+    RAISE NOTICE 'daznode_crm: % profiles share an email once normalized (reported, not changed)', n_email_collisions;
+
+    UPDATE public.profiles p
+    SET email = @extschema@.normalize_email(p.email)
+    WHERE p.email IS DISTINCT FROM @extschema@.normalize_email(p.email)
+      AND @extschema@.is_valid_email(@extschema@.normalize_email(p.email))
+      AND NOT EXISTS (SELECT 1 FROM email_groups g WHERE g.normalized = @extschema@.normalize_email(p.email));
+    GET DIAGNOSTICS n_emails = ROW_COUNT;
+    RAISE NOTICE 'daznode_crm: % emails normalized', n_emails;
+
+    UPDATE public.profiles SET pubkey = NULL WHERE btrim(pubkey) = '';
+    GET DIAGNOSTICS n_empty_pubkeys = ROW_COUNT;
+    -- Only keys that stay well-formed hex: an update must satisfy the legacy CHECK still in place.
+    UPDATE public.profiles
+    SET pubkey = @extschema@.normalize_lightning_pubkey(pubkey)
+    WHERE pubkey IS DISTINCT FROM @extschema@.normalize_lightning_pubkey(pubkey)
+      AND @extschema@.normalize_lightning_pubkey(pubkey) ~ '^[0-9a-f]{66}$';
+    GET DIAGNOSTICS n_pubkeys = ROW_COUNT;
+    RAISE NOTICE 'daznode_crm: % empty pubkeys set to NULL, % pubkeys lower-cased', n_empty_pubkeys, n_pubkeys;
+
+    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+    SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'invalid_email',
+           format('email %s: %s', email, @extschema@.email_validation_error(email))
+    FROM public.profiles
+    WHERE NOT @extschema@.is_valid_email(email);
+    GET DIAGNOSTICS n_invalid_emails = ROW_COUNT;
+
+    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+    SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'invalid_pubkey',
+           format('pubkey %s: %s', pubkey, @extschema@.lightning_pubkey_validation_error(pubkey))
+    FROM public.profiles
+    WHERE NOT @extschema@.is_valid_lightning_pubkey(pubkey);
+    GET DIAGNOSTICS n_invalid_pubkeys = ROW_COUNT;
+
+    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+    SELECT '0002_normalize_profiles', 'public.profiles', p.id::text, 'pubkey_duplicate',
+           format('pubkey %s is also the key of %s other profile(s)', p.pubkey, d.n - 1)
+    FROM (SELECT pubkey, count(*) AS n FROM public.profiles
+          WHERE pubkey IS NOT NULL GROUP BY pubkey HAVING count(*) > 1) AS d
+    JOIN public.profiles p ON p.pubkey = d.pubkey;
+    GET DIAGNOSTICS n_pubkey_duplicates = ROW_COUNT;
+    RAISE NOTICE 'daznode_crm: reported % invalid emails, % invalid pubkeys, % profiles sharing a pubkey',
+        n_invalid_emails, n_invalid_pubkeys, n_pubkey_duplicates;
+
+    RETURN jsonb_build_object(
+        'emails_normalized', n_emails, 'email_case_collisions', n_email_collisions,
+        'empty_pubkeys_to_null', n_empty_pubkeys, 'pubkeys_lowercased', n_pubkeys,
+        'invalid_emails_reported', n_invalid_emails, 'invalid_pubkeys_reported', n_invalid_pubkeys,
+        'pubkey_duplicates_reported', n_pubkey_duplicates);
+END
+$step$;
+
+-- 0003: the native validators replace the legacy regex CHECKs (both copies, whatever their
+-- names), and created_by gets ON DELETE SET NULL. Everything is added NOT VALID: new rows are
+-- checked at once, old ones are validated by step 0005 without blocking writes. One ALTER TABLE
+-- per table, so each lock is taken once and held for milliseconds.
+CREATE FUNCTION @extschema@.step_native_constraints() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    legacy text[];
+    actions text[] := '{}';
+    fk record;
+BEGIN
+    SELECT coalesce(array_agg(conname ORDER BY conname), '{}') INTO legacy
+    FROM pg_constraint
+    WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'
+      AND (pg_get_constraintdef(oid) LIKE '%^[a-zA-Z0-9._\%+-]+@%'
+           OR pg_get_constraintdef(oid) LIKE '%[0-9a-fA-F]{66}%');
+    actions := actions || ARRAY(SELECT format('DROP CONSTRAINT %I', c) FROM unnest(legacy) AS c);
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_email_valid') THEN
+        actions := actions || 'ADD CONSTRAINT profiles_email_valid CHECK (daznode_crm.is_valid_email(email)) NOT VALID'::text;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_pubkey_valid') THEN
+        actions := actions || 'ADD CONSTRAINT profiles_pubkey_valid CHECK (daznode_crm.is_valid_lightning_pubkey(pubkey)) NOT VALID'::text;
+    END IF;
+    IF cardinality(actions) > 0 THEN
+        EXECUTE 'ALTER TABLE public.profiles ' || array_to_string(actions, ', ');
+    END IF;
+
+    -- created_by: a deleted profile leaves the campaign, with no author (the orphan rule).
+    SELECT conname, confdeltype INTO fk FROM pg_constraint
+    WHERE conrelid = 'public.crm_email_campaigns'::regclass AND contype = 'f'
+      AND conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = 'public.crm_email_campaigns'::regclass AND attname = 'created_by')];
+    IF fk.conname IS NULL OR fk.confdeltype <> 'n' THEN
+        EXECUTE format('ALTER TABLE public.crm_email_campaigns %s ADD CONSTRAINT crm_email_campaigns_created_by_fkey '
+                       'FOREIGN KEY (created_by) REFERENCES public.profiles (id) ON DELETE SET NULL NOT VALID',
+                       CASE WHEN fk.conname IS NOT NULL THEN format('DROP CONSTRAINT %I,', fk.conname) ELSE '' END);
+    END IF;
+
+    RETURN jsonb_build_object('legacy_checks_dropped', to_jsonb(legacy),
+                              'profiles_changes', cardinality(actions),
+                              'created_by_on_delete_set_null', fk.conname IS NULL OR fk.confdeltype <> 'n');
+END
+$step$;
+
+-- 0004: users → profiles. Rows of users whose id is not a profile are copied (name split into
+-- prenom and nom), unless their email is taken by another profile or invalid: those, and
+-- users rows that disagree with their profile, are reported and never overwrite anything.
+-- Foreign keys to users are re-pointed to profiles (NOT VALID; validated by 0005), and users is
+-- renamed users_backup with its indexes, so nothing is lost and no name is left to collide.
+CREATE FUNCTION @extschema@.step_consolidate_users() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    n_users bigint;
+    n_copied bigint;
+    n_conflicts bigint;
+    n_not_copied bigint;
+    fk record;
+    repointed text[] := '{}';
+    con record;
+BEGIN
+    IF to_regclass('public.users') IS NULL THEN
+        RETURN jsonb_build_object('skipped', 'no public.users table');
+    END IF;
+    IF to_regclass('public.users_backup') IS NOT NULL THEN
+        RAISE EXCEPTION 'public.users_backup already exists, so public.users cannot be renamed to it'
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Rename or drop the old public.users_backup, then CALL daznode_crm.migrate() again.';
+    END IF;
+    SELECT count(*) INTO n_users FROM public.users;
+
+    CREATE TEMP TABLE users_to_copy ON COMMIT DROP AS
+    SELECT DISTINCT ON (@extschema@.normalize_email(u.email))
+           u.*, @extschema@.normalize_email(u.email) AS normalized_email,
+           @extschema@.normalize_lightning_pubkey(u.pubkey) AS normalized_pubkey
+    FROM public.users u
+    WHERE NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = u.id)
+      AND u.email IS NOT NULL
+      AND @extschema@.is_valid_email(@extschema@.normalize_email(u.email))
+      AND NOT EXISTS (SELECT 1 FROM public.profiles p
+                      WHERE @extschema@.normalize_email(p.email) = @extschema@.normalize_email(u.email))
+    ORDER BY @extschema@.normalize_email(u.email), u.created_at NULLS LAST, u.id;
+
+    INSERT INTO public.profiles (id, email, prenom, nom, pubkey, compte_x, compte_nostr, t4g_tokens, node_id, created_at, updated_at)
+    SELECT id, normalized_email,
+           coalesce(split_part(btrim(name), ' ', 1), ''),
+           coalesce(btrim(substr(btrim(name), length(split_part(btrim(name), ' ', 1)) + 1)), ''),
+           CASE WHEN @extschema@.is_valid_lightning_pubkey(normalized_pubkey) THEN normalized_pubkey END,
+           compte_x, compte_nostr, coalesce(t4g_tokens, 0), node_id,
+           coalesce(created_at, now()), coalesce(updated_at, now())
+    FROM users_to_copy;
+    GET DIAGNOSTICS n_copied = ROW_COUNT;
+    RAISE NOTICE 'daznode_crm: copied % of % users rows into profiles', n_copied, n_users;
+
+    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+    SELECT '0004_consolidate_users', 'public.users_backup', u.id::text, 'users_not_copied',
+           CASE WHEN u.email IS NULL THEN 'no email'
+                WHEN NOT @extschema@.is_valid_email(@extschema@.normalize_email(u.email))
+                    THEN format('email %s: %s', u.email, @extschema@.email_validation_error(@extschema@.normalize_email(u.email)))
+                ELSE format('email %s already belongs to another profile', u.email) END
+    FROM public.users u
+    WHERE NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = u.id);
+    GET DIAGNOSTICS n_not_copied = ROW_COUNT;
+
+    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+    SELECT '0004_consolidate_users', 'public.users_backup', u.id::text, 'users_conflict',
+           concat_ws('; ',
+               CASE WHEN @extschema@.normalize_email(u.email) IS DISTINCT FROM @extschema@.normalize_email(p.email)
+                    THEN format('email: users %s, profiles %s', u.email, p.email) END,
+               CASE WHEN u.pubkey IS NOT NULL AND u.pubkey <> ''
+                         AND @extschema@.normalize_lightning_pubkey(u.pubkey) IS DISTINCT FROM p.pubkey
+                    THEN format('pubkey: users %s, profiles %s', u.pubkey, coalesce(p.pubkey, 'NULL')) END)
+    FROM public.users u
+    JOIN public.profiles p ON p.id = u.id
+    WHERE (@extschema@.normalize_email(u.email) IS DISTINCT FROM @extschema@.normalize_email(p.email)
+           OR (u.pubkey IS NOT NULL AND u.pubkey <> ''
+               AND @extschema@.normalize_lightning_pubkey(u.pubkey) IS DISTINCT FROM p.pubkey));
+    GET DIAGNOSTICS n_conflicts = ROW_COUNT;
+    RAISE NOTICE 'daznode_crm: % users rows not copied, % conflicting with their profile (reported in daznode_crm.migration_findings)',
+        n_not_copied, n_conflicts;
+
+    FOR fk IN
+        SELECT c.conname, c.conrelid::regclass AS tbl, c.confdeltype, c.confupdtype,
+               (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord)
+                FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS cols
+        FROM pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = 'public.users'::regclass
+        ORDER BY c.conrelid::regclass::text, c.conname
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I FOREIGN KEY (%s) REFERENCES public.profiles (id) ON DELETE %s ON UPDATE %s NOT VALID',
+                       fk.tbl, fk.conname, fk.conname, fk.cols,
+                       CASE fk.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
+                                           WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END,
+                       CASE fk.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
+                                           WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END);
+        repointed := repointed || format('%s.%s', fk.tbl, fk.conname);
+    END LOOP;
+
+    ALTER TABLE public.users RENAME TO users_backup;
+    FOR con IN
+        SELECT conname FROM pg_constraint
+        WHERE conrelid = 'public.users_backup'::regclass AND conname LIKE 'users\_%' AND contype IN ('p', 'u', 'c', 'f')
+    LOOP
+        EXECUTE format('ALTER TABLE public.users_backup RENAME CONSTRAINT %I TO %I', con.conname, 'users_backup' || substr(con.conname, 6));
+    END LOOP;
+    COMMENT ON TABLE public.users_backup IS 'The legacy users table, kept by daznode_crm step 0004_consolidate_users; its rows now live in public.profiles.';
+
+    RETURN jsonb_build_object('users_rows', n_users, 'copied_to_profiles', n_copied,
+                              'not_copied', n_not_copied, 'conflicts_reported', n_conflicts,
+                              'foreign_keys_repointed', to_jsonb(repointed), 'renamed_to', 'public.users_backup');
+END
+$step$;
+
+-- 0005: validate the constraints added NOT VALID (ours, and foreign keys to profiles). VALIDATE
+-- takes SHARE UPDATE EXCLUSIVE: reads and writes go on. A constraint some rows still break stays
+-- NOT VALID, is reported, and is validated by running this step's function again later.
+CREATE FUNCTION @extschema@.step_validate_constraints() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    con record;
+    validated text[] := '{}';
+    pending text[] := '{}';
+BEGIN
+    FOR con IN
+        SELECT c.conname, c.conrelid::regclass AS tbl
+        FROM pg_constraint c
+        WHERE NOT c.convalidated
+          AND (c.conname IN ('profiles_email_valid', 'profiles_pubkey_valid')
+               OR (c.contype = 'f' AND c.confrelid = 'public.profiles'::regclass))
+        ORDER BY 2::text, 1
+    LOOP
+        BEGIN
+            EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', con.tbl, con.conname);
+            validated := validated || format('%s.%s', con.tbl, con.conname);
+        EXCEPTION WHEN check_violation OR foreign_key_violation THEN
+            pending := pending || format('%s.%s', con.tbl, con.conname);
+            INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+            VALUES ('0005_validate_constraints', con.tbl::text, NULL, 'constraint_not_validated',
+                    format('%s stays NOT VALID: %s. Fix the rows listed by the other findings, then: ALTER TABLE %s VALIDATE CONSTRAINT %I',
+                           con.conname, SQLERRM, con.tbl, con.conname));
+        END;
+    END LOOP;
+    IF cardinality(pending) > 0 THEN
+        RAISE NOTICE 'daznode_crm: % constraint(s) stay NOT VALID until their rows are fixed: %', cardinality(pending), pending;
+    END IF;
+    RETURN jsonb_build_object('validated', to_jsonb(validated), 'still_not_valid', to_jsonb(pending));
+END
+$step$;
+
+-- 0006: the planned indexes (daznode_crm.planned_indexes(), defined once in Rust). Small tables
+-- get them here; big ones only through CREATE INDEX CONCURRENTLY, which cannot run inside a
+-- transaction: see daznode_crm.concurrent_index_plan(). Exact duplicates of a planned or
+-- constraint index are dropped; other look-alikes are only reported.
+CREATE FUNCTION @extschema@.step_indexes() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    idx record;
+    created text[] := '{}';
+    deferred text[] := '{}';
+    dropped text[] := '{}';
+    blocked bigint;
+    dup record;
+BEGIN
+    FOR idx IN
+        SELECT p.*, c.reltuples
+        FROM @extschema@.planned_indexes() AS p
+        JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(p.table_name))
+    LOOP
+        -- A table restored but never analyzed has reltuples = -1: estimate from its size.
+        IF idx.reltuples < 0 THEN
+            idx.reltuples := pg_relation_size(to_regclass('public.' || quote_ident(idx.table_name))) / 100.0;
+        END IF;
+        CONTINUE WHEN to_regclass('public.' || quote_ident(idx.index_name)) IS NOT NULL;
+        blocked := 0;
+        IF idx.blocker_sql IS NOT NULL THEN
+            EXECUTE idx.blocker_sql INTO blocked;
+        END IF;
+        IF idx.reltuples < @extschema@.small_table_rows() AND blocked = 0 THEN
+            EXECUTE idx.create_sql;
+            created := created || idx.index_name::text;
+        ELSE
+            deferred := deferred || idx.index_name::text;
+        END IF;
+    END LOOP;
+
+    -- Exact duplicates: same table, same definition but the name; never one backing a constraint.
+    FOR dup IN
+        WITH defs AS (
+            SELECT i.indexrelid, i.indrelid, c.relname,
+                   regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \S+ ON', 'CREATE \1INDEX ON') AS def,
+                   EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AS backs_constraint,
+                   c.relname IN (SELECT index_name FROM @extschema@.planned_indexes()) AS planned
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE i.indrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest(@extschema@.crm_tables()) AS t)
+        )
+        SELECT d.relname
+        FROM defs d
+        WHERE NOT d.backs_constraint AND NOT d.planned
+          AND EXISTS (SELECT 1 FROM defs o WHERE o.indrelid = d.indrelid AND o.def = d.def
+                      AND o.indexrelid <> d.indexrelid AND (o.backs_constraint OR o.planned OR o.relname < d.relname))
+    LOOP
+        EXECUTE format('DROP INDEX public.%I', dup.relname);
+        dropped := dropped || dup.relname::text;
+    END LOOP;
+
+    IF cardinality(deferred) > 0 THEN
+        RAISE NOTICE 'daznode_crm: % index(es) left for CREATE INDEX CONCURRENTLY (big table or duplicates to fix): run SELECT * FROM daznode_crm.concurrent_index_plan() \gexec',
+            cardinality(deferred);
+    END IF;
+    RETURN jsonb_build_object('created', to_jsonb(created), 'left_for_concurrent_plan', to_jsonb(deferred),
+                              'duplicates_dropped', to_jsonb(dropped));
+END
+$step$;
+
+-- 0007: the app's two statistics views, created or replaced with correct counts. Rates come
+-- from the *_at timestamps: webhooks overwrite status, so the legacy view (which counted
+-- status = 'opened') missed every clicked email among the opened ones. Same columns as before,
+-- so CREATE OR REPLACE keeps the app's queries working.
+CREATE FUNCTION @extschema@.step_stats_views() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    replaced text[] := ARRAY(SELECT v FROM unnest(ARRAY['crm_segment_stats', 'crm_campaign_stats']) AS v
+                             WHERE to_regclass('public.' || v) IS NOT NULL);
+BEGIN
+    CREATE OR REPLACE VIEW public.crm_segment_stats AS
+    SELECT s.*, (SELECT count(*) FROM public.crm_customer_segment_members m WHERE m.segment_id = s.id) AS member_count
+    FROM public.crm_customer_segments s;
+
+    CREATE OR REPLACE VIEW public.crm_campaign_stats AS
+    SELECT c.id, c.name, c.status,
+           count(e.id) AS total_sends,
+           count(e.sent_at) AS sent,
+           count(*) FILTER (WHERE e.sent_at IS NOT NULL AND e.bounced_at IS NULL AND e.status <> 'failed') AS delivered,
+           count(e.opened_at) AS opened,
+           count(e.clicked_at) AS clicked,
+           count(e.bounced_at) AS bounced,
+           round(100.0 * count(e.opened_at) / nullif(count(e.sent_at), 0), 2) AS open_rate,
+           round(100.0 * count(e.clicked_at) / nullif(count(e.sent_at), 0), 2) AS click_rate
+    FROM public.crm_email_campaigns c
+    LEFT JOIN public.crm_email_sends e ON e.campaign_id = c.id
+    GROUP BY c.id, c.name, c.status;
+
+    RETURN jsonb_build_object('replaced', to_jsonb(replaced), 'created', 2 - cardinality(replaced));
+END
+$step$;
+
+REVOKE ALL ON FUNCTION @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
+    @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
+    @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views() FROM PUBLIC;
+
+-- How long a step waits for a lock before it gives up and retries: 500ms unless the session
+-- sets daznode_crm.lock_timeout (SET daznode_crm.lock_timeout = '2s').
+CREATE FUNCTION @extschema@.migration_lock_timeout() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN coalesce(nullif(current_setting('daznode_crm.lock_timeout', true), ''), '500ms');
+
+-- Applies the pending steps of `target` ('latest', 'safe', 'complete' or a step name), each in
+-- its own transaction: a failed or cancelled step leaves the database as it was before that
+-- step, and the next CALL resumes. A procedure, not a function, because only a procedure can
+-- commit between steps; call it outside a transaction block: CALL daznode_crm.migrate();
+-- (No SET search_path clause: PostgreSQL forbids COMMIT in a procedure that has one. Every name
+-- below is qualified, and each step function pins its own search_path.)
+CREATE PROCEDURE @extschema@.migrate(target text DEFAULT 'latest')
+LANGUAGE plpgsql AS $proc$
+DECLARE
+    s record;
+    result jsonb;
+    t0 timestamptz;
+    attempt int;
+    max_attempts constant int := 5;
+    applied int := 0;
+BEGIN
+    FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
+        -- One migrate() at a time; the lock is re-taken in each step's transaction.
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.migrate'));
+        CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.schema_migrations m WHERE m.step = s.step);
+        RAISE NOTICE 'daznode_crm: applying % (%)', s.step, s.summary;
+        t0 := pg_catalog.clock_timestamp();
+        attempt := 1;
+        LOOP
+            BEGIN
+                PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+                EXECUTE format('SELECT @extschema@.%I()', s.function_name) INTO result;
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                IF attempt >= max_attempts THEN
+                    RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
+                        USING ERRCODE = 'lock_not_available',
+                              HINT = 'A long transaction holds a lock on a CRM table: see SELECT * FROM daznode_crm.run_pre_migration_diagnostic() or pg_locks, then CALL daznode_crm.migrate() again.';
+                END IF;
+                RAISE NOTICE 'daznode_crm: % waited % for a lock (attempt %/%), retrying',
+                    s.step, @extschema@.migration_lock_timeout(), attempt, max_attempts;
+                PERFORM pg_catalog.pg_sleep(0.2 * attempt);
+                attempt := attempt + 1;
+            END;
+        END LOOP;
+        INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
+        VALUES (s.step, s.target,
+                (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
+                pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+        RAISE NOTICE 'daznode_crm: % done in % ms: %', s.step,
+            pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result;
+        applied := applied + 1;
+        COMMIT;
+    END LOOP;
+    RAISE NOTICE 'daznode_crm: % step(s) applied; see SELECT * FROM daznode_crm.migration_status', applied;
+END
+$proc$;
+REVOKE ALL ON PROCEDURE @extschema@.migrate(text) FROM PUBLIC;
+
+-- Every step this version knows, applied or pending, with what it reported.
+CREATE VIEW @extschema@.migration_status AS
+SELECT s.step, s.target, s.summary, m.applied_at IS NOT NULL AS applied, m.applied_at, m.duration_ms, m.result
+FROM @extschema@.migration_steps() AS s
+LEFT JOIN @extschema@.schema_migrations m ON m.step = s.step
+ORDER BY s.step;
+REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
+    @extschema@.check_concurrent_indexes_status() FROM PUBLIC;

@@ -1,0 +1,199 @@
+//! The migration API: the step catalog and planning (from `daznode_crm_core::migrations`), the
+//! planned indexes (`daznode_crm_core::indexes`) and their online build plan. The steps
+//! themselves and the `migrate()` procedure are SQL, in sql/migrations.sql.
+
+use crate::api::errors::raise;
+use daznode_crm_core::indexes::{self, IndexStatus, PlannedIndex, PLANNED_INDEXES};
+use daznode_crm_core::{migrations, schema, CrmError};
+use pgrx::prelude::*;
+
+/// Every migration step this version knows, in the order they apply.
+/// `SELECT * FROM daznode_crm.migration_steps();`
+#[pg_extern(immutable, parallel_safe)]
+fn migration_steps() -> TableIterator<
+    'static,
+    (
+        name!(step, String),
+        name!(target, String),
+        name!(since, String),
+        name!(function_name, String),
+        name!(summary, String),
+    ),
+> {
+    TableIterator::new(migrations::STEPS.iter().map(|s| {
+        (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string())
+    }))
+}
+
+/// The steps `CALL daznode_crm.migrate(target)` would apply now, in order.
+/// `SELECT * FROM daznode_crm.pending_migrations('safe');`
+#[pg_extern(stable)]
+fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterator<
+    'static,
+    (
+        name!(step, String),
+        name!(target, String),
+        name!(since, String),
+        name!(function_name, String),
+        name!(summary, String),
+    ),
+> {
+    let Some(target) = target else {
+        raise(CrmError::InvalidArgument(
+            "migration target must not be NULL: use 'latest', 'safe', 'complete' or a step name".into(),
+        ));
+    };
+    let applied: Vec<String> = Spi::connect(|client| {
+        client
+            .select("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", None, &[])?
+            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: cannot read the migration ledger: {e}"));
+    let applied: Vec<&str> = applied.iter().map(String::as_str).collect();
+    let steps = migrations::plan(target, &applied).unwrap_or_else(|e| raise(e));
+    TableIterator::new(steps.into_iter().map(|s| {
+        (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string())
+    }).collect::<Vec<_>>())
+}
+
+/// The indexes the migration wants, with the SQL that creates each.
+#[pg_extern(immutable, parallel_safe)]
+fn planned_indexes() -> TableIterator<
+    'static,
+    (
+        name!(index_name, String),
+        name!(table_name, String),
+        name!(is_unique, bool),
+        name!(definition, String),
+        name!(purpose, String),
+        name!(create_sql, String),
+        name!(blocker_sql, Option<String>),
+    ),
+> {
+    TableIterator::new(PLANNED_INDEXES.iter().map(|i| {
+        (
+            i.name.to_string(),
+            i.table.to_string(),
+            i.unique,
+            i.definition.to_string(),
+            i.purpose.to_string(),
+            i.create_sql(false),
+            i.blocker.map(str::to_string),
+        )
+    }))
+}
+
+/// Tables with fewer estimated rows get their indexes inside the migration step.
+#[pg_extern(immutable, parallel_safe)]
+fn small_table_rows() -> f64 {
+    indexes::SMALL_TABLE_ROWS
+}
+
+/// The CRM application tables (schema public), parents before children.
+#[pg_extern(immutable, parallel_safe)]
+fn crm_tables() -> Vec<String> {
+    schema::CRM_TABLES.iter().map(|t| t.to_string()).collect()
+}
+
+struct IndexState {
+    index: &'static PlannedIndex,
+    table_exists: bool,
+    status: IndexStatus,
+    blocked: i64,
+    phase: Option<String>,
+}
+
+fn index_states() -> Vec<IndexState> {
+    PLANNED_INDEXES
+        .iter()
+        .map(|index| {
+            let table = format!("public.{}", daznode_crm_core::sql::quote_ident(index.table));
+            let name = format!("public.{}", daznode_crm_core::sql::quote_ident(index.name));
+            let (table_exists, exists, valid, phase) = Spi::connect(|client| {
+                let row = client
+                    .select(
+                        "SELECT x.tbl IS NOT NULL, i.indexrelid IS NOT NULL, coalesce(i.indisvalid, false),
+                                (SELECT p.phase FROM pg_catalog.pg_stat_progress_create_index p
+                                 WHERE p.index_relid = i.indexrelid OR (p.relid = x.tbl AND p.index_relid = 0) LIMIT 1)
+                         FROM (SELECT pg_catalog.to_regclass($1) AS tbl, pg_catalog.to_regclass($2) AS idx) AS x
+                         LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = x.idx AND i.indrelid = x.tbl",
+                        None,
+                        &[table.as_str().into(), name.as_str().into()],
+                    )?
+                    .first();
+                Ok::<_, pgrx::spi::Error>((
+                    row.get::<bool>(1)?.unwrap_or(false),
+                    row.get::<bool>(2)?.unwrap_or(false),
+                    row.get::<bool>(3)?.unwrap_or(false),
+                    row.get::<String>(4)?,
+                ))
+            })
+            .unwrap_or_else(|e| error!("daznode_crm: cannot read the catalog for {name}: {e}"));
+            let status = IndexStatus::classify(exists, valid, phase.is_some());
+            let blocked = match (table_exists, status, index.blocker) {
+                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => Spi::get_one::<i64>(query)
+                    .unwrap_or_else(|e| error!("daznode_crm: cannot check duplicates for {name}: {e}"))
+                    .unwrap_or(0),
+                _ => 0,
+            };
+            IndexState { index, table_exists, status, blocked, phase }
+        })
+        .collect()
+}
+
+/// One statement per row, each runnable on its own outside a transaction block, that brings
+/// every planned index to valid: `SELECT * FROM daznode_crm.concurrent_index_plan() \gexec`,
+/// or one pg_cron job per row. Invalid leftovers of a failed build are dropped and rebuilt;
+/// unique indexes whose rows still collide are left out until the duplicates are fixed.
+#[pg_extern(stable)]
+fn concurrent_index_plan() -> SetOfIterator<'static, String> {
+    let statements: Vec<String> = index_states()
+        .into_iter()
+        .filter(|s| s.table_exists)
+        .flat_map(|s| indexes::statements_for(s.index, s.status, s.blocked))
+        .collect();
+    SetOfIterator::new(statements)
+}
+
+/// Each planned index: missing, building, invalid or valid, and why.
+#[pg_extern(stable)]
+fn check_concurrent_indexes_status() -> TableIterator<
+    'static,
+    (
+        name!(index_name, String),
+        name!(table_name, String),
+        name!(status, String),
+        name!(detail, Option<String>),
+        name!(definition, String),
+    ),
+> {
+    let rows: Vec<_> = index_states()
+        .into_iter()
+        .map(|s| {
+            let detail = if !s.table_exists {
+                Some(format!("table public.{} does not exist", s.index.table))
+            } else if s.blocked > 0 {
+                Some(format!(
+                    "blocked: {} value(s) shared by several rows would violate this unique index; see daznode_crm.migration_findings",
+                    s.blocked
+                ))
+            } else {
+                match s.status {
+                    IndexStatus::Building => s.phase.clone().map(|p| format!("CREATE INDEX in progress: {p}")),
+                    IndexStatus::Invalid => Some("left by a failed or cancelled concurrent build: concurrent_index_plan() drops and rebuilds it".into()),
+                    IndexStatus::Missing => Some("not built yet: run concurrent_index_plan()".into()),
+                    IndexStatus::Valid => None,
+                }
+            };
+            (s.index.name.to_string(), s.index.table.to_string(), s.status.as_str().to_string(), detail, s.index.create_sql(true))
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+extension_sql_file!(
+    "../../sql/migrations.sql",
+    name = "migrations",
+    requires = [migration_steps, pending_migrations, planned_indexes, small_table_rows, crm_tables],
+);

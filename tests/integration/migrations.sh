@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Integration tests of the schema migrations (issue #3), against the installed build, in a
+# throwaway cluster whose time zone is not UTC. What needs more than one session, pg_dump, a
+# cancelled backend or several databases lives here; the SQL contract is in tests/pg_regress.
+# Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+cd "$REPO_ROOT"
+
+DIR=/tmp/daznode_crm-it
+PORT=54333
+PROFILES=${IT_PROFILES:-2000}
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -40 | sed 's/^/    /'; failed=$((failed + 1)); }
+expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$'\n'"got:      $2"; fi; }
+q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@"; }
+quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
+checksums() { q "$1" -f tests/integration/checksums.sql; }
+checksum_of() { checksums "$1" | awk -F'|' -v t="$2" '$1 == t {print $2 "|" $3}'; }
+schema_dump() {
+    "$PG_BIN/pg_dump" -h "$DIR" -p "$PORT" -U postgres --schema-only --schema=public -T public.users_backup "$1" |
+        grep -vE '^(--|\\restrict|\\unrestrict)' | sed '/^$/d'
+}
+members() {
+    q "$1" -c "SELECT pg_describe_object(classid, objid, 0) || coalesce(' ' || md5(pg_get_functiondef(objid)), '')
+               FROM pg_depend d LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid AND p.prokind <> 'a'
+               WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+                 AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'daznode_crm')
+               ORDER BY 1"
+}
+legacy_db() { # legacy_db NAME PROFILES SENDS
+    quiet postgres -c "CREATE DATABASE $1"
+    quiet "$1" -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql
+    quiet "$1" -v profiles="$2" -v sends="$3" -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+}
+migrate() { psql_at "$DIR" "$PORT" "$1" -c "CALL daznode_crm.migrate()" 2>&1; }
+# What a DBA does with the findings: fix the rows, validate, build the remaining indexes online.
+resolve_findings() {
+    quiet "$1" <<'SQL'
+UPDATE public.profiles SET email = 'dup.' || id || '@daznode.io'
+WHERE email <> daznode_crm.normalize_email(email)
+  AND daznode_crm.normalize_email(email) IN (SELECT daznode_crm.normalize_email(email) FROM public.profiles GROUP BY 1 HAVING count(*) > 1);
+UPDATE public.profiles SET email = ltrim(replace(email, '..', '.'), '.') WHERE NOT daznode_crm.is_valid_email(email);
+UPDATE public.profiles SET pubkey = NULL WHERE NOT daznode_crm.is_valid_lightning_pubkey(pubkey);
+SELECT daznode_crm.step_validate_constraints();
+SQL
+    q "$1" -c "SELECT * FROM daznode_crm.concurrent_index_plan()" | while IFS= read -r stmt; do quiet "$1" -c "$stmt"; done
+}
+
+# The frozen install scripts of released versions, for CREATE EXTENSION … VERSION.
+cp sql/released/daznode_crm--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
+cluster_start "$DIR" "$PORT" "timezone = 'America/New_York'" "log_min_messages = warning"
+trap 'cluster_stop "$DIR"' EXIT
+
+echo "# empty database"
+quiet postgres -c "CREATE DATABASE empty_db"
+quiet empty_db -c "CREATE EXTENSION daznode_crm"
+expect_eq "CREATE EXTENSION creates no application table" \
+    "$(q empty_db -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" "0"
+out=$(migrate empty_db)
+expect_eq "migrate() applies every step on an empty database" \
+    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "7/7"
+expect_eq "every planned index is valid" \
+    "$(q empty_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
+expect_eq "no constraint is left NOT VALID" \
+    "$(q empty_db -c "SELECT count(*) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND NOT c.convalidated")" "0"
+out=$(migrate empty_db)
+if grep -q "0 step(s) applied" <<<"$out"; then ok "a second migrate() applies nothing"; else not_ok "a second migrate() applies nothing" "$out"; fi
+
+echo "# legacy database, $PROFILES profiles"
+legacy_db legacy_db "$PROFILES" $((PROFILES * 10))
+before=$(checksums legacy_db)
+quiet legacy_db -c "CREATE SCHEMA it_before; CREATE TABLE it_before.profiles AS SELECT * FROM public.profiles; CREATE TABLE it_before.users AS SELECT * FROM public.users"
+out=$(migrate legacy_db)
+if grep -q "7 step(s) applied" <<<"$out"; then ok "migrate() applies every step on a legacy database"; else not_ok "migrate() applies every step on a legacy database" "$out"; fi
+after=$(checksums legacy_db)
+for t in orders subscriptions admin_roles crm_customer_segments crm_customer_segment_members crm_email_templates crm_email_campaigns crm_email_sends; do
+    expect_eq "$t: same rows, same content" "$(grep "^$t|" <<<"$after")" "$(grep "^$t|" <<<"$before")"
+done
+expect_eq "users is kept, unchanged, as users_backup" \
+    "$(grep '^users_backup|' <<<"$after" | cut -d'|' -f2-)" "$(grep '^users|' <<<"$before" | cut -d'|' -f2-)"
+expect_eq "profiles gained exactly the users rows the step says it copied" \
+    "$(q legacy_db -c "SELECT count(*) - (SELECT count(*) FROM it_before.profiles) FROM public.profiles")" \
+    "$(q legacy_db -c "SELECT result->>'copied_to_profiles' FROM daznode_crm.schema_migrations WHERE step = '0004_consolidate_users'")"
+expect_eq "every users row is in profiles or reported as not copied" \
+    "$(q legacy_db -c "SELECT count(*) FROM it_before.users u WHERE NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = u.id) AND NOT EXISTS (SELECT 1 FROM daznode_crm.migration_findings f WHERE f.kind = 'users_not_copied' AND f.row_id = u.id::text)")" "0"
+expect_eq "copied users: names split into prenom and nom" \
+    "$(q legacy_db -c "SELECT prenom || '|' || nom FROM public.profiles WHERE id = md5('user-only1')::uuid")" "Anne-Sophie|De la Tour 1"
+expect_eq "profiles: only email and pubkey changed, and only as reported" \
+    "$(q legacy_db -c "SELECT count(*) FILTER (WHERE (to_jsonb(b) - 'email' - 'pubkey') <> (to_jsonb(p) - 'email' - 'pubkey'))
+                       || '|' || count(*) FILTER (WHERE b.email <> p.email)
+                       || '|' || count(*) FILTER (WHERE b.pubkey IS DISTINCT FROM p.pubkey)
+                       FROM it_before.profiles b JOIN public.profiles p USING (id)")" \
+    "$(q legacy_db -c "SELECT '0|' || (result->>'emails_normalized') || '|' || ((result->>'empty_pubkeys_to_null')::int + (result->>'pubkeys_lowercased')::int)
+                       FROM daznode_crm.schema_migrations WHERE step = '0002_normalize_profiles'")"
+expect_eq "case variants of one email are reported, not merged" \
+    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE kind = 'email_case_collision'")" \
+    "$(q legacy_db -c "SELECT count(*) FROM it_before.profiles WHERE daznode_crm.normalize_email(email) IN (SELECT daznode_crm.normalize_email(email) FROM it_before.profiles GROUP BY 1 HAVING count(*) > 1)")"
+expect_eq "invalid pubkeys are reported with their ids" \
+    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.migration_findings f JOIN public.profiles p ON p.id::text = f.row_id WHERE f.kind = 'invalid_pubkey' AND NOT daznode_crm.is_valid_lightning_pubkey(p.pubkey)")" \
+    "$(q legacy_db -c "SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_lightning_pubkey(pubkey)")"
+expect_eq "foreign keys to users now point at profiles" \
+    "$(q legacy_db -c "SELECT confrelid::regclass FROM pg_constraint WHERE conname = 'orders_user_id_fkey'")" "profiles"
+expect_eq "the legacy regex CHECKs are gone, the native ones in place" \
+    "$(q legacy_db -c "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'")" \
+    "profiles_email_valid,profiles_pubkey_valid"
+expect_eq "the dirty constraints stay NOT VALID, and new rows are checked at once" \
+    "$(q legacy_db -c "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND NOT convalidated")|$(q legacy_db -c "INSERT INTO public.profiles (email, nom, prenom) VALUES ('a..b@x.io', 'x', 'y')" 2>&1 | grep -c profiles_email_valid)" \
+    "2|1"
+
+echo "# same schema as a fresh install, once the findings are resolved"
+resolve_findings legacy_db
+expect_eq "after the fixes, every planned index is valid" \
+    "$(q legacy_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
+diff_out=$(diff <(schema_dump legacy_db) <(schema_dump empty_db))
+if [ -z "$diff_out" ]; then ok "pg_dump --schema-only: migrated legacy = migrated empty"; else not_ok "pg_dump --schema-only: migrated legacy = migrated empty" "$diff_out"; fi
+
+echo "# upgrade from every released version, with data in it"
+for old in $(ls sql/released | sed -nE 's/daznode_crm--(.*)\.sql/\1/p'); do
+    quiet postgres -c "CREATE DATABASE upgrade_db"
+    quiet upgrade_db -c "CREATE EXTENSION daznode_crm VERSION '$old'" -f fixtures/legacy/schema.sql
+    quiet upgrade_db -v profiles=200 -v sends=1000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+    upd=$(psql_at "$DIR" "$PORT" upgrade_db -c "ALTER EXTENSION daznode_crm UPDATE" 2>&1)
+    expect_eq "ALTER EXTENSION UPDATE from $old" "$(q upgrade_db -c "SELECT extversion FROM pg_extension WHERE extname = 'daznode_crm'")" \
+        "$(sed -nE 's/^version = "(.*)"/\1/p' Cargo.toml)"
+    diff_out=$(diff <(members upgrade_db) <(members empty_db))
+    if [ -z "$diff_out" ]; then ok "$old upgraded has the same members and function bodies as a fresh install"; else not_ok "$old upgraded = fresh install" "$upd"$'\n'"$diff_out"; fi
+    out=$(migrate upgrade_db)
+    if grep -q "7 step(s) applied" <<<"$out"; then ok "migrate() works after the upgrade from $old"; else not_ok "migrate() after upgrade from $old" "$out"; fi
+    quiet postgres -c "DROP DATABASE upgrade_db"
+done
+
+echo "# pg_dump round trip"
+"$PG_BIN/pg_dump" -h "$DIR" -p "$PORT" -U postgres legacy_db >"$DIR/plain.sql"
+"$PG_BIN/pg_dump" -h "$DIR" -p "$PORT" -U postgres -Fc legacy_db >"$DIR/custom.dump"
+quiet postgres -c "CREATE DATABASE restored_plain" -c "CREATE DATABASE restored_custom"
+if restore_out=$("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres -d restored_plain -f "$DIR/plain.sql" 2>&1); then
+    ok "plain dump restores with ON_ERROR_STOP"; else not_ok "plain dump restores with ON_ERROR_STOP" "$restore_out"; fi
+if restore_out=$("$PG_BIN/pg_restore" --exit-on-error -h "$DIR" -p "$PORT" -U postgres -d restored_custom "$DIR/custom.dump" 2>&1); then
+    ok "custom dump restores with --exit-on-error"; else not_ok "custom dump restores with --exit-on-error" "$restore_out"; fi
+reference=$(checksums legacy_db)
+for db in restored_plain restored_custom; do
+    expect_eq "$db: every row of every table" "$(checksums $db)" "$reference"
+    expect_eq "$db: the ledger and the findings came along, nothing pending" \
+        "$(q $db -c "SELECT (SELECT count(*) FROM daznode_crm.schema_migrations) || '|' || (SELECT count(*) FROM daznode_crm.migration_findings) || '|' || (SELECT count(*) FROM daznode_crm.pending_migrations())")" \
+        "$(q legacy_db -c "SELECT (SELECT count(*) FROM daznode_crm.schema_migrations) || '|' || (SELECT count(*) FROM daznode_crm.migration_findings) || '|0'")"
+    expect_eq "$db: the extension works" "$(q $db -c "SELECT daznode_crm.is_valid_email('a..b@x.io')")" "f"
+done
+
+echo "# DROP EXTENSION never deletes customer data"
+quiet postgres -c "CREATE DATABASE drop_db TEMPLATE legacy_db"
+drop_out=$(psql_at "$DIR" "$PORT" drop_db -c "DROP EXTENSION daznode_crm" 2>&1)
+if grep -q "depend" <<<"$drop_out"; then ok "DROP EXTENSION refuses while constraints use the validators"; else not_ok "DROP EXTENSION refuses while constraints use the validators" "$drop_out"; fi
+quiet drop_db -c "DROP EXTENSION daznode_crm CASCADE"
+expect_eq "DROP EXTENSION … CASCADE keeps every row" "$(checksums drop_db)" "$reference"
+
+echo "# cancelled or failed mid-migration, then re-run"
+legacy_db tpl_db $((PROFILES * 5)) $((PROFILES * 50))
+quiet postgres -c "CREATE DATABASE reference_db TEMPLATE tpl_db"
+migrate reference_db >/dev/null
+reference=$(checksums reference_db)
+for timeout in 20 60 150 400; do
+    db="timeout_${timeout}_db"
+    quiet postgres -c "CREATE DATABASE $db TEMPLATE tpl_db"
+    first=$(psql_at "$DIR" "$PORT" "$db" -c "SET statement_timeout = '${timeout}ms'" -c "CALL daznode_crm.migrate()" 2>&1)
+    steps_before=$(q "$db" -c "SELECT count(*) FROM daznode_crm.schema_migrations")
+    migrate "$db" >/dev/null
+    expect_eq "statement_timeout ${timeout}ms after ${steps_before} step(s), then a re-run: same result as one clean run" \
+        "$(checksums "$db")" "$reference"
+done
+grep -q "canceling statement due to statement timeout" <<<"$first" || true
+
+quiet postgres -c "CREATE DATABASE cancel_db TEMPLATE tpl_db"
+psql_at "$DIR" "$PORT" cancel_db -c "SET application_name = 'it_migrate'" -c "CALL daznode_crm.migrate()" >"$DIR/cancel.out" 2>&1 &
+bg=$!
+for _ in $(seq 1 200); do
+    [ "$(q cancel_db -c "SELECT count(*) FROM daznode_crm.schema_migrations")" -ge 1 ] && break
+    sleep 0.01
+done
+q postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'it_migrate'" >/dev/null
+wait $bg
+cancelled_at=$(q cancel_db -c "SELECT count(*) FROM daznode_crm.schema_migrations")
+migrate cancel_db >/dev/null
+expect_eq "pg_cancel_backend after ${cancelled_at} step(s), then a re-run: same result" "$(checksums cancel_db)" "$reference"
+
+quiet postgres -c "CREATE DATABASE failing_db TEMPLATE tpl_db"
+quiet failing_db -c "CREATE TABLE public.users_backup (note text)"
+fail_out=$(migrate failing_db)
+expect_eq "a step that fails stops migrate() with a clear error and keeps the earlier steps" \
+    "$(grep -c 'users_backup already exists' <<<"$fail_out")|$(q failing_db -c "SELECT string_agg(step, ',' ORDER BY step) FROM daznode_crm.schema_migrations")" \
+    "1|0001_base_schema,0002_normalize_profiles,0003_native_constraints"
+expect_eq "the failed step left nothing behind" \
+    "$(q failing_db -c "SELECT count(*) FROM public.users")|$(q failing_db -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE step = '0004_consolidate_users'")" \
+    "$(q tpl_db -c "SELECT count(*) FROM public.users")|0"
+quiet failing_db -c "DROP TABLE public.users_backup"
+migrate failing_db >/dev/null
+expect_eq "after the fix, a re-run finishes with the same result" "$(checksums failing_db)" "$reference"
+
+echo "# two sessions migrating at once"
+quiet postgres -c "CREATE DATABASE twice_db TEMPLATE tpl_db"
+migrate twice_db >"$DIR/twice1.out" &
+p1=$!
+migrate twice_db >"$DIR/twice2.out" &
+p2=$!
+wait $p1; s1=$?
+wait $p2; s2=$?
+expect_eq "both calls succeed, each step is applied once" \
+    "$s1|$s2|$(grep -h 'done in' "$DIR/twice1.out" "$DIR/twice2.out" | wc -l)|$(q twice_db -c "SELECT count(*) FROM daznode_crm.schema_migrations")" \
+    "0|0|7|7"
+expect_eq "and the result is the same" "$(checksums twice_db)" "$reference"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
