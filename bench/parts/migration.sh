@@ -49,7 +49,7 @@ during_plain=$(probe_stop)
 
 steps_md=$(mpsql -At -c "SELECT format('| %s | %s |', step, round(duration_ms / 1000.0, 2)) FROM daznode_crm.schema_migrations ORDER BY step")
 f() { cut -d'|' -f"$2" <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
 cat >"$out" <<EOF
 ## Migration: the safe migration of a legacy database, under a writer probe
 
