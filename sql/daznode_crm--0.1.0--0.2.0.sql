@@ -14,6 +14,21 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_concurrent_indexes_status_wrapper';
 
+-- src/api/cleanup.rs:11
+-- daznode_crm::api::cleanup::cleanup_orphaned_records
+CREATE  FUNCTION "cleanup_orphaned_records"(
+	"dry_run" bool DEFAULT false /* bool */
+) RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"column_name" TEXT,  /* String */
+	"action" TEXT,  /* String */
+	"rows" bigint  /* i64 */
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cleanup_orphaned_records_wrapper';
+
 -- src/api/migrations.rs:149
 -- daznode_crm::api::migrations::concurrent_index_plan
 CREATE  FUNCTION "concurrent_index_plan"() RETURNS SETOF TEXT /* String */
@@ -27,6 +42,21 @@ CREATE  FUNCTION "crm_tables"() RETURNS TEXT[] /* Vec < String > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
+
+-- src/api/performance.rs:20
+-- daznode_crm::api::performance::diagnose_crm_performance
+CREATE  FUNCTION "diagnose_crm_performance"() RETURNS TABLE (
+	"area" TEXT,  /* String */
+	"object" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"value" TEXT,  /* String */
+	"status" TEXT,  /* String */
+	"recommendation" TEXT  /* Option < String > */
+)
+STRICT STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'diagnose_crm_performance_wrapper';
 
 -- src/api/migrations.rs:12
 -- daznode_crm::api::migrations::migration_steps
@@ -70,6 +100,56 @@ CREATE  FUNCTION "planned_indexes"() RETURNS TABLE (
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
+
+-- src/api/refresh.rs:14
+-- daznode_crm::api::refresh::refresh_crm_materialized_views
+CREATE  FUNCTION "refresh_crm_materialized_views"(
+	"concurrently" bool DEFAULT true /* bool */
+) RETURNS TABLE (
+	"view_name" TEXT,  /* String */
+	"mode" TEXT,  /* String */
+	"duration_ms" double precision,  /* f64 */
+	"rows" bigint,  /* Option < i64 > */
+	"skipped_reason" TEXT  /* Option < String > */
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
+
+-- src/api/refresh.rs:110
+-- daznode_crm::api::refresh::register_crm_materialized_view
+
+CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
+VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
+
+-- src/api/diagnostic.rs:24
+-- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
+CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
+	"check_name" TEXT,  /* String */
+	"status" TEXT,  /* String */
+	"details" TEXT,  /* String */
+	"affected_rows" bigint,  /* Option < i64 > */
+	"recommendation" TEXT  /* Option < String > */
+)
+STRICT STABLE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
+
+-- src/api/refresh.rs:162
+-- daznode_crm::api::refresh::schedule_crm_maintenance
+CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
+	"job_name" TEXT,  /* String */
+	"schedule" TEXT,  /* String */
+	"command" TEXT,  /* String */
+	"action" TEXT  /* String */
+)
+STRICT VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'schedule_crm_maintenance_wrapper';
 
 -- src/api/migrations.rs:88
 -- daznode_crm::api::migrations::small_table_rows
@@ -740,3 +820,89 @@ ORDER BY s.step;
 REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
+
+-- src/api/refresh.rs:126
+-- daznode_crm::api::refresh::unregister_crm_materialized_view
+
+CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
+VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
+
+-- src/api/refresh.rs:194
+-- daznode_crm::api::refresh::unschedule_crm_maintenance
+CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
+	"job_name" TEXT,  /* String */
+	"action" TEXT  /* String */
+)
+STRICT VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
+
+-- src/api/mod.rs:14
+-- requires:
+--   migrations
+--   diagnostic::run_pre_migration_diagnostic
+--   cleanup::cleanup_orphaned_records
+--   performance::diagnose_crm_performance
+--   refresh::refresh_crm_materialized_views
+--   refresh::register_crm_materialized_view
+--   refresh::unregister_crm_materialized_view
+--   refresh::schedule_crm_maintenance
+--   refresh::unschedule_crm_maintenance
+
+-- Maintenance (issue #5): the materialized views the refresh job knows, its log, and the
+-- maintenance role the maintenance functions are granted to.
+
+-- The role that may run the maintenance functions (diagnostics, cleanup, refresh, scheduling).
+-- NOLOGIN: grant it to the login that runs them, e.g. GRANT daznode_crm_maintenance TO dba;
+-- Roles are cluster-wide, so it survives DROP EXTENSION and is created only if missing.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'daznode_crm_maintenance') THEN
+        CREATE ROLE daznode_crm_maintenance NOLOGIN;
+    END IF;
+END $$;
+GRANT USAGE ON SCHEMA @extschema@ TO daznode_crm_maintenance;
+
+-- Materialized views refresh_crm_materialized_views() refreshes. The two of the guide are
+-- built in; more can be registered. builtin rows are created by the extension script, so only
+-- the others are dumped (a restore would otherwise insert the built-in ones twice).
+CREATE TABLE @extschema@.materialized_view_registry (
+    view_name text PRIMARY KEY,
+    builtin boolean NOT NULL DEFAULT false,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO @extschema@.materialized_view_registry (view_name, builtin) VALUES
+    ('public.crm_segments_stats_mv', true),
+    ('public.crm_campaigns_analytics_mv', true);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.materialized_view_registry', 'WHERE NOT builtin');
+
+-- Every refresh and every skip, pruned to 30 days; diagnose_crm_performance() reads staleness
+-- here. signature: the base tables' change counters when the view was refreshed.
+CREATE TABLE @extschema@.materialized_view_refresh_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    view_name text NOT NULL,
+    started_at timestamptz NOT NULL,
+    duration_ms numeric NOT NULL,
+    rows bigint,
+    mode text NOT NULL,
+    skipped_reason text,
+    signature text
+);
+CREATE INDEX materialized_view_refresh_log_view ON @extschema@.materialized_view_refresh_log (view_name, id DESC);
+
+REVOKE ALL ON @extschema@.materialized_view_registry, @extschema@.materialized_view_refresh_log FROM PUBLIC;
+GRANT SELECT ON @extschema@.materialized_view_registry, @extschema@.materialized_view_refresh_log TO daznode_crm_maintenance;
+
+-- The maintenance functions: not for PUBLIC (so not for Supabase's anon or authenticated),
+-- granted to the maintenance role.
+REVOKE ALL ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema@.cleanup_orphaned_records(boolean),
+    @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
+    @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
+    @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema@.cleanup_orphaned_records(boolean),
+    @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
+    @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
+    @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;

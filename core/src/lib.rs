@@ -3,8 +3,11 @@
 
 pub mod email;
 pub mod error;
+pub mod diagnostics;
 pub mod indexes;
+pub mod jobs;
 pub mod migrations;
+pub mod orphans;
 pub mod pubkey;
 pub mod schema;
 pub mod secp256k1;

@@ -1,5 +1,28 @@
 //! The SQL API: thin `#[pg_extern]` wrappers over `daznode_crm_core`, one module per area.
 
+mod cleanup;
+mod diagnostic;
 mod errors;
 mod migrations;
+mod performance;
+mod refresh;
+mod spi;
 mod validators;
+
+use pgrx::prelude::*;
+
+extension_sql_file!(
+    "../../sql/maintenance.sql",
+    name = "maintenance",
+    requires = [
+        "migrations",
+        diagnostic::run_pre_migration_diagnostic,
+        cleanup::cleanup_orphaned_records,
+        performance::diagnose_crm_performance,
+        refresh::refresh_crm_materialized_views,
+        refresh::register_crm_materialized_view,
+        refresh::unregister_crm_materialized_view,
+        refresh::schedule_crm_maintenance,
+        refresh::unschedule_crm_maintenance,
+    ],
+);

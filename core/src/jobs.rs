@@ -1,0 +1,49 @@
+//! The guide's pg_cron jobs, defined once: `schedule_crm_maintenance()` creates or updates them,
+//! `unschedule_crm_maintenance()` removes them. Each command is one top-level statement.
+//!
+//! No nightly orphan dry-run: pg_cron keeps only "SELECT n" of a job's output, so a dry-run's
+//! counts would be lost; `run_pre_migration_diagnostic()` reports orphans when someone looks.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    pub name: &'static str,
+    pub schedule: &'static str,
+    pub command: &'static str,
+    /// The function the command calls, as `to_regprocedure()` takes it: the job is only
+    /// scheduled when it exists in this version.
+    pub requires: &'static str,
+    pub why: &'static str,
+}
+
+pub const JOBS: &[Job] = &[
+    Job {
+        name: "daznode-crm-refresh-materialized-views",
+        schedule: "0 * * * *",
+        command: "SELECT daznode_crm.refresh_crm_materialized_views()",
+        requires: "daznode_crm.refresh_crm_materialized_views(boolean)",
+        why: "hourly, as the guide says; unchanged views are skipped, so the hourly run is cheap",
+    },
+    Job {
+        name: "daznode-crm-cleanup-email-partitions",
+        schedule: "0 2 1 * *",
+        command: "SELECT daznode_crm.cleanup_old_email_partitions()",
+        requires: "daznode_crm.cleanup_old_email_partitions(interval,integer,boolean,boolean)",
+        why: "monthly, at 02:00 on the 1st, as the guide says",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_single_statements_and_schedules_have_five_fields() {
+        for job in JOBS {
+            assert!(!job.command.contains(';'), "{}", job.name);
+            assert!(job.command.starts_with("SELECT daznode_crm."), "{}", job.name);
+            assert_eq!(job.schedule.split_whitespace().count(), 5, "{}", job.name);
+            assert!(job.name.starts_with("daznode-crm-"), "{}", job.name);
+            assert!(job.command.contains(job.requires.split('(').next().unwrap()), "{}", job.name);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+-- Maintenance (issue #5): the materialized views the refresh job knows, its log, and the
+-- maintenance role the maintenance functions are granted to.
+
+-- The role that may run the maintenance functions (diagnostics, cleanup, refresh, scheduling).
+-- NOLOGIN: grant it to the login that runs them, e.g. GRANT daznode_crm_maintenance TO dba;
+-- Roles are cluster-wide, so it survives DROP EXTENSION and is created only if missing.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'daznode_crm_maintenance') THEN
+        CREATE ROLE daznode_crm_maintenance NOLOGIN;
+    END IF;
+END $$;
+GRANT USAGE ON SCHEMA @extschema@ TO daznode_crm_maintenance;
+
+-- Materialized views refresh_crm_materialized_views() refreshes. The two of the guide are
+-- built in; more can be registered. builtin rows are created by the extension script, so only
+-- the others are dumped (a restore would otherwise insert the built-in ones twice).
+CREATE TABLE @extschema@.materialized_view_registry (
+    view_name text PRIMARY KEY,
+    builtin boolean NOT NULL DEFAULT false,
+    registered_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO @extschema@.materialized_view_registry (view_name, builtin) VALUES
+    ('public.crm_segments_stats_mv', true),
+    ('public.crm_campaigns_analytics_mv', true);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.materialized_view_registry', 'WHERE NOT builtin');
+
+-- Every refresh and every skip, pruned to 30 days; diagnose_crm_performance() reads staleness
+-- here. signature: the base tables' change counters when the view was refreshed.
+CREATE TABLE @extschema@.materialized_view_refresh_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    view_name text NOT NULL,
+    started_at timestamptz NOT NULL,
+    duration_ms numeric NOT NULL,
+    rows bigint,
+    mode text NOT NULL,
+    skipped_reason text,
+    signature text
+);
+CREATE INDEX materialized_view_refresh_log_view ON @extschema@.materialized_view_refresh_log (view_name, id DESC);
+
+REVOKE ALL ON @extschema@.materialized_view_registry, @extschema@.materialized_view_refresh_log FROM PUBLIC;
+GRANT SELECT ON @extschema@.materialized_view_registry, @extschema@.materialized_view_refresh_log TO daznode_crm_maintenance;
+
+-- The maintenance functions: not for PUBLIC (so not for Supabase's anon or authenticated),
+-- granted to the maintenance role.
+REVOKE ALL ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema@.cleanup_orphaned_records(boolean),
+    @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
+    @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
+    @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema@.cleanup_orphaned_records(boolean),
+    @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
+    @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
+    @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;

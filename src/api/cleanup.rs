@@ -1,0 +1,44 @@
+//! `cleanup_orphaned_records(dry_run)`: the guide's step 2. Applies `ORPHAN_RULES` (shared with
+//! the diagnostic) with row locks only, under a short lock_timeout, in the caller's transaction:
+//! all of it or none of it.
+
+use crate::api::spi::{column_exists, count};
+use daznode_crm_core::orphans::{OrphanAction, ORPHAN_RULES};
+use pgrx::prelude::*;
+
+/// `SELECT * FROM daznode_crm.cleanup_orphaned_records(dry_run => true);` reports, changes nothing.
+/// `SELECT daznode_crm.cleanup_orphaned_records();` applies the rules (see the README).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cleanup_orphaned_records(
+    dry_run: default!(bool, false),
+) -> TableIterator<'static, (name!(table_name, String), name!(column_name, String), name!(action, String), name!(rows, i64))> {
+    // Serialize concurrent runs; wait at most lock_timeout for row and table locks.
+    Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))")
+        .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+    Spi::run("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)")
+        .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+    let mut out = Vec::new();
+    for rule in ORPHAN_RULES {
+        let table = format!("public.{}", rule.child_table);
+        if !column_exists(rule.child_table, rule.child_column) {
+            out.push((table, rule.child_column.to_string(), "skipped: column does not exist".to_string(), 0));
+            continue;
+        }
+        let parents: Vec<(&str, &str)> = rule.parents.iter().copied().filter(|(t, c)| column_exists(t, c)).collect();
+        let (action, n) = match (dry_run, rule.action, rule.cleanup_sql(&parents)) {
+            (false, _, Some(sql)) => {
+                let n = Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
+                    .unwrap_or_else(|e| error!("daznode_crm: cleanup of {table}.{} failed: {e}", rule.child_column));
+                (rule.action.as_str().to_string(), n)
+            }
+            (true, OrphanAction::Report, _) | (false, _, None) => ("report only".to_string(), count(&rule.count_sql(&parents), &[])),
+            (true, action, _) => (format!("would {}", action.as_str()), count(&rule.count_sql(&parents), &[])),
+        };
+        if n > 0 {
+            notice!("daznode_crm: {table}.{}: {action}: {n} row(s)", rule.child_column);
+        }
+        out.push((table, rule.child_column.to_string(), action, n));
+    }
+    TableIterator::new(out)
+}

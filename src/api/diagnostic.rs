@@ -1,0 +1,378 @@
+//! `run_pre_migration_diagnostic()`: the guide's step 1, read-only, on an empty, legacy,
+//! half-migrated or migrated database. It measures here and judges with
+//! `daznode_crm_core::diagnostics`; missing objects are reported, never an error.
+
+use crate::api::spi::{column_exists, count, flag, rows, table_exists, text};
+use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status};
+use daznode_crm_core::indexes::PLANNED_INDEXES;
+use daznode_crm_core::orphans::{OrphanAction, ORPHAN_RULES};
+use daznode_crm_core::schema::CRM_TABLES;
+use daznode_crm_core::sql::quote_ident;
+use daznode_crm_core::migrations;
+use pgrx::prelude::*;
+
+type DiagnosticRow = (
+    name!(check_name, String),
+    name!(status, String),
+    name!(details, String),
+    name!(affected_rows, Option<i64>),
+    name!(recommendation, Option<String>),
+);
+
+/// Runs every pre-migration check; rows come most severe first.
+/// `SELECT * FROM daznode_crm.run_pre_migration_diagnostic();`
+#[pg_extern(stable, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn run_pre_migration_diagnostic() -> TableIterator<
+    'static,
+    (
+        name!(check_name, String),
+        name!(status, String),
+        name!(details, String),
+        name!(affected_rows, Option<i64>),
+        name!(recommendation, Option<String>),
+    ),
+> {
+    let mut checks = Vec::new();
+    server_and_privileges(&mut checks);
+    schema_shape(&mut checks);
+    pending_steps(&mut checks);
+    orphans(&mut checks);
+    profile_values(&mut checks);
+    users_vs_profiles(&mut checks);
+    constraints_indexes_collisions(&mut checks);
+    sizes(&mut checks);
+    blockers(&mut checks);
+    extensions(&mut checks);
+    sort_checks(&mut checks);
+    let rows: Vec<DiagnosticRow> = checks
+        .into_iter()
+        .map(|c| (c.name, c.status.as_str().to_string(), c.details, c.affected_rows, c.recommendation))
+        .collect();
+    TableIterator::new(rows)
+}
+
+fn server_and_privileges(checks: &mut Vec<Check>) {
+    let version_num = count("SELECT current_setting('server_version_num')::bigint", &[]);
+    let version = text("SELECT current_setting('server_version')", &[]).unwrap_or_default();
+    let status = if version_num >= diagnostics::MIN_SERVER_VERSION_NUM { Status::Ok } else { Status::Error };
+    checks.push(Check::new("server_version", status, format!("PostgreSQL {version}")));
+
+    // SECURITY DEFINER: current_user is the extension owner; the caller is session_user.
+    let superuser = flag("SELECT rolsuper FROM pg_roles WHERE rolname = session_user", &[]);
+    let not_owned = count(
+        "SELECT count(*) FROM unnest($1::text[]) AS t(name)
+         JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t.name))
+         WHERE NOT pg_has_role(session_user, c.relowner, 'USAGE')",
+        &[CRM_TABLES.to_vec().into()],
+    );
+    let check = if superuser {
+        Check::new("privileges", Status::Ok, format!("{} is a superuser", session_user()))
+    } else if not_owned > 0 {
+        Check::new(
+            "privileges",
+            Status::Error,
+            format!("{} does not own {not_owned} CRM table(s): migrate() alters them and must run as their owner", session_user()),
+        )
+        .rows(not_owned)
+        .recommend("Run the migration as the tables' owner (or a superuser): SET ROLE <owner>; CALL daznode_crm.migrate();")
+    } else {
+        Check::new("privileges", Status::Ok, format!("{} owns every CRM table", session_user()))
+    };
+    checks.push(check);
+}
+
+fn session_user() -> String {
+    text("SELECT session_user::text", &[]).unwrap_or_default()
+}
+
+fn schema_shape(checks: &mut Vec<Check>) {
+    let present: Vec<&str> = CRM_TABLES.iter().copied().filter(|t| table_exists(t)).collect();
+    for table in CRM_TABLES {
+        let shape = if !present.contains(table) {
+            "missing".to_string()
+        } else {
+            text(
+                "SELECT CASE c.relkind WHEN 'p' THEN format('partitioned, %s partitions', (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid))
+                                       WHEN 'r' THEN 'table' WHEN 'v' THEN 'a VIEW, not a table' WHEN 'm' THEN 'a materialized view, not a table'
+                                       ELSE 'relkind ' || c.relkind::text END
+                 FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident($1))",
+                &[(*table).into()],
+            )
+            .unwrap_or_default()
+        };
+        let status = if shape.starts_with("a ") { Status::Error } else { Status::Info };
+        let mut check = Check::new(format!("object: public.{table}"), status, shape.clone());
+        if status == Status::Error {
+            check = check.recommend(format!("public.{table} must be a table: rename the {}, then run the diagnostic again", &shape[2..]));
+        }
+        checks.push(check);
+    }
+    let legacy_checks = if table_exists("profiles") {
+        count(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'
+               AND (pg_get_constraintdef(oid) LIKE '%^[a-zA-Z0-9._\\%+-]+@%' OR pg_get_constraintdef(oid) LIKE '%[0-9a-fA-F]{66}%')",
+            &[],
+        )
+    } else {
+        0
+    };
+    let native = table_exists("profiles")
+        && flag("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_email_valid')", &[]);
+    let partitioned = flag("SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), false)", &[]);
+    let (status, shape) = match (present.len(), legacy_checks > 0 || table_exists("users"), native, partitioned) {
+        (0, _, _, _) => (Status::Info, "empty: migrate() will create the whole schema"),
+        (n, _, _, _) if n < CRM_TABLES.len() => (Status::Warning, "partial: some CRM tables are missing; migrate() creates them"),
+        (_, true, false, _) => (Status::Info, "legacy: regex CHECKs or the users table are still there"),
+        (_, true, true, _) => (Status::Warning, "half-migrated: native constraints and legacy objects side by side"),
+        (_, false, true, true) => (Status::Ok, "migrated and partitioned"),
+        (_, false, true, false) => (Status::Ok, "migrated"),
+        (_, false, false, _) => (Status::Info, "CRM tables without the legacy CHECKs or the native ones"),
+    };
+    checks.push(Check::new("schema_shape", status, shape).rows(present.len() as i64));
+}
+
+fn pending_steps(checks: &mut Vec<Check>) {
+    let applied: Vec<String> = rows("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", &[], 1)
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let applied_refs: Vec<&str> = applied.iter().map(String::as_str).collect();
+    match migrations::plan("latest", &applied_refs) {
+        Ok(pending) if pending.is_empty() => checks.push(Check::new("pending_migrations", Status::Ok, "every step is applied")),
+        Ok(pending) => checks.push(
+            Check::new(
+                "pending_migrations",
+                Status::Info,
+                pending.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+            )
+            .rows(pending.len() as i64)
+            .recommend("After a backup (pg_dump): CALL daznode_crm.migrate();"),
+        ),
+        Err(e) => checks.push(Check::new("pending_migrations", Status::Error, e.to_string())),
+    }
+}
+
+fn orphans(checks: &mut Vec<Check>) {
+    for rule in ORPHAN_RULES {
+        let name = format!("orphans: {}.{}", rule.child_table, rule.child_column);
+        if !column_exists(rule.child_table, rule.child_column) {
+            checks.push(Check::new(name, Status::Info, format!("skipped: public.{}.{} does not exist", rule.child_table, rule.child_column)));
+            continue;
+        }
+        let parents: Vec<(&str, &str)> = rule.parents.iter().copied().filter(|(t, c)| column_exists(t, c)).collect();
+        let n = count(&rule.count_sql(&parents), &[]);
+        let status = match (n, rule.action) {
+            (0, _) => Status::Ok,
+            (_, OrphanAction::Report) => Status::Warning,
+            _ => Status::Warning,
+        };
+        let parent_names = parents.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>().join(" or ");
+        let mut check = Check::new(
+            name,
+            status,
+            format!("{n} row(s) point at no {parent_names}; rule: {} ({})", rule.action.as_str(), rule.why),
+        )
+        .rows(n);
+        if n > 0 {
+            check = check.recommend(match rule.action {
+                OrphanAction::Report => format!(
+                    "Review by hand: {}",
+                    rule.count_sql(&parents).replacen("SELECT count(*)", "SELECT c.*", 1)
+                ),
+                _ => "SELECT * FROM daznode_crm.cleanup_orphaned_records(dry_run => true); then without dry_run".to_string(),
+            });
+        }
+        checks.push(check);
+    }
+}
+
+fn profile_values(checks: &mut Vec<Check>) {
+    if !column_exists("profiles", "email") {
+        return;
+    }
+    let dup_groups = count(
+        "SELECT count(*) FROM (SELECT 1 FROM public.profiles GROUP BY daznode_crm.normalize_email(email) HAVING count(*) > 1) d",
+        &[],
+    );
+    checks.push(
+        Check::new("duplicate_emails", count_status(dup_groups, Status::Warning), format!("{dup_groups} email(s) shared by several profiles once trimmed and lower-cased; migrate() reports them and leaves them for you"))
+            .rows(dup_groups)
+            .recommend("SELECT daznode_crm.normalize_email(email), array_agg(id) FROM public.profiles GROUP BY 1 HAVING count(*) > 1;"),
+    );
+    let invalid = count("SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email)", &[]);
+    checks.push(
+        Check::new("invalid_emails", count_status(invalid, Status::Warning), format!("{invalid} profile email(s) rejected by daznode_crm.is_valid_email()"))
+            .rows(invalid)
+            .recommend("SELECT id, email, daznode_crm.email_validation_error(email) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email);"),
+    );
+    if column_exists("profiles", "pubkey") {
+        let dup_keys = count(
+            "SELECT count(*) FROM (SELECT 1 FROM public.profiles WHERE daznode_crm.normalize_lightning_pubkey(pubkey) IS NOT NULL
+                                   GROUP BY daznode_crm.normalize_lightning_pubkey(pubkey) HAVING count(*) > 1) d",
+            &[],
+        );
+        checks.push(
+            Check::new("duplicate_pubkeys", count_status(dup_keys, Status::Warning), format!("{dup_keys} node public key(s) shared by several profiles, case ignored"))
+                .rows(dup_keys)
+                .recommend("SELECT daznode_crm.normalize_lightning_pubkey(pubkey), array_agg(id) FROM public.profiles WHERE pubkey <> '' GROUP BY 1 HAVING count(*) > 1;"),
+        );
+        let empty = count("SELECT count(*) FROM public.profiles WHERE btrim(pubkey) = ''", &[]);
+        checks.push(Check::new("empty_pubkeys", count_status(empty, Status::Info), format!("{empty} pubkey(s) stored as '' (the app's \"no key\"); migrate() sets them to NULL")).rows(empty));
+        let invalid = count(
+            "SELECT count(*) FROM public.profiles WHERE btrim(pubkey) <> '' AND NOT daznode_crm.is_valid_lightning_pubkey(daznode_crm.normalize_lightning_pubkey(pubkey))",
+            &[],
+        );
+        checks.push(
+            Check::new("invalid_pubkeys", count_status(invalid, Status::Warning), format!("{invalid} pubkey(s) that are not a compressed secp256k1 point, case ignored"))
+                .rows(invalid)
+                .recommend("SELECT id, pubkey, daznode_crm.lightning_pubkey_validation_error(pubkey) FROM public.profiles WHERE btrim(pubkey) <> '' AND NOT daznode_crm.is_valid_lightning_pubkey(daznode_crm.normalize_lightning_pubkey(pubkey));"),
+        );
+    }
+}
+
+fn users_vs_profiles(checks: &mut Vec<Check>) {
+    if !column_exists("users", "id") || !column_exists("profiles", "id") {
+        let status = if table_exists("users_backup") { "users was consolidated (public.users_backup exists)" } else { "no public.users table" };
+        checks.push(Check::new("users_vs_profiles", Status::Ok, status));
+        return;
+    }
+    let absent = count("SELECT count(*) FROM public.users u WHERE NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = u.id)", &[]);
+    checks.push(
+        Check::new("users_absent_from_profiles", count_status(absent, Status::Info), format!("{absent} users row(s) have no profile; migrate() copies those with a valid, free email"))
+            .rows(absent),
+    );
+    let conflicts = count(
+        "SELECT count(*) FROM public.users u JOIN public.profiles p ON p.id = u.id
+         WHERE daznode_crm.normalize_email(u.email) IS DISTINCT FROM daznode_crm.normalize_email(p.email)",
+        &[],
+    );
+    checks.push(
+        Check::new("users_conflicting_with_profiles", count_status(conflicts, Status::Warning), format!("{conflicts} users row(s) whose email differs from their profile's; migrate() keeps the profile's and reports them"))
+            .rows(conflicts)
+            .recommend("SELECT u.id, u.email AS users_email, p.email AS profiles_email FROM public.users u JOIN public.profiles p USING (id) WHERE daznode_crm.normalize_email(u.email) IS DISTINCT FROM daznode_crm.normalize_email(p.email);"),
+    );
+}
+
+fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
+    let tables: Vec<&str> = CRM_TABLES.to_vec();
+    let not_valid = rows(
+        "SELECT c.conrelid::regclass::text || '.' || c.conname FROM pg_constraint c
+         WHERE NOT c.convalidated AND c.conrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)
+         ORDER BY 1",
+        &[tables.clone().into()],
+        1,
+    );
+    let names: Vec<String> = not_valid.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    checks.push(
+        Check::new("not_valid_constraints", count_status(names.len() as i64, Status::Info), if names.is_empty() { "none".into() } else { names.join(", ") })
+            .rows(names.len() as i64)
+            .recommend("Fix the rows they reject, then SELECT daznode_crm.step_validate_constraints();"),
+    );
+    let invalid = rows(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i
+         WHERE NOT i.indisvalid AND i.indrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
+         ORDER BY 1",
+        &[tables.clone().into()],
+        1,
+    );
+    let names: Vec<String> = invalid.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    let mut check = Check::new("invalid_indexes", count_status(names.len() as i64, Status::Warning), if names.is_empty() { "none".into() } else { names.join(", ") })
+        .rows(names.len() as i64);
+    if !names.is_empty() {
+        check = check.recommend("SELECT * FROM daznode_crm.concurrent_index_plan() \\gexec  -- drops and rebuilds planned ones; DROP INDEX CONCURRENTLY the others");
+    }
+    checks.push(check);
+
+    let mut collisions = Vec::new();
+    if table_exists("users") && table_exists("users_backup") {
+        collisions.push("public.users_backup exists while public.users does: step 0004 would have nowhere to rename users".to_string());
+    }
+    for idx in PLANNED_INDEXES {
+        let other = text(
+            "SELECT c.relname || ' on ' || coalesce(t.relname, '?') FROM pg_class c
+             LEFT JOIN pg_index i ON i.indexrelid = c.oid LEFT JOIN pg_class t ON t.oid = i.indrelid
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1
+               AND (c.relkind <> 'i' OR t.relname IS DISTINCT FROM $2)",
+            &[idx.name.into(), idx.table.into()],
+        );
+        if let Some(other) = other {
+            collisions.push(format!("the planned index name {} is taken by {other}", quote_ident(idx.name)));
+        }
+    }
+    let status = if collisions.is_empty() { Status::Ok } else { Status::Error };
+    let n = collisions.len() as i64;
+    let mut check = Check::new("name_collisions", status, if collisions.is_empty() { "none".into() } else { collisions.join("; ") }).rows(n);
+    if n > 0 {
+        check = check.recommend("Rename the objects named above (ALTER TABLE/INDEX … RENAME TO …), then run the diagnostic again");
+    }
+    checks.push(check);
+}
+
+fn sizes(checks: &mut Vec<Check>) {
+    let db = text("SELECT pg_size_pretty(pg_database_size(current_database()))", &[]).unwrap_or_default();
+    checks.push(Check::new("database_size", Status::Info, db));
+    let per_table = text(
+        "SELECT string_agg(format('%s %s (%s rows est.)', t, pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint), ', ' ORDER BY pg_total_relation_size(c.oid) DESC)
+         FROM unnest($1::text[]) t JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t))",
+        &[CRM_TABLES.to_vec().into()],
+    );
+    checks.push(Check::new("table_sizes", Status::Info, per_table.unwrap_or_else(|| "no CRM table".into())));
+}
+
+fn blockers(checks: &mut Vec<Check>) {
+    let long = rows(
+        "SELECT format('pid %s (%s, %s) open for %s', pid, usename, coalesce(nullif(application_name, ''), 'no application_name'),
+                       date_trunc('second', now() - xact_start))
+         FROM pg_stat_activity
+         WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+           AND extract(epoch FROM now() - xact_start) > $1
+         ORDER BY xact_start",
+        &[diagnostics::LONG_TRANSACTION_SECS.into()],
+        1,
+    );
+    let long: Vec<String> = long.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    let mut check = Check::new(
+        "long_transactions",
+        count_status(long.len() as i64, Status::Warning),
+        if long.is_empty() { format!("none open for more than {} s", diagnostics::LONG_TRANSACTION_SECS) } else { long.join("; ") },
+    )
+    .rows(long.len() as i64);
+    if !long.is_empty() {
+        check = check.recommend("Let them finish, or SELECT pg_cancel_backend(<pid>); a migration step would wait for their locks");
+    }
+    checks.push(check);
+
+    let locks = rows(
+        "SELECT format('pid %s holds %s on %s', l.pid, l.mode, l.relation::regclass)
+         FROM pg_locks l
+         WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+           AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+           AND l.relation IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)
+         ORDER BY l.pid",
+        &[CRM_TABLES.to_vec().into()],
+        1,
+    );
+    let locks: Vec<String> = locks.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    let mut check = Check::new("blocking_locks", count_status(locks.len() as i64, Status::Warning), if locks.is_empty() { "none".into() } else { locks.join("; ") })
+        .rows(locks.len() as i64);
+    if !locks.is_empty() {
+        check = check.recommend("Wait for those sessions, or stop them; see pg_stat_activity for what they run");
+    }
+    checks.push(check);
+}
+
+fn extensions(checks: &mut Vec<Check>) {
+    for (ext, why) in [
+        ("pg_cron", "schedules the guide's jobs: SELECT * FROM daznode_crm.schedule_crm_maintenance();"),
+        ("pg_stat_statements", "lets diagnose_crm_performance() list the slowest CRM queries"),
+    ] {
+        let version = text("SELECT extversion FROM pg_extension WHERE extname = $1", &[ext.into()]);
+        checks.push(match version {
+            Some(v) => Check::new(format!("extension: {ext}"), Status::Ok, format!("installed, version {v}")),
+            None => Check::new(format!("extension: {ext}"), Status::Info, format!("not installed in this database ({why})"))
+                .recommend(format!("CREATE EXTENSION {ext};  -- needs shared_preload_libraries = '{ext}'")),
+        });
+    }
+}

@@ -1,0 +1,215 @@
+//! `refresh_crm_materialized_views(concurrently)` and the registry of the views it refreshes,
+//! and the pg_cron scheduling of the guide's jobs.
+
+use crate::api::errors::raise;
+use crate::api::spi::{count, flag, rows, text};
+use daznode_crm_core::jobs::JOBS;
+use daznode_crm_core::CrmError;
+use pgrx::prelude::*;
+
+/// Refreshes every registered CRM materialized view whose base tables changed since its last
+/// refresh: CONCURRENTLY when it can (populated, with a unique index), a plain REFRESH
+/// otherwise, saying why. Logs each run. A second call while one runs returns at once with
+/// `skipped: already running`. `SELECT * FROM daznode_crm.refresh_crm_materialized_views();`
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn refresh_crm_materialized_views(
+    concurrently: default!(bool, true),
+) -> TableIterator<
+    'static,
+    (
+        name!(view_name, String),
+        name!(mode, String),
+        name!(duration_ms, f64),
+        name!(rows, Option<i64>),
+        name!(skipped_reason, Option<String>),
+    ),
+> {
+    let views: Vec<String> = rows("SELECT view_name FROM daznode_crm.materialized_view_registry ORDER BY view_name", &[], 1)
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let locked = flag("SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))", &[]);
+    if !locked {
+        return TableIterator::new(
+            views
+                .into_iter()
+                .map(|v| (v, "skipped".to_string(), 0.0, None, Some("already running".to_string())))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let mut out = Vec::new();
+    for view in views {
+        let started = std::time::Instant::now();
+        let (mode, n, reason, signature) = refresh_one(&view, concurrently);
+        let ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+        Spi::run_with_args(
+            "INSERT INTO daznode_crm.materialized_view_refresh_log (view_name, started_at, duration_ms, rows, mode, skipped_reason, signature)
+             VALUES ($1, clock_timestamp() - make_interval(secs => $2 / 1000.0), $2, $3, $4, $5, $6)",
+            &[view.as_str().into(), ms.into(), n.into(), mode.as_str().into(), reason.clone().into(), signature.into()],
+        )
+        .unwrap_or_else(|e| error!("daznode_crm: cannot log the refresh of {view}: {e}"));
+        out.push((view, mode, ms, n, reason));
+    }
+    Spi::run("DELETE FROM daznode_crm.materialized_view_refresh_log WHERE started_at < now() - interval '30 days'")
+        .unwrap_or_else(|e| error!("daznode_crm: cannot prune the refresh log: {e}"));
+    TableIterator::new(out)
+}
+
+/// (mode, rows, skipped_reason, signature of the base tables' counters)
+fn refresh_one(view: &str, concurrently: bool) -> (String, Option<i64>, Option<String>, Option<String>) {
+    let kind = text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", &[view.into()]);
+    match kind.as_deref() {
+        None => return ("skipped".into(), None, Some("does not exist (yet)".into()), None),
+        Some("m") => {}
+        Some(_) => return ("skipped".into(), None, Some("not a materialized view".into()), None),
+    }
+    // Insert, update, delete and live-row counters of every table the view reads (TRUNCATE
+    // resets the live count), and when statistics were last reset.
+    let signature = text(
+        "SELECT md5(coalesce(string_agg(format('%s:%s:%s:%s:%s', s.relid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del, s.n_live_tup), ',' ORDER BY s.relid), '')
+                    || coalesce((SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()), ''))
+         FROM pg_stat_all_tables s
+         WHERE s.relid IN (SELECT d.refobjid FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                           WHERE r.ev_class = to_regclass($1) AND d.classid = 'pg_rewrite'::regclass
+                             AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> to_regclass($1))",
+        &[view.into()],
+    );
+    let populated = flag("SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1)", &[view.into()]);
+    let last = text(
+        "SELECT signature FROM daznode_crm.materialized_view_refresh_log
+         WHERE view_name = $1 AND mode IN ('concurrently', 'full') ORDER BY id DESC LIMIT 1",
+        &[view.into()],
+    );
+    if populated && last.is_some() && last == signature {
+        return ("skipped".into(), None, Some("base tables unchanged since the last refresh".into()), signature);
+    }
+    let has_unique = flag(
+        "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique AND indisvalid
+                        AND indpred IS NULL AND indexprs IS NULL)",
+        &[view.into()],
+    );
+    let (mode, reason) = match (concurrently, populated, has_unique) {
+        (true, true, true) => ("concurrently", None),
+        (false, _, _) => ("full", Some("concurrently => false")),
+        (true, false, _) => ("full", Some("not populated yet: the first refresh cannot be concurrent")),
+        (true, true, false) => ("full", Some("no unique index on plain columns: REFRESH CONCURRENTLY needs one")),
+    };
+    let quoted = text("SELECT to_regclass($1)::text", &[view.into()]).unwrap_or_default();
+    Spi::run(&format!(
+        "REFRESH MATERIALIZED VIEW {}{quoted}",
+        if mode == "concurrently" { "CONCURRENTLY " } else { "" }
+    ))
+    .unwrap_or_else(|e| error!("daznode_crm: refresh of {view} failed: {e}"));
+    let n = count(&format!("SELECT count(*) FROM {quoted}"), &[]);
+    (mode.to_string(), Some(n), reason.map(str::to_string), signature)
+}
+
+/// Adds a materialized view to those refresh_crm_materialized_views() refreshes; returns its
+/// name. `SELECT daznode_crm.register_crm_materialized_view('public.my_mv');`
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
+VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn register_crm_materialized_view(view: pg_sys::Oid) -> String {
+    let name = checked_matview(view);
+    Spi::run_with_args(
+        "INSERT INTO daznode_crm.materialized_view_registry (view_name) VALUES ($1) ON CONFLICT (view_name) DO NOTHING",
+        &[name.as_str().into()],
+    )
+    .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+    name
+}
+
+/// Removes a registered view (a built-in one too: it is re-added by a reinstall only).
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
+VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn unregister_crm_materialized_view(view: pg_sys::Oid) -> bool {
+    let name = text("SELECT $1::regclass::text", &[view.into()]).unwrap_or_default();
+    let qualified = text(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[view.into()],
+    )
+    .unwrap_or(name);
+    count(
+        "WITH d AS (DELETE FROM daznode_crm.materialized_view_registry WHERE view_name = $1 RETURNING 1) SELECT count(*) FROM d",
+        &[qualified.as_str().into()],
+    ) > 0
+}
+
+fn checked_matview(view: pg_sys::Oid) -> String {
+    let row = rows(
+        "SELECT c.relkind::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[view.into()],
+        2,
+    );
+    match row.first().map(|r| (r[0].clone(), r[1].clone())) {
+        Some((Some(kind), Some(name))) if kind == "m" => name,
+        Some((_, Some(name))) => raise(CrmError::InvalidArgument(format!(
+            "{name} is not a materialized view: only materialized views can be registered for refresh"
+        ))),
+        _ => raise(CrmError::InvalidArgument("no such relation".into())),
+    }
+}
+
+/// Creates or updates the guide's pg_cron jobs (see `daznode_crm_core::jobs`). Without pg_cron
+/// it changes nothing and says so. `SELECT * FROM daznode_crm.schedule_crm_maintenance();`
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn schedule_crm_maintenance() -> TableIterator<
+    'static,
+    (name!(job_name, String), name!(schedule, String), name!(command, String), name!(action, String)),
+> {
+    if !pg_cron_installed() {
+        return TableIterator::new(vec![(
+            String::new(),
+            String::new(),
+            String::new(),
+            "skipped: pg_cron is not installed in this database (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron); nothing was changed".to_string(),
+        )]);
+    }
+    let out: Vec<_> = JOBS
+        .iter()
+        .map(|job| {
+            let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
+            let action = if !available {
+                format!("skipped: {} is not in this version of daznode_crm", job.requires)
+            } else {
+                let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
+                count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);
+                if existed { "updated".to_string() } else { "scheduled".to_string() }
+            };
+            (job.name.to_string(), job.schedule.to_string(), job.command.to_string(), action)
+        })
+        .collect();
+    TableIterator::new(out)
+}
+
+/// Removes the guide's pg_cron jobs, if any.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn unschedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, String), name!(action, String))> {
+    if !pg_cron_installed() {
+        return TableIterator::new(vec![(String::new(), "skipped: pg_cron is not installed in this database".to_string())]);
+    }
+    let out: Vec<_> = JOBS
+        .iter()
+        .map(|job| {
+            let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
+            if existed {
+                flag("SELECT cron.unschedule($1)", &[job.name.into()]);
+            }
+            (job.name.to_string(), if existed { "unscheduled" } else { "not scheduled" }.to_string())
+        })
+        .collect();
+    TableIterator::new(out)
+}
+
+fn pg_cron_installed() -> bool {
+    flag("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')", &[])
+}

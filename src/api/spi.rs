@@ -1,0 +1,60 @@
+//! Small read helpers over SPI. Values always travel as `$n` arguments; identifiers in the SQL
+//! text come from the core's checked lists, quoted by `quote_ident`.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+/// The first column of the first row, None when there is no row or it is NULL.
+fn first<T: IntoDatum + FromDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+    Spi::connect(|client| {
+        let table = client.select(sql, Some(1), args)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get_one::<T>()
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"))
+}
+
+/// One bigint (no row or NULL as 0).
+pub fn count(sql: &str, args: &[DatumWithOid]) -> i64 {
+    first::<i64>(sql, args).unwrap_or(0)
+}
+
+pub fn text(sql: &str, args: &[DatumWithOid]) -> Option<String> {
+    first::<String>(sql, args)
+}
+
+pub fn flag(sql: &str, args: &[DatumWithOid]) -> bool {
+    first::<bool>(sql, args).unwrap_or(false)
+}
+
+/// Rows of text columns (NULL as None), for catalog listings.
+pub fn rows(sql: &str, args: &[DatumWithOid], ncols: usize) -> Vec<Vec<Option<String>>> {
+    Spi::connect(|client| {
+        let table = client.select(sql, None, args)?;
+        let mut out = Vec::new();
+        for row in table {
+            let mut cols = Vec::with_capacity(ncols);
+            for i in 1..=ncols {
+                cols.push(row.get::<String>(i)?);
+            }
+            out.push(cols);
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"))
+}
+
+pub fn table_exists(table: &str) -> bool {
+    flag("SELECT pg_catalog.to_regclass('public.' || pg_catalog.quote_ident($1)) IS NOT NULL", &[table.into()])
+}
+
+pub fn column_exists(table: &str, column: &str) -> bool {
+    flag(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                        WHERE attrelid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident($1))
+                          AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+        &[table.into(), column.into()],
+    )
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Integration tests of the maintenance functions (issue #5) in a throwaway cluster with pg_cron
+# preloaded (Debian's postgresql-15-cron): each function on an empty, a legacy and a migrated
+# database, two sessions at once, grants, and a pg_cron job that really runs.
+# Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+cd "$REPO_ROOT"
+
+export PGOPTIONS="-c client_min_messages=warning"
+DIR=/tmp/daznode_crm-it-maint
+PORT=54334
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -40 | sed 's/^/    /'; failed=$((failed + 1)); }
+expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$'\n'"got:      $2"; fi; }
+q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@" 2>&1; }
+quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
+checksums() { q "$1" -f tests/integration/checksums.sql; }
+status_of() { q "$1" -c "SELECT status || ':' || coalesce(affected_rows::text, '-') FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = '$2'"; }
+legacy_db() {
+    quiet postgres -c "CREATE DATABASE $1"
+    quiet "$1" -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql
+    quiet "$1" -v profiles="$2" -v sends=$(($2 * 10)) -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+}
+
+cluster_start "$DIR" "$PORT" "timezone = 'Asia/Tokyo'" "shared_preload_libraries = 'pg_cron'" \
+    "cron.database_name = 'cron_db'" "cron.use_background_workers = on" "max_worker_processes = 16"
+trap 'cluster_stop "$DIR"' EXIT
+
+echo "# empty database"
+quiet postgres -c "CREATE DATABASE empty_db"
+quiet empty_db -c "CREATE EXTENSION daznode_crm"
+out=$(q empty_db -c "SELECT check_name, status FROM daznode_crm.run_pre_migration_diagnostic()")
+if grep -q "^schema_shape|INFO" <<<"$out" && grep -q "^pending_migrations|INFO" <<<"$out" && ! grep -q "|ERROR" <<<"$out"; then
+    ok "diagnostic on an empty database: no error, shape and pending steps reported"
+else not_ok "diagnostic on an empty database" "$out"; fi
+expect_eq "cleanup on an empty database skips every rule" \
+    "$(q empty_db -c "SELECT count(*) FILTER (WHERE action LIKE 'skipped%') || '/' || count(*) FROM daznode_crm.cleanup_orphaned_records()")" "10/10"
+expect_eq "performance diagnosis on an empty database says it is not partitioned" \
+    "$(q empty_db -c "SELECT status FROM daznode_crm.diagnose_crm_performance() WHERE area = 'partitions'")" "INFO"
+expect_eq "refresh with no view created yet skips both, saying why" \
+    "$(q empty_db -c "SELECT string_agg(mode || ':' || skipped_reason, ',') FROM daznode_crm.refresh_crm_materialized_views()")" \
+    "skipped:does not exist (yet),skipped:does not exist (yet)"
+
+echo "# legacy database"
+legacy_db legacy_db 2000
+out=$(q legacy_db -c "SELECT status FROM daznode_crm.run_pre_migration_diagnostic()")
+expect_eq "rows come most severe first" "$(uniq <<<"$out" | tr '\n' ',')" \
+    "$(printf '%s\n' $out | sort -t, -k1,1 | awk '{o = ($1 == "ERROR") ? 0 : ($1 == "WARNING") ? 1 : ($1 == "INFO") ? 2 : 3; print o, $1}' | sort -s -n -k1,1 | cut -d' ' -f2 | uniq | tr '\n' ',')"
+expect_eq "legacy shape and 7 pending steps" "$(status_of legacy_db schema_shape)|$(status_of legacy_db pending_migrations)" "INFO:9|INFO:7"
+expect_eq "orphan segment members (NULL customer) found" "$(status_of legacy_db 'orphans: crm_customer_segment_members.customer_id')" "WARNING:10"
+expect_eq "dangling segment ids in campaigns found (no foreign key possible)" "$(status_of legacy_db 'orphans: crm_email_campaigns.segment_ids')" "WARNING:10"
+expect_eq "case duplicates found after normalization" "$(status_of legacy_db duplicate_emails)" "WARNING:10"
+expect_eq "invalid emails and pubkeys found by the native validators" \
+    "$(status_of legacy_db invalid_emails)|$(status_of legacy_db invalid_pubkeys)|$(status_of legacy_db empty_pubkeys)" "WARNING:30|WARNING:200|INFO:200"
+expect_eq "users rows absent from profiles, and conflicting ones" \
+    "$(status_of legacy_db users_absent_from_profiles)|$(status_of legacy_db users_conflicting_with_profiles)" "INFO:200|WARNING:20"
+expect_eq "the primary key is not counted as a conflict (legacy bug), nothing collides" "$(status_of legacy_db name_collisions)" "OK:0"
+expect_eq "NOT VALID constraints are listed" "$(status_of legacy_db not_valid_constraints)" "INFO:2"
+expect_eq "installed extensions only: pg_cron is available but not installed here" "$(status_of legacy_db 'extension: pg_cron')" "INFO:-"
+quiet legacy_db -c "CREATE VIEW public.not_a_table AS SELECT 1"
+expect_eq "views are not counted as tables" "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic() WHERE details LIKE '%not_a_table%'")" "0"
+
+before=$(checksums legacy_db)
+dry=$(q legacy_db -c "SELECT string_agg(table_name || '.' || column_name || '=' || action || ':' || rows, ' ' ORDER BY table_name, column_name) FROM daznode_crm.cleanup_orphaned_records(dry_run => true) WHERE rows > 0")
+expect_eq "dry run reports what it would do" "$dry" \
+    "public.crm_customer_segment_members.customer_id=would delete:10 public.crm_email_campaigns.segment_ids=would remove from array:10"
+expect_eq "dry run changes nothing" "$(checksums legacy_db)" "$before"
+q legacy_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/cleanup1.out" &
+q legacy_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/cleanup2.out" &
+wait
+expect_eq "two cleanups at once: together they delete each orphan once" \
+    "$(cat "$DIR/cleanup1.out" "$DIR/cleanup2.out" | awk -F'|' '$2 == "customer_id" {s += $4} END {print s}')" "10"
+expect_eq "after cleanup the diagnostic finds no orphan" \
+    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name LIKE 'orphans:%' AND status <> 'OK'")" "0"
+expect_eq "dangling ids are removed from the arrays, the campaigns kept" \
+    "$(q legacy_db -c "SELECT count(*) || ':' || count(*) FILTER (WHERE segment_ids = '{}') FROM public.crm_email_campaigns")" "500:10"
+expect_eq "legacy: foreign keys without index are flagged" \
+    "$(q legacy_db -c "SELECT count(*) > 0 FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'foreign key without index'")" "t"
+
+echo "# half-migrated, then migrated"
+psql_at "$DIR" "$PORT" legacy_db -q -c "CALL daznode_crm.migrate('0003_native_constraints')" >/dev/null 2>&1
+expect_eq "half-migrated shape" "$(q legacy_db -c "SELECT status || ':' || details FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'schema_shape'")" \
+    "WARNING:half-migrated: native constraints and legacy objects side by side"
+psql_at "$DIR" "$PORT" legacy_db -q -c "CALL daznode_crm.migrate()" >/dev/null 2>&1
+quiet legacy_db <<'SQL'
+UPDATE public.profiles SET email = 'dup.' || id || '@daznode.io'
+WHERE email <> daznode_crm.normalize_email(email)
+  AND daznode_crm.normalize_email(email) IN (SELECT daznode_crm.normalize_email(email) FROM public.profiles GROUP BY 1 HAVING count(*) > 1);
+UPDATE public.profiles SET email = ltrim(replace(email, '..', '.'), '.') WHERE NOT daznode_crm.is_valid_email(email);
+UPDATE public.profiles SET pubkey = NULL WHERE NOT daznode_crm.is_valid_lightning_pubkey(pubkey);
+SELECT daznode_crm.step_validate_constraints();
+SQL
+q legacy_db -c "SELECT * FROM daznode_crm.concurrent_index_plan()" | while IFS= read -r s; do quiet legacy_db -c "$s"; done
+expect_eq "migrated shape, nothing pending, no warning left" \
+    "$(status_of legacy_db schema_shape)|$(status_of legacy_db pending_migrations)|$(q legacy_db -c "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic() WHERE status IN ('ERROR', 'WARNING')")" \
+    "OK:9|OK:-|0"
+expect_eq "migrated: every foreign key has its index" \
+    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'foreign key without index'")" "0"
+quiet legacy_db -c "CREATE INDEX idx_redundant_sends_campaign ON public.crm_email_sends (campaign_id)"
+expect_eq "a redundant index is flagged" \
+    "$(q legacy_db -c "SELECT status FROM daznode_crm.diagnose_crm_performance() WHERE object = 'public.idx_redundant_sends_campaign' AND metric = 'redundant index'")" "WARNING"
+quiet legacy_db -c "CREATE FUNCTION public.is_staff() RETURNS boolean LANGUAGE sql STABLE AS 'SELECT true'" \
+    -c "ALTER TABLE public.crm_email_templates ENABLE ROW LEVEL SECURITY" \
+    -c "CREATE POLICY per_row ON public.crm_email_templates USING (public.is_staff())" \
+    -c "CREATE POLICY once ON public.crm_email_templates FOR INSERT WITH CHECK ((SELECT public.is_staff()))"
+expect_eq "an RLS policy calling a function per row is flagged, a wrapped one is not" \
+    "$(q legacy_db -c "SELECT string_agg(object || '=' || status, ',' ORDER BY object) FROM daznode_crm.diagnose_crm_performance() WHERE area = 'rls'")" \
+    "public.crm_email_templates: once=OK,public.crm_email_templates: per_row=WARNING"
+
+echo "# materialized views"
+quiet legacy_db <<'SQL'
+CREATE MATERIALIZED VIEW public.crm_segments_stats_mv AS
+    SELECT s.id, s.name, count(m.id) AS member_count
+    FROM public.crm_customer_segments s LEFT JOIN public.crm_customer_segment_members m ON m.segment_id = s.id GROUP BY s.id, s.name;
+CREATE UNIQUE INDEX ON public.crm_segments_stats_mv (id);
+CREATE MATERIALIZED VIEW public.crm_campaigns_analytics_mv AS
+    SELECT campaign_id, count(*) AS sends FROM public.crm_email_sends GROUP BY campaign_id WITH NO DATA;
+SQL
+expect_eq "first refresh: concurrently where it can, full where it cannot, saying why" \
+    "$(q legacy_db -c "SELECT string_agg(view_name || '=' || mode || ':' || coalesce(skipped_reason, '-'), ' ' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" \
+    "public.crm_campaigns_analytics_mv=full:not populated yet: the first refresh cannot be concurrent public.crm_segments_stats_mv=concurrently:-"
+sleep 1.2  # statistics of the refresh's own writes are flushed within a second
+q legacy_db -c "SELECT * FROM daznode_crm.refresh_crm_materialized_views()" >/dev/null
+sleep 1.2
+expect_eq "unchanged base tables: both skipped" \
+    "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped,skipped"
+quiet legacy_db -c "DELETE FROM public.crm_customer_segment_members WHERE id IN (SELECT id FROM public.crm_customer_segment_members LIMIT 5)"
+sleep 1.2
+expect_eq "a base table changed: that view is refreshed, the other skipped" \
+    "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped,concurrently"
+psql_at "$DIR" "$PORT" legacy_db -q -c "BEGIN" -c "SELECT pg_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
+sleep 1
+expect_eq "a second run while one holds the lock returns at once" \
+    "$(q legacy_db -c "SELECT string_agg(mode || ':' || skipped_reason, ',') FROM daznode_crm.refresh_crm_materialized_views()")" \
+    "skipped:already running,skipped:already running"
+wait
+expect_eq "the log records refreshes and the diagnosis reads it" \
+    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.diagnose_crm_performance() WHERE area = 'materialized views' AND metric = 'seconds since last refresh' AND status = 'OK'")" "2"
+out=$(q legacy_db -v ON_ERROR_STOP=0 -c "SELECT daznode_crm.register_crm_materialized_view('public.profiles')" -c "\\echo :LAST_ERROR_SQLSTATE")
+expect_eq "registering a table is refused with 22023" "$(grep -c '^22023$' <<<"$out")" "1"
+expect_eq "registering another view works" \
+    "$(q legacy_db -c "CREATE MATERIALIZED VIEW public.extra_mv AS SELECT 1 AS x" -c "SELECT daznode_crm.register_crm_materialized_view('public.extra_mv')" | tail -1)" "public.extra_mv"
+
+echo "# grants"
+quiet postgres -c "CREATE ROLE app_user LOGIN" -c "CREATE ROLE dba LOGIN IN ROLE daznode_crm_maintenance"
+for f in "run_pre_migration_diagnostic()" "cleanup_orphaned_records()" "diagnose_crm_performance()" "refresh_crm_materialized_views()"; do
+    denied=$(psql_at "$DIR" "$PORT" legacy_db -U app_user -At -c "SELECT count(*) FROM daznode_crm.$f" 2>&1)
+    allowed=$(psql_at "$DIR" "$PORT" legacy_db -U dba -At -c "SELECT count(*) > 0 FROM daznode_crm.$f" 2>&1)
+    expect_eq "$f: refused without the grant, allowed to daznode_crm_maintenance" \
+        "$(grep -c 'permission denied' <<<"$denied")|$allowed" "1|t"
+done
+
+echo "# pg_cron"
+out=$(q legacy_db -c "SELECT action FROM daznode_crm.schedule_crm_maintenance()")
+if grep -q "pg_cron is not installed" <<<"$out"; then ok "without pg_cron: a clear message, nothing changed"; else not_ok "without pg_cron" "$out"; fi
+legacy_db cron_db 200
+quiet cron_db -c "CREATE EXTENSION pg_cron"
+expect_eq "schedule_crm_maintenance() creates the refresh job, skips what this version lacks" \
+    "$(q cron_db -c "SELECT string_agg(job_name || '=' || split_part(action, ':', 1), ',' ORDER BY job_name) FROM daznode_crm.schedule_crm_maintenance()")" \
+    "daznode-crm-cleanup-email-partitions=skipped,daznode-crm-refresh-materialized-views=scheduled"
+expect_eq "a second call updates, never duplicates" \
+    "$(q cron_db -c "SELECT string_agg(action, ',') FROM daznode_crm.schedule_crm_maintenance() WHERE action NOT LIKE 'skipped%'")|$(q cron_db -c "SELECT count(*) FROM cron.job")" "updated|1"
+quiet cron_db -c "SELECT cron.alter_job(jobid, schedule => '* * * * *') FROM cron.job WHERE jobname = 'daznode-crm-refresh-materialized-views'"
+echo "# waiting for pg_cron to run the job (its smallest interval is one minute)"
+for _ in $(seq 1 80); do
+    [ "$(q cron_db -c "SELECT count(*) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed')")" -ge 1 ] && break
+    sleep 1
+done
+expect_eq "the job ran and succeeded" \
+    "$(q cron_db -c "SELECT status || ':' || command FROM cron.job_run_details ORDER BY runid LIMIT 1")" \
+    "succeeded:SELECT daznode_crm.refresh_crm_materialized_views()"
+expect_eq "unschedule_crm_maintenance() removes the jobs" \
+    "$(q cron_db -c "SELECT string_agg(action, ',' ORDER BY job_name) FROM daznode_crm.unschedule_crm_maintenance()")|$(q cron_db -c "SELECT count(*) FROM cron.job")" \
+    "not scheduled,unscheduled|0"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
