@@ -1,0 +1,44 @@
+-- The maintenance functions' SQL contract on a database with no CRM table yet: they report
+-- what is missing, never fail on it.
+BEGIN;
+SET search_path = pg_catalog;
+
+SELECT check_name, status, affected_rows
+FROM daznode_crm.run_pre_migration_diagnostic()
+WHERE check_name NOT IN ('server_version', 'privileges', 'database_size', 'table_sizes')
+  AND check_name NOT LIKE 'extension:%'
+ORDER BY check_name;
+
+SELECT table_name, column_name, action, rows FROM daznode_crm.cleanup_orphaned_records(dry_run => true);
+
+SELECT area, object, metric, value, status FROM daznode_crm.diagnose_crm_performance()
+WHERE area IN ('partitions', 'materialized views');
+
+SELECT view_name, mode, rows, skipped_reason FROM daznode_crm.refresh_crm_materialized_views();
+
+-- Without pg_cron nothing is scheduled, and the answer says why.
+SELECT job_name, action FROM daznode_crm.schedule_crm_maintenance();
+
+-- Not for PUBLIC (so not for anon or authenticated); granted to daznode_crm_maintenance.
+SELECT p.proname,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+       has_function_privilege('daznode_crm_maintenance', p.oid, 'EXECUTE') AS maintenance
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'daznode_crm'
+  AND p.proname IN ('run_pre_migration_diagnostic', 'cleanup_orphaned_records', 'diagnose_crm_performance',
+                    'refresh_crm_materialized_views', 'register_crm_materialized_view',
+                    'unregister_crm_materialized_view', 'schedule_crm_maintenance', 'unschedule_crm_maintenance')
+ORDER BY 1;
+
+-- SECURITY DEFINER functions pin their search_path.
+SELECT p.proname, p.proconfig
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'daznode_crm' AND p.prosecdef
+ORDER BY 1;
+ROLLBACK;
+
+-- Registering something that is not a materialized view: SQLSTATE 22023.
+CREATE TABLE not_a_view (x int);
+SELECT daznode_crm.register_crm_materialized_view('not_a_view');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE not_a_view;
