@@ -3,7 +3,7 @@
 //!
 //! Thresholds are anchored on the Supabase CLI's `inspect db` commands and on pghero's
 //! defaults, as documented in the README:
-//! - cache hit ratio below 99% (both tools) is a WARNING;
+//! - cache hit ratio below 99% (both tools) is a WARNING, once there were 10,000 block accesses;
 //! - a table with more than 10,000 live rows scanned sequentially more often than by index is a
 //!   WARNING (pghero's "seq scans", Supabase `inspect db seq-scans`);
 //! - dead tuples above 10% of live rows, and at least 1,000, is a WARNING (autovacuum's own
@@ -33,6 +33,8 @@ impl Status {
 }
 
 pub const CACHE_HIT_MIN: f64 = 0.99;
+/// Below this many block accesses the ratio says nothing yet (a freshly loaded table).
+pub const CACHE_MIN_BLOCKS: i64 = 10_000;
 pub const SEQ_SCAN_MIN_ROWS: f64 = 10_000.0;
 pub const DEAD_TUPLE_RATIO: f64 = 0.10;
 pub const DEAD_TUPLE_MIN: i64 = 1_000;
@@ -83,14 +85,22 @@ pub fn count_status(n: i64, when_nonzero: Status) -> Status {
     }
 }
 
-/// Cache hit ratio from block hits and reads; None when nothing was read yet.
+/// Cache hit ratio from block hits and reads; None when nothing was read yet. Too few
+/// accesses to judge is INFO.
 pub fn cache_hit(hits: i64, reads: i64) -> (Option<f64>, Status) {
     let total = hits + reads;
     if total == 0 {
         return (None, Status::Info);
     }
     let ratio = hits as f64 / total as f64;
-    (Some(ratio), if ratio < CACHE_HIT_MIN { Status::Warning } else { Status::Ok })
+    let status = if total < CACHE_MIN_BLOCKS {
+        Status::Info
+    } else if ratio < CACHE_HIT_MIN {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    (Some(ratio), status)
 }
 
 pub fn seq_scan_status(seq_scan: i64, idx_scan: i64, live_rows: f64) -> Status {
@@ -202,8 +212,9 @@ mod tests {
 
     #[test]
     fn thresholds() {
-        assert_eq!(cache_hit(99, 1).1, Status::Ok);
-        assert_eq!(cache_hit(98, 2).1, Status::Warning);
+        assert_eq!(cache_hit(99_000, 1_000).1, Status::Ok);
+        assert_eq!(cache_hit(98_000, 2_000).1, Status::Warning);
+        assert_eq!(cache_hit(98, 2).1, Status::Info);
         assert_eq!(cache_hit(0, 0), (None, Status::Info));
         assert_eq!(seq_scan_status(10, 5, 20_000.0), Status::Warning);
         assert_eq!(seq_scan_status(10, 5, 5_000.0), Status::Ok);
