@@ -11,6 +11,7 @@ pub mod orphans;
 pub mod pubkey;
 pub mod schema;
 pub mod secp256k1;
+pub mod segments;
 pub mod sql;
 
 pub use error::CrmError;
