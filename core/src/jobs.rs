@@ -24,6 +24,13 @@ pub const JOBS: &[Job] = &[
         why: "hourly, as the guide says; unchanged views are skipped, so the hourly run is cheap",
     },
     Job {
+        name: "daznode-crm-refresh-segments",
+        schedule: "*/15 * * * *",
+        command: "SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()",
+        requires: "daznode_crm.refresh_auto_update_segments()",
+        why: "keeps auto_update segments current by difference; a job, not a trigger, so profile writes pay nothing",
+    },
+    Job {
         name: "daznode-crm-cleanup-email-partitions",
         schedule: "0 2 1 * *",
         command: "SELECT daznode_crm.cleanup_old_email_partitions()",

@@ -85,6 +85,18 @@ pub const STEPS: &[Step] = &[
         since: "0.2.0",
         summary: "create or replace crm_segment_stats and crm_campaign_stats, with rates from the *_at timestamps",
     },
+    Step {
+        name: "0008_access_control",
+        target: Target::Safe,
+        since: "0.2.0",
+        summary: "row-level security on every CRM table with the guide's role matrix; recursive legacy policies dropped",
+    },
+    Step {
+        name: "0009_analytics_views",
+        target: Target::Safe,
+        since: "0.2.0",
+        summary: "the guide's materialized views (correct rates, unique indexes, admin-only) and crm_performance_monitor",
+    },
 ];
 
 /// The steps to apply, in order, for `target`: `'latest'` and `'safe'` mean every safe step,

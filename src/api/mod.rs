@@ -1,5 +1,6 @@
 //! The SQL API: thin `#[pg_extern]` wrappers over `daznode_crm_core`, one module per area.
 
+mod access;
 mod cleanup;
 mod diagnostic;
 mod errors;
@@ -24,5 +25,18 @@ extension_sql_file!(
         refresh::unregister_crm_materialized_view,
         refresh::schedule_crm_maintenance,
         refresh::unschedule_crm_maintenance,
+    ],
+);
+
+extension_sql_file!(
+    "../../sql/access.sql",
+    name = "access",
+    requires = [
+        "migrations",
+        "maintenance",
+        access::is_admin_user,
+        access::current_user_id,
+        access::refresh_segment,
+        access::refresh_auto_update_segments,
     ],
 );

@@ -5,7 +5,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 /// The first column of the first row, None when there is no row or it is NULL.
-fn first<T: IntoDatum + FromDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+pub fn first<T: IntoDatum + FromDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
     Spi::connect(|client| {
         let table = client.select(sql, Some(1), args)?;
         if table.is_empty() {

@@ -61,7 +61,7 @@ expect_eq "CREATE EXTENSION creates no application table" \
     "$(q empty_db -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" "0"
 out=$(migrate empty_db)
 expect_eq "migrate() applies every step on an empty database" \
-    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "7/7"
+    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "9/9"
 expect_eq "every planned index is valid" \
     "$(q empty_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
 expect_eq "no constraint is left NOT VALID" \
@@ -74,7 +74,7 @@ legacy_db legacy_db "$PROFILES" $((PROFILES * 10))
 before=$(checksums legacy_db)
 quiet legacy_db -c "CREATE SCHEMA it_before; CREATE TABLE it_before.profiles AS SELECT * FROM public.profiles; CREATE TABLE it_before.users AS SELECT * FROM public.users"
 out=$(migrate legacy_db)
-if grep -q "7 step(s) applied" <<<"$out"; then ok "migrate() applies every step on a legacy database"; else not_ok "migrate() applies every step on a legacy database" "$out"; fi
+if grep -q "9 step(s) applied" <<<"$out"; then ok "migrate() applies every step on a legacy database"; else not_ok "migrate() applies every step on a legacy database" "$out"; fi
 after=$(checksums legacy_db)
 for t in orders subscriptions admin_roles crm_customer_segments crm_customer_segment_members crm_email_templates crm_email_campaigns crm_email_sends; do
     expect_eq "$t: same rows, same content" "$(grep "^$t|" <<<"$after")" "$(grep "^$t|" <<<"$before")"
@@ -128,7 +128,7 @@ for old in $(ls sql/released | sed -nE 's/daznode_crm--(.*)\.sql/\1/p'); do
     diff_out=$(diff <(members upgrade_db) <(members empty_db))
     if [ -z "$diff_out" ]; then ok "$old upgraded has the same members and function bodies as a fresh install"; else not_ok "$old upgraded = fresh install" "$upd"$'\n'"$diff_out"; fi
     out=$(migrate upgrade_db)
-    if grep -q "7 step(s) applied" <<<"$out"; then ok "migrate() works after the upgrade from $old"; else not_ok "migrate() after upgrade from $old" "$out"; fi
+    if grep -q "9 step(s) applied" <<<"$out"; then ok "migrate() works after the upgrade from $old"; else not_ok "migrate() after upgrade from $old" "$out"; fi
     quiet postgres -c "DROP DATABASE upgrade_db"
 done
 
@@ -208,7 +208,7 @@ wait $p1; s1=$?
 wait $p2; s2=$?
 expect_eq "both calls succeed, each step is applied once" \
     "$s1|$s2|$(grep -h 'done in' "$DIR/twice1.out" "$DIR/twice2.out" | wc -l)|$(q twice_db -c "SELECT count(*) FROM daznode_crm.schema_migrations")" \
-    "0|0|7|7"
+    "0|0|9|9"
 expect_eq "and the result is the same" "$(checksums twice_db)" "$reference"
 
 echo

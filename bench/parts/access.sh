@@ -1,0 +1,103 @@
+# Part "access" (issue #4): the profiles list as an admin through RLS against the same query as
+# the table owner; refresh_segment() on a ~300k-member segment with 1% changed against
+# delete-all-and-reinsert; the cost per profile write of keeping auto_update segments current.
+# Sourced by bench/run.
+adb=access_bench
+psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE IF EXISTS $adb" -c "CREATE DATABASE $adb" 2>/dev/null
+apsql() { psql_at "$BENCH_DIR" "$BENCH_PORT" "$adb" "$@"; }
+apsql -q -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql -f bench/sql/common.sql >/dev/null
+apsql -q -v profiles="$rows" -v sends="$rows" -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql >/dev/null
+PGOPTIONS="-c client_min_messages=warning" apsql -q -c "CALL daznode_crm.migrate()" >/dev/null
+apsql -At -c "SELECT * FROM daznode_crm.concurrent_index_plan()" | while IFS= read -r stmt; do apsql -q -c "$stmt"; done
+apsql -q -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_api') THEN CREATE ROLE bench_api NOLOGIN; END IF; END \$\$" \
+    -c "GRANT USAGE ON SCHEMA public, bench TO bench_api" -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bench_api" \
+    -c "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA bench TO bench_api" -c "VACUUM ANALYZE"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
+best() { # best ROLE_SETUP QUERY → ms, best of reps (rows=25 pages are fast: more repetitions)
+    apsql -At -c "$1" -c "SELECT round((bench.best_ns(\$q\$$2\$q\$, 20) / 1e6)::numeric, 3)" | tail -1
+}
+as_admin="SET ROLE bench_api; SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile2')::uuid)::text, false);"
+page1="SELECT count(*) FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC LIMIT 25) p"
+page100="SELECT count(*) FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC LIMIT 25 OFFSET 2475) p"
+total="SELECT count(*) FROM public.profiles WHERE email_verified"
+owner_p1=$(best "SELECT 1" "$page1"); admin_p1=$(best "$as_admin" "$page1")
+owner_p100=$(best "SELECT 1" "$page100"); admin_p100=$(best "$as_admin" "$page100")
+owner_total=$(best "SELECT 1" "$total"); admin_total=$(best "$as_admin" "$total")
+
+# A segment of about 30% of the profiles: created in the last 242 days (the generator spreads
+# created_at over 730 days from 2024-11-01).
+seg=$(apsql -At -c "INSERT INTO public.crm_customer_segments (name, criteria, auto_update) VALUES ('bench window', '{\"profile\":{\"created_days_ago\":{\"min\":0,\"max\":242}}}', false) RETURNING id" | head -1)
+apsql -q -c "SELECT * FROM daznode_crm.refresh_segment('$seg')" >/dev/null
+members=$(apsql -At -c "SELECT count(*) FROM public.crm_customer_segment_members WHERE segment_id = '$seg'")
+changed=$((members / 100))
+# 1% changed: half of them leave the window, as many enter it.
+apsql -q -c "UPDATE public.profiles SET created_at = created_at - interval '400 days' WHERE id IN (SELECT customer_id FROM public.crm_customer_segment_members WHERE segment_id = '$seg' ORDER BY customer_id LIMIT $((changed / 2)))" \
+    -c "UPDATE public.profiles SET created_at = now() - interval '10 days' WHERE id IN (SELECT id FROM public.profiles WHERE created_at < now() - interval '300 days' ORDER BY id LIMIT $((changed / 2)))" \
+    -c "VACUUM ANALYZE public.profiles, public.crm_customer_segment_members"
+ours_seg=$(apsql -At -c "SELECT round((bench.rolled_back_ns(\$q\$SELECT * FROM daznode_crm.refresh_segment('$seg')\$q\$, 3) / 1e6)::numeric, 1)" 2>/dev/null)
+if [ -z "$ours_seg" ]; then
+    apsql -q -c "CREATE OR REPLACE FUNCTION bench.rolled_back_ns(query text, reps int) RETURNS float8 LANGUAGE plpgsql AS \$f\$
+DECLARE t0 timestamptz; best float8 := 'Infinity';
+BEGIN
+  FOR k IN 1..reps LOOP
+    BEGIN
+      t0 := clock_timestamp();
+      EXECUTE query;
+      best := least(best, extract(epoch FROM clock_timestamp() - t0) * 1e9);
+      RAISE EXCEPTION 'roll back' USING ERRCODE = 'P0099';
+    EXCEPTION WHEN SQLSTATE 'P0099' THEN NULL;
+    END;
+  END LOOP;
+  RETURN best;
+END \$f\$"
+    ours_seg=$(apsql -At -c "SELECT round((bench.rolled_back_ns(\$q\$SELECT * FROM daznode_crm.refresh_segment('$seg')\$q\$, 3) / 1e6)::numeric, 1)")
+fi
+apsql -q -c "CREATE OR REPLACE FUNCTION bench.reinsert_segment(s uuid) RETURNS void LANGUAGE plpgsql AS \$f\$
+BEGIN
+  DELETE FROM public.crm_customer_segment_members WHERE segment_id = s;
+  INSERT INTO public.crm_customer_segment_members (segment_id, customer_id)
+  SELECT s, p.id FROM public.profiles p WHERE p.created_at <= now() AND p.created_at >= now() - interval '242 days';
+END \$f\$"
+reinsert_seg=$(apsql -At -c "SELECT round((bench.rolled_back_ns(\$q\$SELECT bench.reinsert_segment('$seg')\$q\$, 3) / 1e6)::numeric, 1)")
+diff=$(apsql -At -c "SELECT added || ' in, ' || removed || ' out' FROM daznode_crm.refresh_segment('$seg')")
+
+# Profile writes with the auto_update segments in place (the job approach adds no trigger), and
+# with every segment set to auto_update = false: the same INSERT, 2,000 rows each, best of 3.
+apsql -q -c "CREATE OR REPLACE FUNCTION bench.insert_profiles(tag text, n int) RETURNS bigint LANGUAGE plpgsql AS \$f\$
+BEGIN
+  FOR i IN 1..n LOOP
+    INSERT INTO public.profiles (email, nom, prenom, pubkey, email_verified) VALUES (tag || i || '.' || clock_timestamp()::text::bytea::text || '@bench.io', 'N', 'P', NULL, true);
+  END LOOP;
+  RETURN n;
+END \$f\$"
+with_auto=$(apsql -At -c "SELECT round((bench.rolled_back_ns('SELECT bench.insert_profiles(''a'', 2000)', 3) / 2000 / 1e3)::numeric, 2)")
+apsql -q -c "UPDATE public.crm_customer_segments SET auto_update = false"
+without_auto=$(apsql -At -c "SELECT round((bench.rolled_back_ns('SELECT bench.insert_profiles(''b'', 2000)', 3) / 2000 / 1e3)::numeric, 2)")
+psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE $adb"
+
+cat >"$out" <<EOF
+## Access control and segments
+
+$meta
+
+$rows profiles, migrated (\`CALL daznode_crm.migrate()\`, then the online index plan). The
+admin runs as a role without BYPASSRLS, with the JWT claim of an admin profile, so every
+policy applies; the owner bypasses RLS. Best of 20 (lists) or 3 (writes) in the same run.
+
+| query | owner ms | admin through RLS ms | admin ÷ owner |
+|---|---|---|---|
+| profiles list, \`email_verified\`, \`ORDER BY created_at DESC\`, page 1 | $owner_p1 | **$admin_p1** | $(ratio "$admin_p1" "$owner_p1") |
+| same, page 100 | $owner_p100 | **$admin_p100** | $(ratio "$admin_p100" "$owner_p100") |
+| the exact total count React Admin asks for | $owner_total | **$admin_total** | $(ratio "$admin_total" "$owner_total") |
+
+Goal (issue #4): ≤ 1.1×, which is why every policy calls is_admin_user() once per query.
+
+| segment refresh, $members members, 1% changed ($diff) | ms | ratio |
+|---|---|---|
+| \`refresh_segment()\` (by difference) | **$ours_seg** | $(ratio "$ours_seg" "$reinsert_seg") |
+| baseline: delete every member and re-insert | $reinsert_seg | 1 |
+
+| profile INSERT, µs per row | with auto_update segments | without | ratio |
+|---|---|---|---|
+| kept current by the 15-minute job (no trigger) | $with_auto | $without_auto | $(ratio "$with_auto" "$without_auto") |
+EOF

@@ -1,0 +1,23 @@
+\echo
+\echo '### Access control: the same queries as a customer, a support agent and an admin (RLS, one is_admin_user() per query)'
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_api') THEN CREATE ROLE demo_api NOLOGIN; END IF; END $$;
+GRANT USAGE ON SCHEMA public TO demo_api;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO demo_api;
+SET ROLE demo_api;
+SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile5')::uuid)::text, false) IS NOT NULL AS "as the customer profile5";
+SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM public.crm_email_sends) AS sends,
+       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_admin) AS analytics;
+SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile4')::uuid)::text, false) IS NOT NULL AS "as support (profile4)";
+SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM public.crm_email_sends) AS sends,
+       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_admin) AS analytics;
+SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile2')::uuid)::text, false) IS NOT NULL AS "as admin (profile2)";
+SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM public.crm_email_sends) AS sends,
+       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_admin) AS analytics;
+\echo 'The admin reads campaign analytics (rates from the *_at timestamps):'
+SELECT name, recipients, delivered, opened, clicked, bounced, open_rate, click_rate, bounce_rate
+FROM public.crm_campaigns_analytics_admin ORDER BY name LIMIT 3;
+RESET ROLE;
+RESET request.jwt.claims;
+\echo
+\echo 'Segments kept current by difference (what the 15-minute job runs):'
+SELECT name, added, removed, members, problem FROM daznode_crm.refresh_auto_update_segments();

@@ -1,0 +1,170 @@
+-- Access control and analytics (issue #4): two more migration steps, applied by the same
+-- CALL daznode_crm.migrate() on empty and legacy databases.
+
+-- The guide's role matrix, one source of truth for the policies below.
+--   segments, segment members:   super_admin, admin
+--   templates, campaigns:        super_admin, admin, moderator
+--   email sends:                 super_admin, admin, moderator; support reads
+--   profiles, orders, subscriptions: the owner reads (and updates their profile); every admin
+--                                reads; super_admin and admin write
+--   admin_roles:                 a user reads their own row; super_admin manages
+-- Every policy calls is_admin_user() / current_user_id() inside a sub-SELECT, so it runs once
+-- per query, and none reads the table it protects (the legacy recursion bug).
+
+-- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
+-- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
+-- reported; other policies are kept and reported. The app's statistics views become
+-- security_invoker, so RLS applies to whoever reads them (as the view owner they saw all).
+CREATE FUNCTION @extschema@.step_access_control() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    pol record;
+    dropped text[] := '{}';
+    kept text[] := '{}';
+    t text;
+    admins constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin}''))';
+    editors constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))';
+    support constant text := '(SELECT daznode_crm.is_admin_user(''{support}''))';
+    anyone_admin constant text := '(SELECT daznode_crm.is_admin_user())';
+    me constant text := '(SELECT daznode_crm.current_user_id())';
+BEGIN
+    FOR pol IN
+        SELECT p.polname, p.polrelid::regclass AS tbl,
+               coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr
+        FROM pg_policy p
+        WHERE p.polrelid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(@extschema@.crm_tables()) AS x)
+        ORDER BY 2::text, 1
+    LOOP
+        IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user\(' OR pol.expr ~ 'public\.is_admin_user' THEN
+            EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
+            dropped := dropped || format('%s: %s', pol.tbl, pol.polname);
+        ELSE
+            kept := kept || format('%s: %s', pol.tbl, pol.polname);
+        END IF;
+    END LOOP;
+
+    FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
+        EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
+    END LOOP;
+
+    EXECUTE format('CREATE POLICY daznode_admin_all ON public.crm_customer_segments USING (%s) WITH CHECK (%s)', admins, admins);
+    EXECUTE format('CREATE POLICY daznode_admin_all ON public.crm_customer_segment_members USING (%s) WITH CHECK (%s)', admins, admins);
+    EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_templates USING (%s) WITH CHECK (%s)', editors, editors);
+    EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_campaigns USING (%s) WITH CHECK (%s)', editors, editors);
+    EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_sends USING (%s) WITH CHECK (%s)', editors, editors);
+    EXECUTE format('CREATE POLICY daznode_support_read ON public.crm_email_sends FOR SELECT USING (%s)', support);
+
+    EXECUTE format('CREATE POLICY daznode_owner_read ON public.profiles FOR SELECT USING (id = %s)', me);
+    EXECUTE format('CREATE POLICY daznode_owner_update ON public.profiles FOR UPDATE USING (id = %s) WITH CHECK (id = %s)', me, me);
+    EXECUTE format('CREATE POLICY daznode_admin_read ON public.profiles FOR SELECT USING (%s)', anyone_admin);
+    EXECUTE format('CREATE POLICY daznode_admin_all ON public.profiles USING (%s) WITH CHECK (%s)', admins, admins);
+    FOREACH t IN ARRAY ARRAY['orders', 'subscriptions'] LOOP
+        EXECUTE format('CREATE POLICY daznode_owner_read ON public.%I FOR SELECT USING (user_id = %s)', t, me);
+        EXECUTE format('CREATE POLICY daznode_admin_read ON public.%I FOR SELECT USING (%s)', t, anyone_admin);
+        EXECUTE format('CREATE POLICY daznode_admin_all ON public.%I USING (%s) WITH CHECK (%s)', t, admins, admins);
+    END LOOP;
+    EXECUTE format('CREATE POLICY daznode_owner_read ON public.admin_roles FOR SELECT USING (user_id = %s)', me);
+    EXECUTE format('CREATE POLICY daznode_super_admin_all ON public.admin_roles USING (%s) WITH CHECK (%s)',
+                   '(SELECT daznode_crm.is_admin_user(''{super_admin}''))', '(SELECT daznode_crm.is_admin_user(''{super_admin}''))');
+
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        ALTER VIEW IF EXISTS public.crm_segment_stats SET (security_invoker = true);
+        ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
+    END IF;
+
+    RETURN jsonb_build_object('rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
+                              'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept));
+END
+$step$;
+
+-- 0009: the guide's materialized views, with correct rates, and its monitor view. Counts come
+-- from the *_at timestamps (webhooks overwrite status): a clicked send counts as opened, a
+-- bounced send as neither. Nobody but their owner reads the materialized views (they would
+-- bypass RLS); admins read them through the *_admin views, which check is_admin_user().
+CREATE FUNCTION @extschema@.step_analytics_views() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    r text;
+    created text[] := '{}';
+BEGIN
+    IF to_regclass('public.crm_segments_stats_mv') IS NULL THEN
+        CREATE MATERIALIZED VIEW public.crm_segments_stats_mv AS
+        SELECT s.id, s.name, s.description, s.criteria, s.auto_update, s.created_at, s.updated_at,
+               count(m.customer_id) AS member_count
+        FROM public.crm_customer_segments s
+        LEFT JOIN public.crm_customer_segment_members m ON m.segment_id = s.id
+        GROUP BY s.id;
+        CREATE UNIQUE INDEX crm_segments_stats_mv_id ON public.crm_segments_stats_mv (id);
+        created := created || 'public.crm_segments_stats_mv'::text;
+    END IF;
+    IF to_regclass('public.crm_campaigns_analytics_mv') IS NULL THEN
+        CREATE MATERIALIZED VIEW public.crm_campaigns_analytics_mv AS
+        WITH counts AS (
+            SELECT e.campaign_id,
+                   count(*) AS recipients,
+                   count(*) FILTER (WHERE e.sent_at IS NOT NULL) AS sent,
+                   count(*) FILTER (WHERE e.sent_at IS NOT NULL AND e.bounced_at IS NULL AND e.status <> 'failed') AS delivered,
+                   count(*) FILTER (WHERE e.bounced_at IS NULL AND (e.opened_at IS NOT NULL OR e.clicked_at IS NOT NULL)) AS opened,
+                   count(*) FILTER (WHERE e.bounced_at IS NULL AND e.clicked_at IS NOT NULL) AS clicked,
+                   count(*) FILTER (WHERE e.bounced_at IS NOT NULL) AS bounced,
+                   count(*) FILTER (WHERE e.status = 'failed') AS failed
+            FROM public.crm_email_sends e
+            GROUP BY e.campaign_id
+        )
+        SELECT c.id, c.name, c.subject, c.status, c.scheduled_at, c.sent_at, c.created_at,
+               coalesce(k.recipients, 0) AS recipients, coalesce(k.sent, 0) AS sent,
+               coalesce(k.delivered, 0) AS delivered, coalesce(k.opened, 0) AS opened,
+               coalesce(k.clicked, 0) AS clicked, coalesce(k.bounced, 0) AS bounced,
+               coalesce(k.failed, 0) AS failed,
+               round(100.0 * k.opened / nullif(k.delivered, 0), 2) AS open_rate,
+               round(100.0 * k.clicked / nullif(k.delivered, 0), 2) AS click_rate,
+               round(100.0 * k.bounced / nullif(k.sent, 0), 2) AS bounce_rate
+        FROM public.crm_email_campaigns c
+        LEFT JOIN counts k ON k.campaign_id = c.id;
+        CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON public.crm_campaigns_analytics_mv (id);
+        created := created || 'public.crm_campaigns_analytics_mv'::text;
+    END IF;
+
+    -- Default privileges (Supabase grants every new table of public to anon and authenticated)
+    -- may have granted them: revoke from every role but the owner.
+    REVOKE ALL ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv FROM PUBLIC;
+    FOR r IN
+        SELECT DISTINCT a.grantee::regrole::text
+        FROM pg_class c, aclexplode(c.relacl) AS a
+        WHERE c.oid IN ('public.crm_segments_stats_mv'::regclass, 'public.crm_campaigns_analytics_mv'::regclass)
+          AND a.grantee <> c.relowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('REVOKE ALL ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv FROM %s', r);
+    END LOOP;
+
+    CREATE OR REPLACE VIEW public.crm_segments_stats_admin WITH (security_barrier = true) AS
+    SELECT * FROM public.crm_segments_stats_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin}'));
+    CREATE OR REPLACE VIEW public.crm_campaigns_analytics_admin WITH (security_barrier = true) AS
+    SELECT * FROM public.crm_campaigns_analytics_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin,moderator}'));
+    GRANT SELECT ON public.crm_segments_stats_admin, public.crm_campaigns_analytics_admin TO PUBLIC;
+
+    -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures.
+    CREATE OR REPLACE VIEW public.crm_performance_monitor AS
+    SELECT s.relname AS table_name, pg_size_pretty(pg_total_relation_size(s.relid)) AS total_size,
+           s.n_live_tup AS live_rows, s.n_dead_tup AS dead_rows, s.seq_scan, s.idx_scan,
+           s.last_autovacuum, s.last_autoanalyze,
+           round(100.0 * io.heap_blks_hit / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 2) AS cache_hit_pct
+    FROM pg_stat_user_tables s JOIN pg_statio_user_tables io USING (relid)
+    WHERE s.schemaname = 'public' AND s.relname = ANY (@extschema@.crm_tables());
+    REVOKE ALL ON public.crm_performance_monitor FROM PUBLIC;
+    GRANT SELECT ON public.crm_performance_monitor TO daznode_crm_maintenance;
+
+    RETURN jsonb_build_object('created', to_jsonb(created),
+                              'admin_views', jsonb_build_array('public.crm_segments_stats_admin', 'public.crm_campaigns_analytics_admin'),
+                              'monitor', 'public.crm_performance_monitor');
+END
+$step$;
+
+-- Policies run with the caller's privileges: every role may call is_admin_user() and
+-- current_user_id() (they answer only about the caller). The schema's other objects keep their
+-- own grants (maintenance functions and tables are not PUBLIC).
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
+REVOKE ALL ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() TO daznode_crm_maintenance;

@@ -1,0 +1,210 @@
+//! Access and segments: `is_admin_user()` (who the caller is, and whether admin_roles gives them
+//! one of the allowed roles) and `refresh_segment()` (membership by difference, from criteria
+//! compiled by `daznode_crm_core::segments`).
+
+use crate::api::errors::raise;
+use crate::api::spi::{first, flag, text};
+use daznode_crm_core::segments::{self, Param};
+use daznode_crm_core::CrmError;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+
+const UUID_PATTERN: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+/// All admin roles, in decreasing power.
+const ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator", "support"];
+
+thread_local! {
+    /// (local transaction id, caller id) → role: one admin_roles lookup per transaction.
+    static CACHE: RefCell<Option<(u32, Option<String>, Option<String>)>> = const { RefCell::new(None) };
+}
+
+fn local_transaction_id() -> u32 {
+    // SAFETY: MyProc is set for every backend that runs SQL.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        {
+            (*pg_sys::MyProc).lxid
+        }
+        #[cfg(feature = "pg17")]
+        {
+            (*pg_sys::MyProc).vxid.lxid
+        }
+    }
+}
+
+/// The caller's user id: `auth.uid()` where a trusted Supabase `auth` schema provides it (owned
+/// by a superuser, so no other role can plant one), otherwise the JWT claim PostgREST sets,
+/// `request.jwt.claims ->> 'sub'` or `request.jwt.claim.sub`.
+fn caller_id() -> Option<String> {
+    let trusted_auth_uid = flag(
+        "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                        JOIN pg_roles pr ON pr.oid = p.proowner JOIN pg_roles nr ON nr.oid = n.nspowner
+                        WHERE n.nspname = 'auth' AND p.proname = 'uid' AND p.pronargs = 0
+                          AND pr.rolsuper AND nr.rolsuper)",
+        &[],
+    );
+    if trusted_auth_uid {
+        return text("SELECT auth.uid()::text", &[]);
+    }
+    text(
+        "SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
+                         nullif(current_setting('request.jwt.claim.sub', true), ''))",
+        &[],
+    )
+}
+
+fn caller_role() -> Option<String> {
+    let lxid = local_transaction_id();
+    let id = caller_id();
+    if let Some(role) = CACHE.with(|c| match c.borrow().as_ref() {
+        Some((x, cached_id, role)) if *x == lxid && *cached_id == id => Some(role.clone()),
+        _ => None,
+    }) {
+        return role;
+    }
+    let role = match &id {
+        None => None,
+        Some(id) => text(
+            "SELECT role FROM public.admin_roles WHERE user_id = (SELECT CASE WHEN $1 ~* $2 THEN $1::uuid END)",
+            &[id.as_str().into(), UUID_PATTERN.into()],
+        ),
+    };
+    CACHE.with(|c| *c.borrow_mut() = Some((lxid, id, role.clone())));
+    role
+}
+
+/// The caller's user id (see `caller_id`), NULL when there is none or it is not a uuid. The
+/// owner policies compare with it: `USING (id = (SELECT daznode_crm.current_user_id()))`.
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
+STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn current_user_id() -> Option<pgrx::Uuid> {
+    let id = caller_id()?;
+    first::<pgrx::Uuid>("SELECT CASE WHEN $1 ~* $2 THEN $1::uuid END", &[id.as_str().into(), UUID_PATTERN.into()])
+}
+
+/// Is the caller an admin, with one of `allowed_roles` (any admin role when NULL)? It answers
+/// only for the caller: there is no user parameter. RLS policies call it as
+/// `USING ((SELECT daznode_crm.is_admin_user('{admin,super_admin}')))`, once per query.
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
+STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn is_admin_user(allowed_roles: Option<Vec<Option<String>>>) -> bool {
+    if !flag("SELECT to_regclass('public.admin_roles') IS NOT NULL", &[]) {
+        return false;
+    }
+    match (caller_role(), allowed_roles) {
+        (None, _) => false,
+        (Some(role), None) => ADMIN_ROLES.contains(&role.as_str()),
+        (Some(role), Some(allowed)) => allowed.iter().flatten().any(|a| *a == role),
+    }
+}
+
+/// Brings one segment's membership in line with its criteria, by difference: inserts the new
+/// members, deletes the gone ones, leaves the rest. Returns (added, removed, members).
+/// `SELECT * FROM daznode_crm.refresh_segment('…segment id…');`
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
+VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn refresh_segment(
+    segment_id: pgrx::Uuid,
+) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
+    let criteria = segment_criteria(segment_id)
+        .unwrap_or_else(|| raise(CrmError::InvalidArgument(format!("no segment with id {segment_id}"))));
+    let compiled = segments::compile(&criteria, 2).unwrap_or_else(|e| raise(e));
+    TableIterator::new(vec![refresh_by_difference(segment_id, &compiled)])
+}
+
+fn segment_criteria(segment_id: pgrx::Uuid) -> Option<serde_json::Value> {
+    first::<pgrx::JsonB>("SELECT criteria FROM public.crm_customer_segments WHERE id = $1", &[segment_id.into()]).map(|j| j.0)
+}
+
+/// (added, removed, members) after bringing the membership in line with `compiled`.
+fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) -> (i64, i64, i64) {
+    let sql = format!(
+        "WITH target AS (SELECT p.id FROM public.profiles p WHERE {pred}),
+              added AS (INSERT INTO public.crm_customer_segment_members (segment_id, customer_id)
+                        SELECT $1, t.id FROM target t
+                        WHERE NOT EXISTS (SELECT 1 FROM public.crm_customer_segment_members m WHERE m.segment_id = $1 AND m.customer_id = t.id)
+                        ON CONFLICT (segment_id, customer_id) DO NOTHING RETURNING 1),
+              removed AS (DELETE FROM public.crm_customer_segment_members m
+                          WHERE m.segment_id = $1 AND (m.customer_id IS NULL OR NOT EXISTS (SELECT 1 FROM target t WHERE t.id = m.customer_id))
+                          RETURNING 1)
+         SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM removed), (SELECT count(*) FROM target)",
+        pred = compiled.predicate
+    );
+    let mut args: Vec<DatumWithOid> = vec![segment_id.into()];
+    for p in &compiled.params {
+        args.push(match p {
+            Param::Bool(b) => (*b).into(),
+            Param::Int(i) => (*i).into(),
+            Param::TextArray(v) => v.clone().into(),
+        });
+    }
+    Spi::connect_mut(|client| {
+        let t = client.update(&sql, Some(1), &args)?.first();
+        Ok::<_, pgrx::spi::Error>((t.get::<i64>(1)?.unwrap_or(0), t.get::<i64>(2)?.unwrap_or(0), t.get::<i64>(3)?.unwrap_or(0)))
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: refresh of segment {segment_id} failed: {e}"))
+}
+
+/// Refreshes every segment with auto_update, by difference; what the refresh job runs. A segment
+/// whose criteria do not compile is skipped and reported in `problem`, so one bad segment never
+/// stops the others.
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
+VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn refresh_auto_update_segments() -> TableIterator<
+    'static,
+    (
+        name!(segment_id, pgrx::Uuid),
+        name!(name, String),
+        name!(added, i64),
+        name!(removed, i64),
+        name!(members, i64),
+        name!(problem, Option<String>),
+    ),
+> {
+    if !flag("SELECT to_regclass('public.crm_customer_segments') IS NOT NULL", &[]) {
+        return TableIterator::new(Vec::new());
+    }
+    let segs: Vec<(pgrx::Uuid, String)> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select("SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id", None, &[])? {
+            if let (Some(id), Some(name)) = (row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?) {
+                out.push((id, name));
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+    let mut out = Vec::new();
+    for (id, name) in segs {
+        let compiled = segment_criteria(id).map(|c| segments::compile(&c, 2));
+        match compiled {
+            Some(Ok(compiled)) => {
+                let (added, removed, members) = refresh_by_difference(id, &compiled);
+                if added + removed > 0 {
+                    notice!("daznode_crm: segment {name}: +{added} -{removed} ({members} members)");
+                }
+                out.push((id, name, added, removed, members, None));
+            }
+            Some(Err(e)) => {
+                warning!("daznode_crm: segment {name} skipped: {e}");
+                out.push((id, name, 0, 0, 0, Some(e.to_string())));
+            }
+            None => {}
+        }
+    }
+    TableIterator::new(out)
+}

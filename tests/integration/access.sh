@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Integration tests of access control and analytics (issue #4): every policy as every role, on a
+# Supabase-like database (an auth schema with auth.uid(), roles anon, authenticated and
+# service_role) and on plain PostgreSQL (identity from the JWT claim setting); is_admin_user()
+# that cannot be steered; rates; segments refreshed by difference.
+# Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/lib.sh"
+cd "$REPO_ROOT"
+
+export PGOPTIONS="-c client_min_messages=warning"
+DIR=/tmp/daznode_crm-it-access
+PORT=54335
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -20 | sed 's/^/    /'; failed=$((failed + 1)); }
+expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$'\n'"got:      $2"; fi; }
+q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@" 2>&1; }
+quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
+# as DB ROLE USER_N SQL: runs SQL as ROLE with the JWT of fixture profile N (0: no JWT).
+as() {
+    local db=$1 role=$2 n=$3 sql=$4 claims=""
+    [ "$n" = 0 ] || claims="SET request.jwt.claims = '{\"sub\": \"$(uuid_of "$n")\", \"role\": \"$role\"}';"
+    psql_at "$DIR" "$PORT" "$db" -At -v ON_ERROR_STOP=0 -c "SET ROLE $role; $claims $sql" 2>&1 | grep -v '^SET$' | tr '\n' ' ' | sed 's/ $//'
+}
+uuid_of() { q postgres -c "SELECT md5('profile' || $1)::uuid"; }
+
+cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'"
+trap 'cluster_stop "$DIR"' EXIT
+quiet postgres -c "CREATE ROLE anon NOLOGIN" -c "CREATE ROLE authenticated NOLOGIN" -c "CREATE ROLE service_role NOLOGIN BYPASSRLS" \
+    -c "CREATE ROLE app_user NOLOGIN" -c "CREATE ROLE attacker NOLOGIN"
+
+setup_db() { # setup_db NAME supabase|plain
+    quiet postgres -c "CREATE DATABASE $1"
+    if [ "$2" = supabase ]; then
+        quiet "$1" <<'SQL'
+CREATE SCHEMA auth;
+CREATE TABLE auth.users (id uuid PRIMARY KEY);
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+                  (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid
+$$;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;
+SQL
+    fi
+    quiet "$1" -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql
+    quiet "$1" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+    # As on Supabase: the API roles get every table of public, including those created later
+    # (default privileges), before the migration runs.
+    quiet "$1" -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO anon, authenticated, service_role, app_user" \
+        -c "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO anon, authenticated, service_role, app_user" \
+        -c "GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role, app_user"
+    psql_at "$DIR" "$PORT" "$1" -q -c "CALL daznode_crm.migrate()" >/dev/null 2>&1
+}
+
+matrix() { # matrix DB ROLE
+    local db=$1 r=$2
+    echo "# $db, as $r"
+    # Fixture: profile 1 super_admin, 2 admin, 3 moderator, 4 support, 5 a customer.
+    local count="SELECT (SELECT count(*) FROM public.profiles) || ',' || (SELECT count(*) FROM public.crm_customer_segments) || ',' ||
+                 (SELECT count(*) FROM public.crm_customer_segment_members) || ',' || (SELECT count(*) FROM public.crm_email_templates) || ',' ||
+                 (SELECT count(*) FROM public.crm_email_campaigns) || ',' || (SELECT count(*) FROM public.crm_email_sends) || ',' ||
+                 (SELECT count(*) FROM public.admin_roles) || ',' || (SELECT count(*) FROM public.orders) || ',' || (SELECT count(*) FROM public.subscriptions)"
+    local all
+    all=$(q "$db" -c "$count")
+    local own_orders own_subs
+    own_orders=$(q "$db" -c "SELECT count(*) FROM public.orders WHERE user_id = md5('profile5')::uuid")
+    own_subs=$(q "$db" -c "SELECT count(*) FROM public.subscriptions WHERE user_id = md5('profile5')::uuid")
+    IFS=, read -r p s m t c e a o sub <<<"$all"
+    expect_eq "no JWT: sees nothing" "$(as "$db" "$r" 0 "$count")" "0,0,0,0,0,0,0,0,0"
+    expect_eq "customer: own profile, own orders and subscriptions, nothing of the CRM" "$(as "$db" "$r" 5 "$count")" "1,0,0,0,0,0,0,$own_orders,$own_subs"
+    expect_eq "support: reads profiles and sends, nothing else of the CRM" "$(as "$db" "$r" 4 "$count")" "$p,0,0,0,0,$e,1,$o,$sub"
+    expect_eq "moderator: templates, campaigns, sends" "$(as "$db" "$r" 3 "$count")" "$p,0,0,$t,$c,$e,1,$o,$sub"
+    expect_eq "admin: everything but other people's admin roles" "$(as "$db" "$r" 2 "$count")" "$p,$s,$m,$t,$c,$e,1,$o,$sub"
+    expect_eq "super_admin: everything" "$(as "$db" "$r" 1 "$count")" "$p,$s,$m,$t,$c,$e,$a,$o,$sub"
+    expect_eq "customer updates their own profile, not another" \
+        "$(as "$db" "$r" 5 "WITH u AS (UPDATE public.profiles SET ville = 'Lyon' WHERE id = md5('profile5')::uuid RETURNING 1) SELECT count(*) FROM u; WITH u AS (UPDATE public.profiles SET ville = 'Lyon' WHERE id = md5('profile6')::uuid RETURNING 1) SELECT count(*) FROM u")" \
+        "1 0"
+    expect_eq "support cannot change a send" \
+        "$(as "$db" "$r" 4 "WITH u AS (UPDATE public.crm_email_sends SET status = 'opened' WHERE id = md5('send1')::uuid RETURNING 1) SELECT count(*) FROM u")" "0"
+    expect_eq "moderator cannot create a segment" \
+        "$(as "$db" "$r" 3 "INSERT INTO public.crm_customer_segments (name, criteria) VALUES ('x', '{}')" | grep -c 'row-level security')" "1"
+    expect_eq "admin creates a segment" "$(as "$db" "$r" 2 "WITH i AS (INSERT INTO public.crm_customer_segments (name, criteria) VALUES ('x', '{}') RETURNING 1) SELECT count(*) FROM i")" "1"
+    expect_eq "the materialized views are not readable directly, even by an admin" \
+        "$(as "$db" "$r" 2 "SELECT count(*) FROM public.crm_campaigns_analytics_mv" | grep -c 'permission denied')" "1"
+    expect_eq "the admin views: moderator reads campaigns analytics, not segments; customer neither" \
+        "$(as "$db" "$r" 3 "SELECT count(*) FROM public.crm_campaigns_analytics_admin") $(as "$db" "$r" 3 "SELECT count(*) FROM public.crm_segments_stats_admin") $(as "$db" "$r" 5 "SELECT count(*) FROM public.crm_campaigns_analytics_admin")" \
+        "$c 0 0"
+    expect_eq "the app's statistics views respect RLS for the reader (security_invoker)" \
+        "$(as "$db" "$r" 5 "SELECT count(*) FROM public.crm_segment_stats")" "0"
+}
+
+setup_db supa supabase
+matrix supa authenticated
+expect_eq "service_role bypasses RLS and reads everything" \
+    "$(as supa service_role 0 "SELECT count(*) FROM public.crm_customer_segments")" "$(q supa -c "SELECT count(*) FROM public.crm_customer_segments")"
+expect_eq "on Supabase, the identity is auth.uid()" \
+    "$(as supa authenticated 2 "SELECT daznode_crm.current_user_id() = auth.uid(), daznode_crm.is_admin_user()")" "t|t"
+no_recursion=$(as supa authenticated 2 "SELECT count(*) FROM public.admin_roles; SELECT count(*) FROM public.crm_email_sends")
+if grep -q "infinite recursion" <<<"$no_recursion"; then not_ok "no infinite recursion in policies" "$no_recursion"; else ok "no infinite recursion in policies"; fi
+expect_eq "every policy calls the functions once per query (diagnose_crm_performance finds no per-row call)" \
+    "$(q supa -c "SELECT count(*) FROM daznode_crm.diagnose_crm_performance() WHERE area = 'rls' AND status <> 'OK'")|$(q supa -c "SELECT count(*) > 10 FROM daznode_crm.diagnose_crm_performance() WHERE area = 'rls'")" "0|t"
+
+setup_db plain plain
+matrix plain app_user
+
+echo "# is_admin_user() cannot be steered"
+expect_eq "there is no way to ask about another user" \
+    "$(as plain app_user 5 "SELECT daznode_crm.is_admin_user(md5('profile1')::uuid)" | grep -c 'does not exist')" "1"
+quiet plain -c "CREATE SCHEMA evil AUTHORIZATION attacker" -c "GRANT CREATE ON DATABASE plain TO attacker"
+quiet plain -c "SET ROLE attacker; CREATE TABLE evil.admin_roles (user_id uuid, role text); INSERT INTO evil.admin_roles VALUES (md5('profile5')::uuid, 'super_admin'); CREATE FUNCTION evil.is_admin_user(text[] DEFAULT NULL) RETURNS boolean LANGUAGE sql AS 'SELECT true'; GRANT USAGE ON SCHEMA evil TO PUBLIC; GRANT SELECT ON evil.admin_roles TO PUBLIC"
+expect_eq "a search_path with same-named objects first changes nothing" \
+    "$(as plain app_user 5 "SET search_path = evil, public, daznode_crm; SELECT daznode_crm.is_admin_user(), count(*) FROM public.crm_customer_segments")" "f|0"
+quiet plain -c "SET ROLE attacker; CREATE SCHEMA auth; CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql AS \$\$ SELECT md5('profile1')::uuid \$\$; GRANT USAGE ON SCHEMA auth TO PUBLIC"
+expect_eq "an auth.uid() planted by a non-superuser role is ignored" \
+    "$(as plain app_user 5 "SELECT daznode_crm.current_user_id() = md5('profile5')::uuid, daznode_crm.is_admin_user()")" "t|f"
+expect_eq "cached per transaction: a role removed mid-transaction still answers until commit" \
+    "$(q plain -c "BEGIN; SET LOCAL request.jwt.claims = '{\"sub\": \"$(uuid_of 2)\"}'; SELECT daznode_crm.is_admin_user(); DELETE FROM public.admin_roles WHERE user_id = md5('profile2')::uuid; SELECT daznode_crm.is_admin_user(); ROLLBACK;" | tr '\n' ' ')" \
+    "t t "
+expect_eq "declared STABLE and SECURITY DEFINER with a pinned search_path" \
+    "$(q plain -c "SELECT provolatile::text || '|' || prosecdef || '|' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'daznode_crm.is_admin_user(text[])'::regprocedure")" \
+    "s|true|search_path=pg_catalog, pg_temp"
+
+echo "# rates from the *_at timestamps"
+quiet plain <<'SQL'
+INSERT INTO public.crm_email_campaigns (id, name, subject, content) VALUES ('00000000-0000-0000-0000-0000000000c1', 'Rates', 's', 'c');
+INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at, opened_at, clicked_at, bounced_at) VALUES
+  ('00000000-0000-0000-0000-0000000000c1', 'a@x.io', 'clicked',   now(), NULL,  now(), NULL),
+  ('00000000-0000-0000-0000-0000000000c1', 'b@x.io', 'bounced',   now(), NULL,  NULL,  now()),
+  ('00000000-0000-0000-0000-0000000000c1', 'c@x.io', 'delivered', now(), NULL,  NULL,  NULL),
+  ('00000000-0000-0000-0000-0000000000c1', 'd@x.io', 'opened',    now(), now(), NULL,  NULL),
+  ('00000000-0000-0000-0000-0000000000c1', 'e@x.io', 'failed',    NULL,  NULL,  NULL,  NULL);
+SQL
+quiet plain -c "SELECT * FROM daznode_crm.refresh_crm_materialized_views()"
+expect_eq "a clicked send counts as opened, a bounced one as neither" \
+    "$(q plain -c "SELECT recipients, sent, delivered, opened, clicked, bounced, failed, open_rate, click_rate, bounce_rate FROM public.crm_campaigns_analytics_mv WHERE id = '00000000-0000-0000-0000-0000000000c1'")" \
+    "5|4|3|2|1|1|1|66.67|33.33|25.00"
+
+echo "# segments"
+seg() { q plain -c "INSERT INTO public.crm_customer_segments (name, criteria) VALUES ('t', \$\$$1\$\$) RETURNING id" | head -1; }
+members_of() { q plain -c "SELECT count(*) FROM public.crm_customer_segment_members WHERE segment_id = '$1'"; }
+for pair in \
+    '{"profile":{"email_verified":true}}|SELECT count(*) FROM public.profiles WHERE email_verified' \
+    '{"profile":{"has_pubkey":true}}|SELECT count(*) FROM public.profiles WHERE pubkey IS NOT NULL AND pubkey <> '"''"'' \
+    '{"profile":{"created_days_ago":{"min":30,"max":400}}}|SELECT count(*) FROM public.profiles WHERE created_at <= now() - interval '"'"'30 days'"'"' AND created_at >= now() - interval '"'"'400 days'"'"'' \
+    '{"activity":{"last_login_days":100}}|SELECT count(*) FROM public.profiles WHERE updated_at >= now() - interval '"'"'100 days'"'"'' \
+    '{"subscription":{"plan":["premium","enterprise"],"status":["active"]}}|SELECT count(*) FROM public.profiles p WHERE EXISTS (SELECT 1 FROM public.subscriptions s WHERE s.user_id = p.id AND s.plan_id IN ('"'premium', 'enterprise'"') AND s.status = '"'active'"')' \
+    '{"orders":{"total_amount":{"min":20000},"count":{"min":1}}}|SELECT count(*) FROM public.profiles p WHERE (SELECT sum(amount) FROM public.orders o WHERE o.user_id = p.id) >= 20000'; do
+    criteria=${pair%%|*}
+    expected=$(q plain -c "${pair#*|}")
+    id=$(seg "$criteria")
+    got=$(q plain -c "SELECT added || '/' || removed || '/' || members FROM daznode_crm.refresh_segment('$id')")
+    expect_eq "refresh_segment $criteria" "$got" "$expected/0/$expected"
+done
+id=$(seg '{"profile":{"email_verified":true}}')
+q plain -c "SELECT * FROM daznode_crm.refresh_segment('$id')" >/dev/null
+others="SELECT string_agg(id::text, ',' ORDER BY id) FROM public.crm_customer_segment_members WHERE segment_id = '$id' AND customer_id NOT IN (md5('profile3')::uuid, md5('profile4')::uuid)"
+before=$(q plain -c "$others")
+# profile3 was not verified, profile4 was: one enters, one leaves.
+quiet plain -c "UPDATE public.profiles SET email_verified = NOT email_verified WHERE id IN (md5('profile3')::uuid, md5('profile4')::uuid)"
+expect_eq "by difference: one in, one out, the other member rows untouched (same row ids)" \
+    "$(q plain -c "SELECT added || '/' || removed FROM daznode_crm.refresh_segment('$id')")|$(q plain -c "$others")" "1/1|$before"
+bad=$(seg '{"profile":{"vip":true}}')
+out=$(q plain -v ON_ERROR_STOP=0 -c "SELECT * FROM daznode_crm.refresh_segment('$bad')" -c "\\echo :LAST_ERROR_SQLSTATE")
+expect_eq "an unknown key is refused with 22023, naming the known ones" "$(grep -c 'profile.email_verified' <<<"$out")|$(tail -1 <<<"$out")" "1|22023"
+evil=$(seg '{"subscription":{"plan":["x'"'"'); DELETE FROM public.profiles; --"]}}')
+q plain -c "SELECT * FROM daznode_crm.refresh_segment('$evil')" >/dev/null
+expect_eq "an injection attempt in a criteria value stays a value" "$(q plain -c "SELECT count(*) > 0 FROM public.profiles")|$(members_of "$evil")" "t|0"
+expect_eq "refresh_auto_update_segments() covers every auto_update segment, reporting the bad one" \
+    "$(q plain -c "SELECT count(*) || '|' || count(problem) FROM daznode_crm.refresh_auto_update_segments()" 2>&1 | tail -1)" \
+    "$(q plain -c "SELECT count(*) FROM public.crm_customer_segments WHERE auto_update")|1"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
