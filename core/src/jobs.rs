@@ -47,7 +47,7 @@ mod tests {
     fn commands_are_single_statements_and_schedules_have_five_fields() {
         for job in JOBS {
             assert!(!job.command.contains(';'), "{}", job.name);
-            assert!(job.command.starts_with("SELECT daznode_crm."), "{}", job.name);
+            assert!(job.command.starts_with("SELECT ") && job.command.contains(" daznode_crm."), "{}", job.name);
             assert_eq!(job.schedule.split_whitespace().count(), 5, "{}", job.name);
             assert!(job.name.starts_with("daznode-crm-"), "{}", job.name);
             assert!(job.command.contains(job.requires.split('(').next().unwrap()), "{}", job.name);
