@@ -43,7 +43,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:80
+-- src/api/access.rs:132
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
@@ -65,7 +65,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'diagnose_crm_performance_wrapper';
 
--- src/api/access.rs:93
+-- src/api/access.rs:144
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
@@ -115,7 +115,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:162
+-- src/api/access.rs:210
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -138,7 +138,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:112
+-- src/api/access.rs:160
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)

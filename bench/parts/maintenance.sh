@@ -27,20 +27,6 @@ stats_read=$(ms "SELECT (SELECT count(*) FROM pg_stat_user_tables) + (SELECT cou
 
 # Cleanup: ours (every rule) and the naive statements for the same rules, each in a rolled-back
 # transaction on the same data, best of 3.
-mpsql -q -c "CREATE OR REPLACE FUNCTION bench.rolled_back_ns(query text, reps int) RETURNS float8 LANGUAGE plpgsql AS \$f\$
-DECLARE t0 timestamptz; best float8 := 'Infinity';
-BEGIN
-  FOR k IN 1..reps LOOP
-    BEGIN
-      t0 := clock_timestamp();
-      EXECUTE query;
-      best := least(best, extract(epoch FROM clock_timestamp() - t0) * 1e9);
-      RAISE EXCEPTION 'roll back' USING ERRCODE = 'P0099';
-    EXCEPTION WHEN SQLSTATE 'P0099' THEN NULL;
-    END;
-  END LOOP;
-  RETURN best;
-END \$f\$"
 ours_cleanup=$(PGOPTIONS="-c client_min_messages=warning" mpsql -At -c "SELECT round((bench.rolled_back_ns('SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()', 3) / 1e6)::numeric, 1)")
 naive_sql="DELETE FROM public.crm_customer_segment_members m WHERE m.customer_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = m.customer_id);
 DELETE FROM public.crm_customer_segment_members m WHERE m.segment_id IS NULL OR NOT EXISTS (SELECT 1 FROM public.crm_customer_segments s WHERE s.id = m.segment_id);

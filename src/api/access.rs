@@ -10,14 +10,25 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 
-const UUID_PATTERN: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
-
 /// All admin roles, in decreasing power.
 const ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator", "support"];
 
+/// What one transaction learned about its caller. Policies call is_admin_user() and
+/// current_user_id() in every query; after the first call of a transaction they cost two
+/// setting reads and a comparison, no SPI.
+struct Caller {
+    lxid: u32,
+    /// The JWT settings the identity was derived from: a SET LOCAL of another JWT mid-transaction
+    /// is a new caller.
+    claims: Option<String>,
+    claim_sub: Option<String>,
+    id: Option<String>,
+    /// None until looked up; Some(None) when the caller has no admin role.
+    role: Option<Option<String>>,
+}
+
 thread_local! {
-    /// (local transaction id, caller id) → role: one admin_roles lookup per transaction.
-    static CACHE: RefCell<Option<(u32, Option<String>, Option<String>)>> = const { RefCell::new(None) };
+    static CALLER: RefCell<Option<Caller>> = const { RefCell::new(None) };
 }
 
 fn local_transaction_id() -> u32 {
@@ -34,10 +45,40 @@ fn local_transaction_id() -> u32 {
     }
 }
 
+/// A setting's value, or None when unset or empty (custom settings such as request.jwt.claims
+/// included), read without SPI.
+fn setting(name: &str) -> Option<String> {
+    let name = std::ffi::CString::new(name).expect("no NUL in setting names");
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC machinery.
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    let value = unsafe { std::ffi::CStr::from_ptr(value) }.to_string_lossy().into_owned();
+    (!value.is_empty()).then_some(value)
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
+fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
+    if !is_uuid(s) {
+        return None;
+    }
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+    let mut bytes = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        bytes[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(pgrx::Uuid::from_bytes(bytes))
+}
+
 /// The caller's user id: `auth.uid()` where a trusted Supabase `auth` schema provides it (owned
 /// by a superuser, so no other role can plant one), otherwise the JWT claim PostgREST sets,
 /// `request.jwt.claims ->> 'sub'` or `request.jwt.claim.sub`.
-fn caller_id() -> Option<String> {
+fn resolve_caller_id(claims: &Option<String>, claim_sub: &Option<String>) -> Option<String> {
     let trusted_auth_uid = flag(
         "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                         JOIN pg_roles pr ON pr.oid = p.proowner JOIN pg_roles nr ON nr.oid = n.nspowner
@@ -48,30 +89,41 @@ fn caller_id() -> Option<String> {
     if trusted_auth_uid {
         return text("SELECT auth.uid()::text", &[]);
     }
-    text(
-        "SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
-                         nullif(current_setting('request.jwt.claim.sub', true), ''))",
-        &[],
-    )
+    claims
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|v| v.get("sub").and_then(|s| s.as_str()).map(str::to_string))
+        .or_else(|| claim_sub.clone())
+}
+
+/// Runs `f` on this transaction's caller, resolving it first when needed.
+fn with_caller<R>(f: impl FnOnce(&mut Caller) -> R) -> R {
+    let lxid = local_transaction_id();
+    let claims = setting("request.jwt.claims");
+    let claim_sub = setting("request.jwt.claim.sub");
+    let fresh = CALLER.with(|c| {
+        !matches!(c.borrow().as_ref(), Some(k) if k.lxid == lxid && k.claims == claims && k.claim_sub == claim_sub)
+    });
+    if fresh {
+        let id = resolve_caller_id(&claims, &claim_sub);
+        CALLER.with(|c| *c.borrow_mut() = Some(Caller { lxid, claims, claim_sub, id, role: None }));
+    }
+    CALLER.with(|c| f(c.borrow_mut().as_mut().expect("set above")))
 }
 
 fn caller_role() -> Option<String> {
-    let lxid = local_transaction_id();
-    let id = caller_id();
-    if let Some(role) = CACHE.with(|c| match c.borrow().as_ref() {
-        Some((x, cached_id, role)) if *x == lxid && *cached_id == id => Some(role.clone()),
-        _ => None,
-    }) {
+    if let Some(role) = with_caller(|c| c.role.clone()) {
         return role;
     }
-    let role = match &id {
-        None => None,
-        Some(id) => text(
-            "SELECT role FROM public.admin_roles WHERE user_id = (SELECT CASE WHEN $1 ~* $2 THEN $1::uuid END)",
-            &[id.as_str().into(), UUID_PATTERN.into()],
-        ),
+    let id = with_caller(|c| c.id.clone());
+    let table_exists = || flag("SELECT to_regclass('public.admin_roles') IS NOT NULL", &[]);
+    let role = match id {
+        Some(id) if is_uuid(&id) && table_exists() => {
+            text("SELECT role FROM public.admin_roles WHERE user_id = $1::uuid", &[id.as_str().into()])
+        }
+        _ => None,
     };
-    CACHE.with(|c| *c.borrow_mut() = Some((lxid, id, role.clone())));
+    with_caller(|c| c.role = Some(role.clone()));
     role
 }
 
@@ -83,8 +135,7 @@ STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_tem
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
 fn current_user_id() -> Option<pgrx::Uuid> {
-    let id = caller_id()?;
-    first::<pgrx::Uuid>("SELECT CASE WHEN $1 ~* $2 THEN $1::uuid END", &[id.as_str().into(), UUID_PATTERN.into()])
+    with_caller(|c| c.id.clone()).and_then(|id| parse_uuid(&id))
 }
 
 /// Is the caller an admin, with one of `allowed_roles` (any admin role when NULL)? It answers
@@ -96,9 +147,6 @@ STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_tem
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
 fn is_admin_user(allowed_roles: Option<Vec<Option<String>>>) -> bool {
-    if !flag("SELECT to_regclass('public.admin_roles') IS NOT NULL", &[]) {
-        return false;
-    }
     match (caller_role(), allowed_roles) {
         (None, _) => false,
         (Some(role), None) => ADMIN_ROLES.contains(&role.as_str()),
