@@ -11,6 +11,17 @@
 -- Every policy calls is_admin_user() / current_user_id() inside a sub-SELECT, so it runs once
 -- per query, and none reads the table it protects (the legacy recursion bug).
 
+-- The INSERT, UPDATE and DELETE policies of one table, for the roles `allowed` (an expression).
+CREATE FUNCTION @extschema@.create_write_policies(table_name text, allowed text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    EXECUTE format('CREATE POLICY daznode_insert ON public.%I FOR INSERT WITH CHECK (%s)', table_name, allowed);
+    EXECUTE format('CREATE POLICY daznode_update ON public.%I FOR UPDATE USING (%s) WITH CHECK (%s)', table_name, allowed, allowed);
+    EXECUTE format('CREATE POLICY daznode_delete ON public.%I FOR DELETE USING (%s)', table_name, allowed);
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text) FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -24,7 +35,6 @@ DECLARE
     t text;
     admins constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin}''))';
     editors constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))';
-    support constant text := '(SELECT daznode_crm.is_admin_user(''{support}''))';
     anyone_admin constant text := '(SELECT daznode_crm.is_admin_user())';
     me constant text := '(SELECT daznode_crm.current_user_id())';
 BEGIN
@@ -47,25 +57,27 @@ BEGIN
         EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
     END LOOP;
 
+    -- One SELECT policy per table, the admin test first: PostgreSQL ORs permissive policies and
+    -- evaluates left to right, so for an admin the per-row part is a constant. Writes get their
+    -- own policies (FOR INSERT / UPDATE / DELETE), so they add nothing to reads.
     EXECUTE format('CREATE POLICY daznode_admin_all ON public.crm_customer_segments USING (%s) WITH CHECK (%s)', admins, admins);
     EXECUTE format('CREATE POLICY daznode_admin_all ON public.crm_customer_segment_members USING (%s) WITH CHECK (%s)', admins, admins);
     EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_templates USING (%s) WITH CHECK (%s)', editors, editors);
     EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_campaigns USING (%s) WITH CHECK (%s)', editors, editors);
-    EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_sends USING (%s) WITH CHECK (%s)', editors, editors);
-    EXECUTE format('CREATE POLICY daznode_support_read ON public.crm_email_sends FOR SELECT USING (%s)', support);
+    EXECUTE format('CREATE POLICY daznode_read ON public.crm_email_sends FOR SELECT USING (%s)',
+                   '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator,support}''))');
+    PERFORM @extschema@.create_write_policies('crm_email_sends', editors);
 
-    EXECUTE format('CREATE POLICY daznode_owner_read ON public.profiles FOR SELECT USING (id = %s)', me);
+    EXECUTE format('CREATE POLICY daznode_read ON public.profiles FOR SELECT USING (%s OR id = %s)', anyone_admin, me);
     EXECUTE format('CREATE POLICY daznode_owner_update ON public.profiles FOR UPDATE USING (id = %s) WITH CHECK (id = %s)', me, me);
-    EXECUTE format('CREATE POLICY daznode_admin_read ON public.profiles FOR SELECT USING (%s)', anyone_admin);
-    EXECUTE format('CREATE POLICY daznode_admin_all ON public.profiles USING (%s) WITH CHECK (%s)', admins, admins);
+    PERFORM @extschema@.create_write_policies('profiles', admins);
     FOREACH t IN ARRAY ARRAY['orders', 'subscriptions'] LOOP
-        EXECUTE format('CREATE POLICY daznode_owner_read ON public.%I FOR SELECT USING (user_id = %s)', t, me);
-        EXECUTE format('CREATE POLICY daznode_admin_read ON public.%I FOR SELECT USING (%s)', t, anyone_admin);
-        EXECUTE format('CREATE POLICY daznode_admin_all ON public.%I USING (%s) WITH CHECK (%s)', t, admins, admins);
+        EXECUTE format('CREATE POLICY daznode_read ON public.%I FOR SELECT USING (%s OR user_id = %s)', t, anyone_admin, me);
+        PERFORM @extschema@.create_write_policies(t, admins);
     END LOOP;
-    EXECUTE format('CREATE POLICY daznode_owner_read ON public.admin_roles FOR SELECT USING (user_id = %s)', me);
-    EXECUTE format('CREATE POLICY daznode_super_admin_all ON public.admin_roles USING (%s) WITH CHECK (%s)',
-                   '(SELECT daznode_crm.is_admin_user(''{super_admin}''))', '(SELECT daznode_crm.is_admin_user(''{super_admin}''))');
+    EXECUTE format('CREATE POLICY daznode_read ON public.admin_roles FOR SELECT USING (%s OR user_id = %s)',
+                   '(SELECT daznode_crm.is_admin_user(''{super_admin}''))', me);
+    PERFORM @extschema@.create_write_policies('admin_roles', '(SELECT daznode_crm.is_admin_user(''{super_admin}''))');
 
     IF current_setting('server_version_num')::int >= 150000 THEN
         ALTER VIEW IF EXISTS public.crm_segment_stats SET (security_invoker = true);

@@ -80,8 +80,8 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         name: "idx_profiles_segmentation",
         table: "profiles",
         unique: false,
-        definition: "(email_verified, created_at DESC)",
-        purpose: "segments on email_verified and created_days_ago",
+        definition: "(email_verified, created_at DESC) INCLUDE (id)",
+        purpose: "segments on email_verified and created_days_ago; admin lists and counts by index-only scan (RLS reads id)",
         blocker: None,
     },
     PlannedIndex {

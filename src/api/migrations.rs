@@ -20,9 +20,11 @@ fn migration_steps() -> TableIterator<
         name!(summary, String),
     ),
 > {
-    TableIterator::new(migrations::STEPS.iter().map(|s| {
-        (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string())
-    }))
+    TableIterator::new(migrations::STEPS.iter().map(step_row))
+}
+
+fn step_row(s: &migrations::Step) -> (String, String, String, String, String) {
+    (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string())
 }
 
 /// The steps `CALL daznode_crm.migrate(target)` would apply now, in order.
@@ -52,9 +54,7 @@ fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterat
     .unwrap_or_else(|e| error!("daznode_crm: cannot read the migration ledger: {e}"));
     let applied: Vec<&str> = applied.iter().map(String::as_str).collect();
     let steps = migrations::plan(target, &applied).unwrap_or_else(|e| raise(e));
-    TableIterator::new(steps.into_iter().map(|s| {
-        (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string())
-    }).collect::<Vec<_>>())
+    TableIterator::new(steps.into_iter().map(step_row).collect::<Vec<_>>())
 }
 
 /// The indexes the migration wants, with the SQL that creates each.

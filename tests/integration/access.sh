@@ -5,19 +5,10 @@
 # that cannot be steered; rates; segments refreshed by difference.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
-cd "$REPO_ROOT"
-
 export PGOPTIONS="-c client_min_messages=warning"
 DIR=/tmp/daznode_crm-it-access
 PORT=54335
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -20 | sed 's/^/    /'; failed=$((failed + 1)); }
-expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$'\n'"got:      $2"; fi; }
-q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@" 2>&1; }
-quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
+source "$(dirname "$0")/lib.sh"
 # as DB ROLE USER_N SQL: runs SQL as ROLE with the JWT of fixture profile N (0: no JWT).
 as() {
     local db=$1 role=$2 n=$3 sql=$4 claims=""
@@ -171,6 +162,4 @@ expect_eq "refresh_auto_update_segments() covers every auto_update segment, repo
     "$(q plain -c "SELECT count(*) || '|' || count(problem) FROM daznode_crm.refresh_auto_update_segments()" 2>&1 | tail -1)" \
     "$(q plain -c "SELECT count(*) FROM public.crm_customer_segments WHERE auto_update")|1"
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

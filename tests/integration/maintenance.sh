@@ -4,26 +4,11 @@
 # database, two sessions at once, grants, and a pg_cron job that really runs.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
-cd "$REPO_ROOT"
-
 export PGOPTIONS="-c client_min_messages=warning"
 DIR=/tmp/daznode_crm-it-maint
 PORT=54334
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -40 | sed 's/^/    /'; failed=$((failed + 1)); }
-expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$'\n'"got:      $2"; fi; }
-q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@" 2>&1; }
-quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
-checksums() { q "$1" -f tests/integration/checksums.sql; }
+source "$(dirname "$0")/lib.sh"
 status_of() { q "$1" -c "SELECT status || ':' || coalesce(affected_rows::text, '-') FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = '$2'"; }
-legacy_db() {
-    quiet postgres -c "CREATE DATABASE $1"
-    quiet "$1" -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql
-    quiet "$1" -v profiles="$2" -v sends=$(($2 * 10)) -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
-}
 
 cluster_start "$DIR" "$PORT" "timezone = 'Asia/Tokyo'" "shared_preload_libraries = 'pg_cron'" \
     "cron.database_name = 'cron_db'" "cron.use_background_workers = on" "max_worker_processes = 16"
@@ -85,15 +70,7 @@ psql_at "$DIR" "$PORT" legacy_db -q -c "CALL daznode_crm.migrate('0003_native_co
 expect_eq "half-migrated shape" "$(q legacy_db -c "SELECT status || ':' || details FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'schema_shape'")" \
     "WARNING:half-migrated: native constraints and legacy objects side by side"
 psql_at "$DIR" "$PORT" legacy_db -q -c "CALL daznode_crm.migrate()" >/dev/null 2>&1
-quiet legacy_db <<'SQL'
-UPDATE public.profiles SET email = 'dup.' || id || '@daznode.io'
-WHERE email <> daznode_crm.normalize_email(email)
-  AND daznode_crm.normalize_email(email) IN (SELECT daznode_crm.normalize_email(email) FROM public.profiles GROUP BY 1 HAVING count(*) > 1);
-UPDATE public.profiles SET email = ltrim(replace(email, '..', '.'), '.') WHERE NOT daznode_crm.is_valid_email(email);
-UPDATE public.profiles SET pubkey = NULL WHERE NOT daznode_crm.is_valid_lightning_pubkey(pubkey);
-SELECT daznode_crm.step_validate_constraints();
-SQL
-q legacy_db -c "SELECT * FROM daznode_crm.concurrent_index_plan()" | while IFS= read -r s; do quiet legacy_db -c "$s"; done
+resolve_findings legacy_db
 expect_eq "migrated shape, nothing pending, no warning left" \
     "$(status_of legacy_db schema_shape)|$(status_of legacy_db pending_migrations)|$(q legacy_db -c "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic() WHERE status IN ('ERROR', 'WARNING')")" \
     "OK:9|OK:-|0"
@@ -170,6 +147,4 @@ expect_eq "unschedule_crm_maintenance() removes the jobs" \
     "$(q cron_db -c "SELECT string_agg(action, ',' ORDER BY job_name) FROM daznode_crm.unschedule_crm_maintenance()")|$(q cron_db -c "SELECT count(*) FROM cron.job")" \
     "not scheduled,unscheduled,unscheduled|0"
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

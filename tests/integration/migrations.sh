@@ -4,20 +4,10 @@
 # cancelled backend or several databases lives here; the SQL contract is in tests/pg_regress.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
-cd "$REPO_ROOT"
-
 DIR=/tmp/daznode_crm-it
 PORT=54333
 PROFILES=${IT_PROFILES:-2000}
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | head -40 | sed 's/^/    /'; failed=$((failed + 1)); }
-expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$'\n'"got:      $2"; fi; }
-q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@"; }
-quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
-checksums() { q "$1" -f tests/integration/checksums.sql; }
+source "$(dirname "$0")/lib.sh"
 checksum_of() { checksums "$1" | awk -F'|' -v t="$2" '$1 == t {print $2 "|" $3}'; }
 schema_dump() {
     "$PG_BIN/pg_dump" -h "$DIR" -p "$PORT" -U postgres --schema-only --schema=public -T public.users_backup "$1" |
@@ -30,24 +20,7 @@ members() {
                  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'daznode_crm')
                ORDER BY 1"
 }
-legacy_db() { # legacy_db NAME PROFILES SENDS
-    quiet postgres -c "CREATE DATABASE $1"
-    quiet "$1" -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql
-    quiet "$1" -v profiles="$2" -v sends="$3" -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
-}
 migrate() { psql_at "$DIR" "$PORT" "$1" -c "CALL daznode_crm.migrate()" 2>&1; }
-# What a DBA does with the findings: fix the rows, validate, build the remaining indexes online.
-resolve_findings() {
-    quiet "$1" <<'SQL'
-UPDATE public.profiles SET email = 'dup.' || id || '@daznode.io'
-WHERE email <> daznode_crm.normalize_email(email)
-  AND daznode_crm.normalize_email(email) IN (SELECT daznode_crm.normalize_email(email) FROM public.profiles GROUP BY 1 HAVING count(*) > 1);
-UPDATE public.profiles SET email = ltrim(replace(email, '..', '.'), '.') WHERE NOT daznode_crm.is_valid_email(email);
-UPDATE public.profiles SET pubkey = NULL WHERE NOT daznode_crm.is_valid_lightning_pubkey(pubkey);
-SELECT daznode_crm.step_validate_constraints();
-SQL
-    q "$1" -c "SELECT * FROM daznode_crm.concurrent_index_plan()" | while IFS= read -r stmt; do quiet "$1" -c "$stmt"; done
-}
 
 # The frozen install scripts of released versions, for CREATE EXTENSION … VERSION.
 cp sql/released/daznode_crm--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
@@ -211,6 +184,4 @@ expect_eq "both calls succeed, each step is applied once" \
     "0|0|9|9"
 expect_eq "and the result is the same" "$(checksums twice_db)" "$reference"
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
