@@ -93,7 +93,7 @@ $step$;
 -- from the *_at timestamps (webhooks overwrite status): a clicked send counts as opened, a
 -- bounced send as neither. Nobody but their owner reads the materialized views (they would
 -- bypass RLS); admins read them through the *_admin views, which check is_admin_user().
-CREATE FUNCTION @extschema@.step_analytics_views() RETURNS jsonb
+CREATE FUNCTION @extschema@.step_analytics_views(populate boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
     r text;
@@ -110,7 +110,9 @@ BEGIN
         created := created || 'public.crm_segments_stats_mv'::text;
     END IF;
     IF to_regclass('public.crm_campaigns_analytics_mv') IS NULL THEN
-        CREATE MATERIALIZED VIEW public.crm_campaigns_analytics_mv AS
+        -- populate => false when the partitioning swap rebuilds it: filled after the swap commits.
+        EXECUTE 'CREATE MATERIALIZED VIEW public.crm_campaigns_analytics_mv AS '
+            || $mv$
         WITH counts AS (
             SELECT e.campaign_id,
                    count(*) AS recipients,
@@ -132,7 +134,9 @@ BEGIN
                round(100.0 * k.clicked / nullif(k.delivered, 0), 2) AS click_rate,
                round(100.0 * k.bounced / nullif(k.sent, 0), 2) AS bounce_rate
         FROM public.crm_email_campaigns c
-        LEFT JOIN counts k ON k.campaign_id = c.id;
+        LEFT JOIN counts k ON k.campaign_id = c.id
+$mv$
+            || CASE WHEN populate THEN '' ELSE ' WITH NO DATA' END;
         CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON public.crm_campaigns_analytics_mv (id);
         created := created || 'public.crm_campaigns_analytics_mv'::text;
     END IF;
@@ -177,6 +181,6 @@ $step$;
 -- own grants (maintenance functions and tables are not PUBLIC).
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
-REVOKE ALL ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() TO daznode_crm_maintenance;

@@ -612,6 +612,20 @@ BEGIN
         RAISE NOTICE 'daznode_crm: applying % (%)', s.step, s.summary;
         t0 := pg_catalog.clock_timestamp();
         attempt := 1;
+        IF s.is_procedure THEN
+            -- A procedure step commits its own transactions (an online copy): called directly,
+            -- outside any exception block, which would forbid its COMMITs. It takes its locks
+            -- with lock_timeout and retries itself. A session lock keeps a second migrate() out.
+            PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('daznode_crm.migrate procedure step'));
+            result := NULL;
+            IF s.function_name = 'step_partition_email_sends' THEN
+                CALL @extschema@.step_partition_email_sends(result);
+            ELSE
+                RAISE EXCEPTION 'daznode_crm: no way to call procedure step %', s.step;
+            END IF;
+            PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('daznode_crm.migrate procedure step'));
+            CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.schema_migrations m WHERE m.step = s.step);
+        ELSE
         LOOP
             BEGIN
                 PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
@@ -629,6 +643,7 @@ BEGIN
                 attempt := attempt + 1;
             END;
         END LOOP;
+        END IF;
         INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
         VALUES (s.step, s.target,
                 (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),

@@ -12,6 +12,8 @@ pub struct Job {
     /// The function the command calls, as `to_regprocedure()` takes it: the job is only
     /// scheduled when it exists in this version.
     pub requires: &'static str,
+    /// Only scheduled once crm_email_sends is partitioned (the job would fail every run before).
+    pub requires_partitioned_sends: bool,
     pub why: &'static str,
 }
 
@@ -21,6 +23,7 @@ pub const JOBS: &[Job] = &[
         schedule: "0 * * * *",
         command: "SELECT daznode_crm.refresh_crm_materialized_views()",
         requires: "daznode_crm.refresh_crm_materialized_views(boolean)",
+        requires_partitioned_sends: false,
         why: "hourly, as the guide says; unchanged views are skipped, so the hourly run is cheap",
     },
     Job {
@@ -28,6 +31,7 @@ pub const JOBS: &[Job] = &[
         schedule: "*/15 * * * *",
         command: "SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()",
         requires: "daznode_crm.refresh_auto_update_segments()",
+        requires_partitioned_sends: false,
         why: "keeps auto_update segments current by difference; a job, not a trigger, so profile writes pay nothing",
     },
     Job {
@@ -35,6 +39,7 @@ pub const JOBS: &[Job] = &[
         schedule: "0 2 1 * *",
         command: "SELECT daznode_crm.cleanup_old_email_partitions()",
         requires: "daznode_crm.cleanup_old_email_partitions(interval,integer,boolean,boolean)",
+        requires_partitioned_sends: true,
         why: "monthly, at 02:00 on the 1st, as the guide says",
     },
 ];

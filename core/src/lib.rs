@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod orphans;
 pub mod pubkey;
+pub mod retention;
 pub mod schema;
 pub mod secp256k1;
 pub mod segments;

@@ -29,6 +29,9 @@ pub struct Step {
     /// Ordered, unique, never renamed once released: the ledger stores it.
     pub name: &'static str,
     pub target: Target,
+    /// A procedure step commits several transactions of its own (an online copy); a function
+    /// step is one transaction.
+    pub procedure: bool,
     /// The extension version that introduced the step.
     pub since: &'static str,
     pub summary: &'static str,
@@ -46,56 +49,72 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "0001_base_schema",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "create the CRM tables that do not exist yet (all of them on an empty database)",
     },
     Step {
         name: "0002_normalize_profiles",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "trim and lower-case emails (unless that would collide), lower-case pubkeys, '' pubkeys to NULL",
     },
     Step {
         name: "0003_native_constraints",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "replace the legacy regex CHECKs by the native validators, NOT VALID",
     },
     Step {
         name: "0004_consolidate_users",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "copy users missing from profiles, re-point foreign keys to profiles, rename users to users_backup",
     },
     Step {
         name: "0005_validate_constraints",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "validate the NOT VALID constraints whose rows are all clean; report the others",
     },
     Step {
         name: "0006_indexes",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "create the planned indexes on small tables, drop exact duplicates; big tables go to concurrent_index_plan()",
     },
     Step {
         name: "0007_stats_views",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "create or replace crm_segment_stats and crm_campaign_stats, with rates from the *_at timestamps",
     },
     Step {
         name: "0008_access_control",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "row-level security on every CRM table with the guide's role matrix; recursive legacy policies dropped",
     },
     Step {
         name: "0009_analytics_views",
         target: Target::Safe,
+        procedure: false,
         since: "0.2.0",
         summary: "the guide's materialized views (correct rates, unique indexes, admin-only) and crm_performance_monitor",
+    },
+    Step {
+        name: "0010_partition_email_sends",
+        target: Target::Complete,
+        procedure: true,
+        since: "0.2.0",
+        summary: "crm_email_sends partitioned by month on created_at, copied online; the old table kept in sync as crm_email_sends_backup",
     },
 ];
 
@@ -173,8 +192,8 @@ mod tests {
     #[test]
     fn complete_only_steps_are_not_in_safe() {
         let steps = [
-            Step { name: "a", target: Target::Safe, since: "0", summary: "" },
-            Step { name: "b", target: Target::Complete, since: "0", summary: "" },
+            Step { name: "a", target: Target::Safe, procedure: false, since: "0", summary: "" },
+            Step { name: "b", target: Target::Complete, procedure: true, since: "0", summary: "" },
         ];
         assert_eq!(plan_from(&steps, "safe", &[]).unwrap().len(), 1);
         assert_eq!(plan_from(&steps, "complete", &[]).unwrap().len(), 2);

@@ -18,13 +18,14 @@ fn migration_steps() -> TableIterator<
         name!(since, String),
         name!(function_name, String),
         name!(summary, String),
+        name!(is_procedure, bool),
     ),
 > {
     TableIterator::new(migrations::STEPS.iter().map(step_row))
 }
 
-fn step_row(s: &migrations::Step) -> (String, String, String, String, String) {
-    (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string())
+fn step_row(s: &migrations::Step) -> (String, String, String, String, String, bool) {
+    (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string(), s.procedure)
 }
 
 /// The steps `CALL daznode_crm.migrate(target)` would apply now, in order.
@@ -38,6 +39,7 @@ fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterat
         name!(since, String),
         name!(function_name, String),
         name!(summary, String),
+        name!(is_procedure, bool),
     ),
 > {
     let Some(target) = target else {

@@ -5,6 +5,7 @@ mod cleanup;
 mod diagnostic;
 mod errors;
 mod migrations;
+mod partitions;
 mod performance;
 mod refresh;
 mod spi;
@@ -39,4 +40,10 @@ extension_sql_file!(
         access::refresh_segment,
         access::refresh_auto_update_segments,
     ],
+);
+
+extension_sql_file!(
+    "../../sql/partitioning.sql",
+    name = "partitioning",
+    requires = ["access", partitions::check_partition_cleanup_arguments, partitions::email_partition_plan],
 );

@@ -177,8 +177,14 @@ fn schedule_crm_maintenance() -> TableIterator<
         .iter()
         .map(|job| {
             let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
+            let partitioned = flag(
+                "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), false)",
+                &[],
+            );
             let action = if !available {
                 format!("skipped: {} is not in this version of daznode_crm", job.requires)
+            } else if job.requires_partitioned_sends && !partitioned {
+                "skipped: public.crm_email_sends is not partitioned yet (CALL daznode_crm.migrate('complete'))".to_string()
             } else {
                 let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
                 count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);

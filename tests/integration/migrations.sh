@@ -34,7 +34,7 @@ expect_eq "CREATE EXTENSION creates no application table" \
     "$(q empty_db -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" "0"
 out=$(migrate empty_db)
 expect_eq "migrate() applies every step on an empty database" \
-    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "9/9"
+    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "9/10"
 expect_eq "every planned index is valid" \
     "$(q empty_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
 expect_eq "no constraint is left NOT VALID" \

@@ -35,6 +35,7 @@ SELECT * FROM daznode_crm.pending_migrations(NULL);
 -- migrate() is a procedure: it commits after each step, so it cannot run in a transaction block
 -- (the first step is rolled back with the block).
 SET client_min_messages = warning;
+\set SHOW_CONTEXT never
 BEGIN;
 CALL daznode_crm.migrate('0001_base_schema');
 ROLLBACK;

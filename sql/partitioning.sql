@@ -1,0 +1,540 @@
+-- Partitioning of crm_email_sends (issue #6): the guide's "complete" migration, its rollback, and
+-- the monthly maintenance of the partitions.
+--
+-- Layout: public.crm_email_sends PARTITION BY RANGE (created_at), one partition a month named
+-- crm_email_sends_pYYYYMM from midnight UTC on the 1st to the next (the same instants whatever
+-- the time zone), and crm_email_sends_default. created_at is new: the legacy table has none,
+-- and sent_at is NULL for pending and failed sends, so it is backfilled with the first
+-- timestamp a row has, coalesce(sent_at, opened_at, clicked_at, bounced_at), or the time the
+-- migration started. Primary key (id, created_at).
+--
+-- The copy is online: a trigger mirrors every write on the old table into the new one while
+-- rows are copied in committed batches; the two are then compared (count and a content hash, in
+-- one snapshot) and swapped in one short transaction. After the swap a reverse trigger keeps
+-- the old table, crm_email_sends_backup, in sync, so rollback_email_sends_partitioning() loses
+-- nothing; finish_email_sends_partitioning() ends that once you are sure.
+
+-- Column list helpers: the old table's columns, in order, as the mirror triggers need them.
+CREATE FUNCTION @extschema@.email_sends_column_lists(rel regclass, OUT cols text, OUT new_values text, OUT assignments text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+           string_agg('NEW.' || quote_ident(attname), ', ' ORDER BY attnum),
+           string_agg(format('%I = NEW.%I', attname, attname), ', ' ORDER BY attnum)
+    FROM pg_attribute
+    WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped AND attname <> 'created_at'
+$$;
+
+-- A SECURITY DEFINER trigger function in public that applies every row write of one table to
+-- another, by id. `created_at_expr` is the partition key of a mirrored INSERT (NULL when the
+-- target has no created_at).
+CREATE FUNCTION @extschema@.create_email_sends_mirror(fn_name text, target regclass, with_created_at boolean, copy_started timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    l record;
+BEGIN
+    SELECT * INTO l FROM @extschema@.email_sends_column_lists(target);
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION public.%1$I() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO %2$s (%3$s%4$s) VALUES (%5$s%6$s);
+                %7$s
+            ELSIF TG_OP = 'UPDATE' THEN
+                UPDATE %2$s SET %8$s WHERE id = OLD.id;
+                %9$s
+            ELSE
+                DELETE FROM %2$s WHERE id = OLD.id;
+            END IF;
+            RETURN NULL;
+        END $body$$f$,
+        fn_name, target, l.cols,
+        CASE WHEN with_created_at THEN ', created_at' ELSE '' END,
+        l.new_values,
+        CASE WHEN with_created_at THEN ', coalesce(NEW.sent_at, NEW.opened_at, NEW.clicked_at, NEW.bounced_at, clock_timestamp())' ELSE '' END,
+        CASE WHEN with_created_at THEN 'INSERT INTO public.crm_email_sends_mirrored_ids VALUES (NEW.id) ON CONFLICT DO NOTHING;' ELSE '' END,
+        l.assignments,
+        -- During the copy a row may not be copied yet (the batch skipped it while this writer
+        -- held it): the mirror then inserts the new version itself.
+        -- Its created_at is computed exactly as the copy computes it (same fallback instant), so
+        -- that the copy, racing with it, hits the same primary key and does nothing.
+        CASE WHEN with_created_at THEN format(
+            'IF NOT FOUND THEN INSERT INTO %s (%s, created_at) VALUES (%s, coalesce(NEW.sent_at, NEW.opened_at, NEW.clicked_at, NEW.bounced_at, %L::timestamptz)) ON CONFLICT DO NOTHING; '
+            'INSERT INTO public.crm_email_sends_mirrored_ids VALUES (NEW.id) ON CONFLICT DO NOTHING; END IF;', target, l.cols, l.new_values, copy_started) ELSE '' END);
+    EXECUTE format('REVOKE ALL ON FUNCTION public.%I() FROM PUBLIC', fn_name);
+END
+$fn$;
+
+-- Renames a table's constraints and its other indexes from one prefix to another.
+CREATE FUNCTION @extschema@.rename_email_sends_objects(rel regclass, from_prefix text, to_prefix text, index_suffix text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT conname FROM pg_constraint WHERE conrelid = rel AND conname LIKE from_prefix || '%' LOOP
+        EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', rel, r.conname, to_prefix || substr(r.conname, length(from_prefix) + 1));
+    END LOOP;
+    FOR r IN
+        SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = rel AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+    LOOP
+        CONTINUE WHEN index_suffix = '' AND r.relname !~ '_backup$';
+        EXECUTE format('ALTER INDEX public.%I RENAME TO %I', r.relname,
+                       CASE WHEN index_suffix = '' THEN regexp_replace(r.relname, '_backup$', '') ELSE r.relname || index_suffix END);
+    END LOOP;
+END
+$fn$;
+
+-- The views on crm_email_sends, rebuilt on whatever table has that name now (the stats view is
+-- replaced, the materialized view recreated WITH NO DATA and filled by the caller once
+-- committed). Anything else still reading `old` stops the caller's transaction.
+CREATE FUNCTION @extschema@.repoint_email_sends_views(old regclass) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    had_mv boolean := to_regclass('public.crm_campaigns_analytics_mv') IS NOT NULL;
+    others text;
+BEGIN
+    IF had_mv THEN
+        DROP MATERIALIZED VIEW public.crm_campaigns_analytics_mv CASCADE;
+    END IF;
+    IF to_regclass('public.crm_campaign_stats') IS NOT NULL THEN
+        PERFORM @extschema@.step_stats_views();
+    END IF;
+    IF had_mv THEN
+        PERFORM @extschema@.step_analytics_views(false);
+    END IF;
+    SELECT string_agg(DISTINCT r.ev_class::regclass::text, ', ') INTO others
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = old AND r.ev_class <> old;
+    IF others IS NOT NULL THEN
+        RAISE EXCEPTION 'daznode_crm: views other than the guide''s read % : %', old, others
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop or recreate them on public.crm_email_sends after the swap; nothing was changed.';
+    END IF;
+    RETURN had_mv;
+END
+$fn$;
+
+-- Takes an ACCESS EXCLUSIVE lock on `rel` with a short lock_timeout, retrying; gives up cleanly.
+CREATE FUNCTION @extschema@.lock_for_swap(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    attempt int := 1;
+BEGIN
+    LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            IF attempt >= 5 THEN
+                RAISE EXCEPTION 'daznode_crm: could not lock % for the swap in 5 attempts', rel
+                    USING ERRCODE = 'lock_not_available', HINT = 'A long transaction uses it; run again when it is done. Nothing was changed.';
+            END IF;
+            PERFORM pg_sleep(0.2 * attempt);
+            attempt := attempt + 1;
+        END;
+    END LOOP;
+END
+$fn$;
+
+-- 0010 (target 'complete'): a procedure, because the copy commits batch by batch.
+CREATE PROCEDURE @extschema@.step_partition_email_sends(INOUT result jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $proc$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    l record;
+    first_month timestamp;
+    m timestamp;
+    n_partitions int := 0;
+    last_id uuid := '00000000-0000-0000-0000-000000000000';
+    next_id uuid;
+    batch_rows bigint;
+    inserted bigint;
+    copied bigint := 0;
+    estimate bigint;
+    batch_size constant int := 50000;
+    v record;
+    had_mv boolean;
+    g record;
+    is_superuser boolean;
+    attempt int;
+BEGIN
+    IF pg_catalog.to_regclass('public.crm_email_sends') IS NULL THEN
+        RAISE EXCEPTION 'daznode_crm: there is no public.crm_email_sends to partition' USING HINT = 'Run the safe steps first: CALL daznode_crm.migrate();';
+    END IF;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends'::regclass) = 'p' THEN
+        result := pg_catalog.jsonb_build_object('skipped', 'public.crm_email_sends is already partitioned');
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regclass('public.crm_email_sends_backup') IS NOT NULL THEN
+        RAISE EXCEPTION 'daznode_crm: public.crm_email_sends_backup already exists' USING ERRCODE = 'duplicate_table',
+            HINT = 'Rename or drop it (a previous backup?), then CALL daznode_crm.migrate(''complete'') again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'public.crm_email_sends'::regclass AND attname = 'created_at' AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'daznode_crm: public.crm_email_sends already has a created_at column, which this step would add' USING ERRCODE = 'duplicate_column';
+    END IF;
+    -- The new table's foreign keys would reject orphans: the cleanup handles them first.
+    IF EXISTS (SELECT 1 FROM public.crm_email_sends e WHERE e.campaign_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM public.crm_email_campaigns c WHERE c.id = e.campaign_id))
+       OR EXISTS (SELECT 1 FROM public.crm_email_sends e WHERE e.customer_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = e.customer_id)) THEN
+        RAISE EXCEPTION 'daznode_crm: some email sends point at a missing campaign or profile' USING ERRCODE = 'foreign_key_violation',
+            HINT = 'SELECT * FROM daznode_crm.cleanup_orphaned_records(); sends of missing campaigns are report-only: delete them by hand if they are gone.';
+    END IF;
+    SELECT r.rolsuper INTO is_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+
+    -- Leftovers of an interrupted run: the old table was never touched but for the trigger.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_partitioned') THEN
+        DROP TRIGGER daznode_mirror_to_partitioned ON public.crm_email_sends;
+    END IF;
+    IF pg_catalog.to_regprocedure('public.daznode_mirror_to_partitioned()') IS NOT NULL THEN
+        DROP FUNCTION public.daznode_mirror_to_partitioned();
+    END IF;
+    IF pg_catalog.to_regclass('public.crm_email_sends_partitioned') IS NOT NULL THEN
+        DROP TABLE public.crm_email_sends_partitioned;
+        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: dropped the copy left by an interrupted run; starting over';
+    END IF;
+    IF pg_catalog.to_regclass('public.crm_email_sends_mirrored_ids') IS NOT NULL THEN
+        DROP TABLE public.crm_email_sends_mirrored_ids;
+    END IF;
+
+    -- 1. The new table, its partitions and indexes, and the mirror (one short transaction).
+    PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+    CREATE TABLE public.crm_email_sends_partitioned (
+        LIKE public.crm_email_sends INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT crm_email_sends_partitioned_pkey PRIMARY KEY (id, created_at),
+        CONSTRAINT crm_email_sends_partitioned_campaign_id_fkey FOREIGN KEY (campaign_id)
+            REFERENCES public.crm_email_campaigns (id) ON DELETE CASCADE,
+        CONSTRAINT crm_email_sends_partitioned_customer_id_fkey FOREIGN KEY (customer_id)
+            REFERENCES public.profiles (id) ON DELETE CASCADE
+    ) PARTITION BY RANGE (created_at);
+    SELECT pg_catalog.date_trunc('month', pg_catalog.min(coalesce(e.sent_at, e.opened_at, e.clicked_at, e.bounced_at)) AT TIME ZONE 'UTC')
+    INTO first_month FROM public.crm_email_sends e;
+    first_month := coalesce(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC'));
+    FOR m IN SELECT pg_catalog.generate_series(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC') + interval '3 months', interval '1 month') LOOP
+        EXECUTE pg_catalog.format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends_partitioned FOR VALUES FROM (%L) TO (%L)',
+                                  'crm_email_sends_p' || pg_catalog.to_char(m, 'YYYYMM'), m AT TIME ZONE 'UTC', (m + interval '1 month') AT TIME ZONE 'UTC');
+        n_partitions := n_partitions + 1;
+    END LOOP;
+    CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends_partitioned DEFAULT;
+    -- Built now, on the empty table: after the copy they would block the mirrored writes.
+    CREATE INDEX crm_email_sends_partitioned_campaign_customer ON public.crm_email_sends_partitioned (campaign_id, customer_id);
+    CREATE INDEX crm_email_sends_partitioned_customer ON public.crm_email_sends_partitioned (customer_id);
+    CREATE INDEX crm_email_sends_partitioned_campaign_stats ON public.crm_email_sends_partitioned (campaign_id)
+        INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at);
+    CREATE TABLE public.crm_email_sends_mirrored_ids (id uuid PRIMARY KEY);
+    PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_partitioned', 'public.crm_email_sends_partitioned'::regclass, true, started);
+    CREATE TRIGGER daznode_mirror_to_partitioned AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
+        FOR EACH ROW EXECUTE FUNCTION public.daznode_mirror_to_partitioned();
+    SELECT c.reltuples::bigint INTO estimate FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends'::regclass;
+    RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % partitions created, copying about % rows', n_partitions + 1, greatest(estimate, 0);
+    COMMIT;
+
+    -- 2. The copy, in committed batches by id. FOR SHARE makes a concurrent update wait for the
+    --    batch; SKIP LOCKED never makes the batch wait for a writer (no deadlock): a row a
+    --    writer holds is either rewritten by the mirror or copied by the catch-up below. Rows
+    --    the mirror already inserted are skipped.
+    SELECT * INTO l FROM @extschema@.email_sends_column_lists('public.crm_email_sends'::regclass);
+    LOOP
+        IF is_superuser THEN
+            -- Foreign keys were checked above for every row; skip the per-row checks.
+            PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
+        END IF;
+        EXECUTE pg_catalog.format($q$
+            WITH batch AS (SELECT * FROM public.crm_email_sends o WHERE o.id > $1 ORDER BY o.id LIMIT $2 FOR SHARE SKIP LOCKED),
+                 ins AS (INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
+                         SELECT %1$s, coalesce(b.sent_at, b.opened_at, b.clicked_at, b.bounced_at, $3) FROM batch b
+                         WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_mirrored_ids m WHERE m.id = b.id)
+                         ON CONFLICT DO NOTHING
+                         RETURNING 1)
+            SELECT (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1), (SELECT pg_catalog.count(*) FROM batch),
+                   (SELECT pg_catalog.count(*) FROM ins)$q$, l.cols)
+        INTO next_id, batch_rows, inserted USING last_id, batch_size, started;
+        EXIT WHEN batch_rows = 0;
+        last_id := next_id;
+        copied := copied + inserted;
+        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: copied % of about % rows', copied, greatest(estimate, copied);
+        COMMIT;
+    END LOOP;
+    COMMIT;
+
+    -- 3. Catch up the rows a writer held during their batch and left unchanged, then compare
+    --    both tables in one snapshot (the mirror changes them in the same transactions): same
+    --    rows, same content (an order-independent sum of per-row hashes).
+    FOR attempt IN 1..5 LOOP
+        EXECUTE pg_catalog.format($q$
+            INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
+            SELECT %1$s, coalesce(o.sent_at, o.opened_at, o.clicked_at, o.bounced_at, $1) FROM public.crm_email_sends o
+            WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_mirrored_ids m WHERE m.id = o.id)
+              AND NOT EXISTS (SELECT 1 FROM public.crm_email_sends_partitioned n WHERE n.id = o.id)
+            FOR SHARE OF o SKIP LOCKED
+            ON CONFLICT DO NOTHING$q$, l.cols) USING started;
+        GET DIAGNOSTICS inserted = ROW_COUNT;
+        copied := copied + inserted;
+        COMMIT;
+        EXECUTE pg_catalog.format($q$
+            SELECT (SELECT pg_catalog.count(*) FROM public.crm_email_sends) AS old_rows,
+                   (SELECT pg_catalog.count(*) FROM public.crm_email_sends_partitioned) AS new_rows,
+                   (SELECT coalesce(pg_catalog.sum(('x' || pg_catalog.substr(pg_catalog.md5(ROW(%1$s)::text), 1, 15))::bit(60)::bigint), 0) FROM public.crm_email_sends) AS old_sum,
+                   (SELECT coalesce(pg_catalog.sum(('x' || pg_catalog.substr(pg_catalog.md5(ROW(%1$s)::text), 1, 15))::bit(60)::bigint), 0) FROM public.crm_email_sends_partitioned) AS new_sum$q$,
+            l.cols) INTO v;
+        EXIT WHEN v.old_rows = v.new_rows AND v.old_sum = v.new_sum;
+        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows against %, catching up (attempt %)', v.new_rows, v.old_rows, attempt;
+        COMMIT;
+        PERFORM pg_catalog.pg_sleep(0.2 * attempt);
+    END LOOP;
+    IF v.old_rows <> v.new_rows OR v.old_sum <> v.new_sum THEN
+        RAISE EXCEPTION 'daznode_crm: the copy differs from crm_email_sends (% rows against %); nothing was swapped', v.new_rows, v.old_rows
+            USING HINT = 'CALL daznode_crm.migrate(''complete'') again starts over; the old table is untouched.';
+    END IF;
+    RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows verified (count and content hash), swapping', v.old_rows;
+    COMMIT;
+
+    -- 4. The swap, one short transaction: writes wait only for these renames.
+    PERFORM @extschema@.lock_for_swap('public.crm_email_sends'::regclass);
+    DROP TRIGGER daznode_mirror_to_partitioned ON public.crm_email_sends;
+    DROP FUNCTION public.daznode_mirror_to_partitioned();
+    DROP TABLE public.crm_email_sends_mirrored_ids;
+    PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_backup_', '_backup');
+    ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_backup;
+    ALTER TABLE public.crm_email_sends_partitioned RENAME TO crm_email_sends;
+    PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_partitioned_', 'crm_email_sends_', '');
+    ALTER INDEX public.crm_email_sends_partitioned_campaign_customer RENAME TO idx_email_sends_campaign_customer;
+    ALTER INDEX public.crm_email_sends_partitioned_customer RENAME TO idx_email_sends_customer;
+    ALTER INDEX public.crm_email_sends_partitioned_campaign_stats RENAME TO idx_email_sends_campaign_stats;
+    FOR g IN
+        SELECT a.grantee, a.privilege_type FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = 'public.crm_email_sends_backup'::regclass AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON public.crm_email_sends TO %s', g.privilege_type,
+                                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+    END LOOP;
+    IF (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends_backup'::regclass) THEN
+        ALTER TABLE public.crm_email_sends ENABLE ROW LEVEL SECURITY;
+        PERFORM @extschema@.step_access_control();
+    END IF;
+    had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_backup'::regclass);
+    -- From now on the backup follows every write, so that a rollback loses nothing.
+    PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_backup', 'public.crm_email_sends_backup'::regclass, false);
+    CREATE TRIGGER daznode_mirror_to_backup AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
+        FOR EACH ROW EXECUTE FUNCTION public.daznode_mirror_to_backup();
+    COMMIT;
+
+    IF had_mv THEN
+        REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        COMMIT;
+    END IF;
+    result := pg_catalog.jsonb_build_object(
+        'rows_copied', copied, 'rows_verified', v.old_rows, 'partitions', n_partitions + 1,
+        'backup', 'public.crm_email_sends_backup, kept in sync until daznode_crm.finish_email_sends_partitioning()',
+        'seconds', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1));
+END
+$proc$;
+
+-- Back to the unpartitioned table: the backup (kept in sync by the reverse mirror since the
+-- swap) becomes crm_email_sends again, in one short transaction; the partitioned table is kept
+-- as crm_email_sends_partitioned until the next migrate('complete') or a DROP.
+CREATE FUNCTION @extschema@.rollback_email_sends_partitioning() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    n_current bigint;
+    n_backup bigint;
+    had_mv boolean;
+BEGIN
+    IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
+       OR to_regclass('public.crm_email_sends_backup') IS NULL
+       OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
+        RAISE EXCEPTION 'daznode_crm: nothing to roll back: crm_email_sends is not partitioned, or its backup is gone or no longer in sync'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM @extschema@.lock_for_swap('public.crm_email_sends'::regclass);
+    PERFORM @extschema@.lock_for_swap('public.crm_email_sends_backup'::regclass);
+    -- Every row of the partitioned table must be in the backup (the reverse mirror saw every
+    -- write). The backup may hold more: rows of partitions dropped by the retention cleanup.
+    SELECT count(*) INTO n_current FROM public.crm_email_sends c
+    WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_backup b WHERE b.id = c.id);
+    IF n_current > 0 THEN
+        RAISE EXCEPTION 'daznode_crm: % rows of crm_email_sends are missing from the backup; nothing was changed', n_current;
+    END IF;
+    SELECT count(*) INTO n_current FROM public.crm_email_sends;
+    SELECT count(*) INTO n_backup FROM public.crm_email_sends_backup;
+    DROP TRIGGER daznode_mirror_to_backup ON public.crm_email_sends;
+    DROP FUNCTION public.daznode_mirror_to_backup();
+    PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_partitioned_', '_unused');
+    ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_partitioned;
+    ALTER TABLE public.crm_email_sends_backup RENAME TO crm_email_sends;
+    PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_backup_', 'crm_email_sends_', '');
+    had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_partitioned'::regclass);
+    IF had_mv THEN
+        REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+    END IF;
+    DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';
+    RETURN jsonb_build_object('rows', n_backup, 'rows_only_in_backup', n_backup - n_current, 'restored', 'public.crm_email_sends (unpartitioned)',
+                              'kept', 'public.crm_email_sends_partitioned (no longer in sync; dropped by the next migrate(''complete''))');
+END
+$fn$;
+
+-- Ends the rollback window: stops mirroring into the backup and, with drop_backup, drops it.
+CREATE FUNCTION @extschema@.finish_email_sends_partitioning(drop_backup boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF to_regclass('public.crm_email_sends') IS NOT NULL THEN
+        DROP TRIGGER IF EXISTS daznode_mirror_to_backup ON public.crm_email_sends;
+    END IF;
+    DROP FUNCTION IF EXISTS public.daznode_mirror_to_backup();
+    IF drop_backup THEN
+        DROP TABLE IF EXISTS public.crm_email_sends_backup;
+        RETURN 'backup dropped; rollback_email_sends_partitioning() is no longer possible';
+    END IF;
+    RETURN 'public.crm_email_sends_backup is no longer kept in sync; rollback_email_sends_partitioning() is no longer possible';
+END
+$fn$;
+
+-- The monthly maintenance, for pg_cron: SELECT daznode_crm.cleanup_old_email_partitions();
+-- Each partition is its own subtransaction: one that cannot be locked in time is skipped and
+-- reported, and never undoes the others (future partitions are created first).
+CREATE FUNCTION @extschema@.cleanup_old_email_partitions(
+    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false)
+RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, action text, rows bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    now_ts timestamptz := now();
+    cutoff timestamptz;
+    p record;
+    moved bigint;
+    n bigint;
+    attempt int;
+    names text[];
+    starts bigint[];
+    ends bigint[];
+    default_name text;
+    stuck_months timestamp[];
+BEGIN
+    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL THEN
+        RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint, premake);
+    IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
+        RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN
+        RETURN QUERY SELECT NULL::text, NULL::timestamptz, NULL::timestamptz, 'skipped: already running'::text, 0::bigint;
+        RETURN;
+    END IF;
+    cutoff := now_ts - retention;
+    -- Rows outside every partition land in the default one; make sure there is one.
+    IF NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                   WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT') THEN
+        IF dry_run THEN
+            RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'would create (default partition)'::text, 0::bigint;
+        ELSE
+            CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends DEFAULT;
+            RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'created (default partition)'::text, 0::bigint;
+        END IF;
+    END IF;
+    SELECT c.relname INTO default_name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+
+    SELECT array_agg(c.relname::text ORDER BY c.relname),
+           array_agg((extract(epoch FROM substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \(''([^'']+)''')::timestamptz) * 1e6)::bigint ORDER BY c.relname),
+           array_agg((extract(epoch FROM substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''')::timestamptz) * 1e6)::bigint ORDER BY c.relname)
+    INTO names, starts, ends
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT';
+
+    -- Months that rows stuck in the default partition belong to (within retention) get their
+    -- partition too; creating it moves them.
+    IF default_name IS NOT NULL THEN
+        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM public.%I', default_name) INTO stuck_months;
+    END IF;
+    FOR p IN
+        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
+        FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
+                                              premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+        WHERE q.action = 'missing'
+        UNION
+        SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
+        FROM unnest(stuck_months) AS d(m)
+        WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
+        ORDER BY 2
+    LOOP
+        EXECUTE format('SELECT count(*) FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) INTO moved USING p.s, p.e;
+        IF dry_run THEN
+            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'would create, moving rows from the default partition' ELSE 'would create' END, moved;
+            CONTINUE;
+        END IF;
+        attempt := 1;
+        LOOP
+            BEGIN
+                PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+                -- Rows of that month in the default partition move into the new one; the lock
+                -- keeps new ones from landing there meanwhile.
+                EXECUTE format('LOCK TABLE public.%I IN ACCESS EXCLUSIVE MODE', default_name);
+                EXECUTE format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) USING p.s, p.e;
+                EXECUTE format('DELETE FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) USING p.s, p.e;
+                GET DIAGNOSTICS moved = ROW_COUNT;
+                EXECUTE format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e);
+                INSERT INTO public.crm_email_sends SELECT * FROM daznode_moving;
+                DROP TABLE daznode_moving;
+                RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                IF attempt >= 3 THEN
+                    RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
+                    EXIT;
+                END IF;
+                PERFORM pg_sleep(0.1 * attempt);
+                attempt := attempt + 1;
+            END;
+        END LOOP;
+    END LOOP;
+
+    FOR p IN
+        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
+        FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
+                                              premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+        WHERE q.action = 'expired'
+        ORDER BY 2
+    LOOP
+        EXECUTE format('SELECT count(*) FROM public.%I', p.partition_name) INTO n;
+        IF dry_run THEN
+            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
+            CONTINUE;
+        END IF;
+        attempt := 1;
+        LOOP
+            BEGIN
+                PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+                IF archive THEN
+                    CREATE SCHEMA IF NOT EXISTS crm_archive;
+                    EXECUTE format('ALTER TABLE public.crm_email_sends DETACH PARTITION public.%I', p.partition_name);
+                    EXECUTE format('ALTER TABLE public.%I SET SCHEMA crm_archive', p.partition_name);
+                ELSE
+                    EXECUTE format('DROP TABLE public.%I', p.partition_name);
+                END IF;
+                RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                IF attempt >= 3 THEN
+                    RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
+                    EXIT;
+                END IF;
+                PERFORM pg_sleep(0.1 * attempt);
+                attempt := attempt + 1;
+            END;
+        END LOOP;
+    END LOOP;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass, boolean, timestamptz),
+    @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.lock_for_swap(regclass), @extschema@.rollback_email_sends_partitioning(),
+    @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean),
+    @extschema@.check_partition_cleanup_arguments(bigint, integer),
+    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean) TO daznode_crm_maintenance;

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Integration tests of the partitioning of crm_email_sends (issue #6): migrate('complete') with
+# writers running during the copy, rollback after writes, and cleanup_old_email_partitions()
+# (arguments, a non-partitioned table, an empty table, the default partition, time zones, two
+# runs at once, a lock held by another session, archive, dry run). The cluster's time zone is
+# Asia/Tokyo, so "now" and month boundaries differ from UTC.
+# Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
+set -uo pipefail
+export PGOPTIONS="-c client_min_messages=warning"
+DIR=/tmp/daznode_crm-it-part
+PORT=54336
+source "$(dirname "$0")/lib.sh"
+
+cluster_start "$DIR" "$PORT" "timezone = 'Asia/Tokyo'"
+trap 'cluster_stop "$DIR"' EXIT
+migrate() { psql_at "$DIR" "$PORT" "$1" -c "SET client_min_messages = notice" -c "CALL daznode_crm.migrate('${2:-latest}')" 2>&1; }
+# Content of the sends without created_at, order-independent, comparable across both tables.
+sends_hash() { q "$1" -c "SELECT count(*) || ':' || coalesce(sum(('x' || substr(md5(ROW(id, campaign_id, customer_id, email, status, sent_at, opened_at, clicked_at, bounced_at, error_message, metadata)::text), 1, 15))::bit(60)::bigint), 0) FROM public.$2"; }
+
+echo "# migrate('complete') with writers running"
+legacy_db part_db 2000 200000
+migrate part_db >/dev/null
+resolve_findings part_db
+before=$(sends_hash part_db crm_email_sends)
+# The writer: inserts, updates and deletes sends while the copy runs, in its own transactions.
+(
+    for i in $(seq 1 300); do
+        psql_at "$DIR" "$PORT" part_db -q -c "INSERT INTO public.crm_email_sends (campaign_id, email, status) VALUES (md5('camp1')::uuid, 'writer$i@x.io', 'pending');
+            UPDATE public.crm_email_sends SET error_message = 'touched $i' WHERE id = md5('send' || ($i * 97))::uuid;
+            DELETE FROM public.crm_email_sends WHERE id = md5('send' || ($i * 89 + 1))::uuid" >>"$DIR/writer.log" 2>&1
+    done
+) &
+writer=$!
+out=$(psql_at "$DIR" "$PORT" part_db -c "SET client_min_messages = notice" -c "CALL daznode_crm.migrate('complete')" 2>&1)
+wait $writer
+if grep -q "1 step(s) applied" <<<"$out"; then ok "migrate('complete') partitions the table"; else not_ok "migrate('complete') partitions the table" "$out"; fi
+grep -q "copied .* of about" <<<"$out" && ok "the copy reports progress" || not_ok "the copy reports progress" "$out"
+expect_eq "partitioned by range on created_at, with a default partition" \
+    "$(q part_db -c "SELECT pg_get_partkeydef('public.crm_email_sends'::regclass) || '|' || (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')")" \
+    "RANGE (created_at)|1"
+if [ -s "$DIR/writer.log" ]; then not_ok "the writer saw no error during the migration" "$(sort "$DIR/writer.log" | uniq -c | head -5)"; else ok "the writer saw no error during the migration"; fi
+expect_eq "every write made during the copy is there: 300 inserts, their updates, their deletes" \
+    "$(q part_db -c "SELECT (SELECT count(*) FROM public.crm_email_sends WHERE email LIKE 'writer%') || '|' || (SELECT count(*) FROM public.crm_email_sends WHERE error_message LIKE 'touched %') || '|' || (SELECT count(*) FROM public.crm_email_sends WHERE id IN (SELECT md5('send' || (i * 89 + 1))::uuid FROM generate_series(1, 300) i))")" \
+    "300|$(q part_db -c "SELECT count(*) FROM public.crm_email_sends_backup WHERE error_message LIKE 'touched %'")|0"
+expect_eq "the partitioned table and the backup hold the same rows" "$(sends_hash part_db crm_email_sends)" "$(sends_hash part_db crm_email_sends_backup)"
+expect_eq "primary key (id, created_at), planned indexes in place and valid" \
+    "$(q part_db -c "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'crm_email_sends_pkey' AND conrelid = 'public.crm_email_sends'::regclass")|$(q part_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status() WHERE table_name = 'crm_email_sends'")" \
+    "PRIMARY KEY (id, created_at)|valid"
+expect_eq "no name clashes: the backup's objects are renamed" \
+    "$(q part_db -c "SELECT count(*) FROM pg_class WHERE relname IN ('crm_email_sends_backup_pkey', 'idx_email_sends_customer_backup')")" "2"
+expect_eq "views and the materialized view now read the partitioned table" \
+    "$(q part_db -c "SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.crm_email_sends_backup'::regclass AND r.ev_class <> 'public.crm_email_sends_backup'::regclass")|$(q part_db -c "SELECT sum(recipients) = (SELECT count(*) FROM public.crm_email_sends WHERE campaign_id IS NOT NULL) FROM public.crm_campaigns_analytics_mv")|$(q part_db -c "SELECT sum(total_sends) > 0 FROM public.crm_campaign_stats")" \
+    "0|t|t"
+expect_eq "row-level security and its policies follow" \
+    "$(q part_db -c "SELECT relrowsecurity FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(q part_db -c "SELECT count(*) FROM pg_policy WHERE polrelid = 'public.crm_email_sends'::regclass")" "t|4"
+expect_eq "created_at backfilled from the first timestamp a row has" \
+    "$(q part_db -c "SELECT count(*) FROM public.crm_email_sends WHERE sent_at IS NOT NULL AND created_at <> sent_at")" "0"
+expect_eq "a second migrate('complete') has nothing to do" "$(migrate part_db complete | grep -c '0 step(s) applied')" "1"
+
+echo "# rollback after writes"
+quiet part_db -c "INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at) VALUES (md5('camp2')::uuid, 'after@x.io', 'sent', now())" \
+    -c "UPDATE public.crm_email_sends SET status = 'clicked', clicked_at = now() WHERE id = md5('send10')::uuid" \
+    -c "DELETE FROM public.crm_email_sends WHERE id = md5('send11')::uuid"
+guide=$(psql_at "$DIR" "$PORT" part_db -c "BEGIN" -c "DROP TABLE public.crm_email_sends" -c "ROLLBACK" 2>&1)
+expect_eq "the guide's rollback (DROP TABLE; RENAME) fails: views depend on the table" "$(grep -c 'other objects depend on it' <<<"$guide")" "1"
+partitioned=$(sends_hash part_db crm_email_sends)
+out=$(q part_db -c "SELECT daznode_crm.rollback_email_sends_partitioning()")
+expect_eq "rollback restores the unpartitioned table with every row written since" \
+    "$(q part_db -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(sends_hash part_db crm_email_sends)" "r|$partitioned"
+expect_eq "the writes after the migration are in it" \
+    "$(q part_db -c "SELECT (SELECT count(*) FROM public.crm_email_sends WHERE email = 'after@x.io') || '|' || (SELECT status FROM public.crm_email_sends WHERE id = md5('send10')::uuid) || '|' || (SELECT count(*) FROM public.crm_email_sends WHERE id = md5('send11')::uuid)")" \
+    "1|clicked|0"
+expect_eq "views read the restored table, the step is pending again" \
+    "$(q part_db -c "SELECT count(DISTINCT r.ev_class) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.crm_email_sends'::regclass AND r.ev_class <> 'public.crm_email_sends'::regclass")|$(q part_db -c "SELECT count(*) FROM daznode_crm.pending_migrations('complete')")" \
+    "2|1"
+expect_eq "and it can be partitioned again" "$(migrate part_db complete | grep -c '1 step(s) applied')|$(sends_hash part_db crm_email_sends)" "1|$partitioned"
+
+echo "# cleanup_old_email_partitions()"
+cleanup() { q "$1" -c "SELECT string_agg(coalesce(partition_name, '') || '=' || action, ',' ORDER BY range_start NULLS FIRST) FROM daznode_crm.cleanup_old_email_partitions($2)"; }
+for bad in "retention => '0 days'" "retention => '-1 month'" "premake => -1" "premake => 121"; do
+    out=$(q part_db -v ON_ERROR_STOP=0 -c "SELECT * FROM daznode_crm.cleanup_old_email_partitions($bad)" -c "\\echo :LAST_ERROR_SQLSTATE")
+    expect_eq "bad argument ($bad) gets 22023" "$(tail -1 <<<"$out")" "22023"
+done
+quiet postgres -c "CREATE DATABASE plain_db"
+quiet plain_db -c "CREATE EXTENSION daznode_crm" -c "CALL daznode_crm.migrate()"
+out=$(q plain_db -v ON_ERROR_STOP=0 -c "SELECT * FROM daznode_crm.cleanup_old_email_partitions()" -c "\\echo :LAST_ERROR_SQLSTATE")
+expect_eq "a non-partitioned table gets a clear error pointing to migrate('complete')" \
+    "$(grep -c "migrate('complete')" <<<"$out")|$(tail -1 <<<"$out")" "1|55000"
+
+quiet plain_db -c "CALL daznode_crm.migrate('complete')"
+now_month=$(q plain_db -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')")
+expect_eq "an empty table: the step made this month and 3 ahead, so there is nothing to create" \
+    "$(q plain_db -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions()")|$(q plain_db -c "SELECT count(*) FROM pg_class WHERE relname = 'crm_email_sends_p$now_month'")" "0|1"
+expect_eq "premake is relative to now: 6 months ahead creates 3 more" \
+    "$(q plain_db -c "SELECT count(*) FILTER (WHERE action = 'created') FROM daznode_crm.cleanup_old_email_partitions(premake => 6)")" "3"
+expect_eq "bounds are midnight UTC on the 1st, whatever the time zone" \
+    "$(q plain_db -c "SET TimeZone = 'UTC'" -c "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'crm_email_sends_p$now_month'" | tail -1 | grep -c "01 00:00:00+00')")" "1"
+far=$(q plain_db -c "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '9 months', 'YYYYMM')")
+quiet plain_db -c "INSERT INTO public.crm_email_sends (email, created_at) VALUES ('future@x.io', date_trunc('month', now() AT TIME ZONE 'UTC' + interval '9 months') AT TIME ZONE 'UTC' + interval '3 days')"
+expect_eq "a row stuck in the default partition is moved into its new partition" \
+    "$(cleanup plain_db "premake => 0" | grep -o "crm_email_sends_p$far=[a-z ,]*")|$(q plain_db -c "SELECT count(*) FROM public.crm_email_sends_default")|$(q plain_db -c "SELECT count(*) FROM public.crm_email_sends_p$far")" \
+    "crm_email_sends_p$far=created, rows moved from the default partition|0|1"
+
+# Old data: part_db's partitions start in 2024-11; keep 12 months.
+expired_before=$(q part_db -c "SELECT count(*) FROM pg_class WHERE relname ~ '^crm_email_sends_p' AND relkind = 'r' AND relname < 'crm_email_sends_p' || to_char(now() AT TIME ZONE 'UTC' - interval '12 months', 'YYYYMM')")
+rows_before=$(q part_db -c "SELECT count(*) FROM public.crm_email_sends")
+dry=$(cleanup part_db "dry_run => true")
+expect_eq "a dry run reports and changes nothing" \
+    "$(tr ',' '\n' <<<"$dry" | grep -c 'would drop')|$(q part_db -c "SELECT count(*) FROM public.crm_email_sends")" "$expired_before|$rows_before"
+psql_at "$DIR" "$PORT" part_db -q -c "BEGIN" -c "SELECT pg_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions'))" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
+sleep 0.7
+expect_eq "a second run while one runs returns at once" "$(cleanup part_db "")" "=skipped: already running"
+wait
+oldest=$(q part_db -c "SELECT min(relname) FROM pg_class WHERE relname ~ '^crm_email_sends_p[0-9]{6}$' AND relkind = 'r'")
+psql_at "$DIR" "$PORT" part_db -q -c "BEGIN" -c "SELECT count(*) FROM public.$oldest" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null 2>&1 &
+sleep 0.7
+result=$(cleanup part_db "archive => true")
+wait
+expect_eq "a partition locked by another session is skipped, the others are archived" \
+    "$(tr ',' '\n' <<<"$result" | grep -c "^$oldest=skipped: lock not available")|$(tr ',' '\n' <<<"$result" | grep -c '=archived to crm_archive')" \
+    "1|$((expired_before - 1))"
+expect_eq "archived partitions keep their rows in crm_archive, detached" \
+    "$(q part_db -c "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'crm_archive' AND c.relkind = 'r' AND NOT c.relispartition")" "$((expired_before - 1))"
+expect_eq "the next run drops the one that was locked" "$(cleanup part_db "")" "$oldest=dropped"
+expect_eq "nothing within the retention window was touched" \
+    "$(q part_db -c "SELECT count(*) FROM public.crm_email_sends WHERE created_at >= now() - interval '12 months'")" \
+    "$(q part_db -c "SELECT count(*) FROM public.crm_email_sends_backup b WHERE coalesce(b.sent_at, b.opened_at, b.clicked_at, b.bounced_at, now()) >= now() - interval '12 months'")"
+
+summary
