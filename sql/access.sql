@@ -22,6 +22,18 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text) FROM PUBLIC;
 
+-- The policies of crm_email_sends alone: the partitioning swap puts them on the new table without
+-- touching (and locking) any other table.
+CREATE FUNCTION @extschema@.create_email_sends_policies() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    EXECUTE format('CREATE POLICY daznode_read ON public.crm_email_sends FOR SELECT USING (%s)',
+                   '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator,support}''))');
+    PERFORM @extschema@.create_write_policies('crm_email_sends', '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))');
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.create_email_sends_policies() FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -64,9 +76,7 @@ BEGIN
     EXECUTE format('CREATE POLICY daznode_admin_all ON public.crm_customer_segment_members USING (%s) WITH CHECK (%s)', admins, admins);
     EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_templates USING (%s) WITH CHECK (%s)', editors, editors);
     EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_campaigns USING (%s) WITH CHECK (%s)', editors, editors);
-    EXECUTE format('CREATE POLICY daznode_read ON public.crm_email_sends FOR SELECT USING (%s)',
-                   '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator,support}''))');
-    PERFORM @extschema@.create_write_policies('crm_email_sends', editors);
+    PERFORM @extschema@.create_email_sends_policies();
 
     EXECUTE format('CREATE POLICY daznode_read ON public.profiles FOR SELECT USING (%s OR id = %s)', anyone_admin, me);
     EXECUTE format('CREATE POLICY daznode_owner_update ON public.profiles FOR UPDATE USING (id = %s) WITH CHECK (id = %s)', me, me);

@@ -1014,6 +1014,18 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text) FROM PUBLIC;
 
+-- The policies of crm_email_sends alone: the partitioning swap puts them on the new table without
+-- touching (and locking) any other table.
+CREATE FUNCTION @extschema@.create_email_sends_policies() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    EXECUTE format('CREATE POLICY daznode_read ON public.crm_email_sends FOR SELECT USING (%s)',
+                   '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator,support}''))');
+    PERFORM @extschema@.create_write_policies('crm_email_sends', '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))');
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.create_email_sends_policies() FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -1056,9 +1068,7 @@ BEGIN
     EXECUTE format('CREATE POLICY daznode_admin_all ON public.crm_customer_segment_members USING (%s) WITH CHECK (%s)', admins, admins);
     EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_templates USING (%s) WITH CHECK (%s)', editors, editors);
     EXECUTE format('CREATE POLICY daznode_editor_all ON public.crm_email_campaigns USING (%s) WITH CHECK (%s)', editors, editors);
-    EXECUTE format('CREATE POLICY daznode_read ON public.crm_email_sends FOR SELECT USING (%s)',
-                   '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator,support}''))');
-    PERFORM @extschema@.create_write_policies('crm_email_sends', editors);
+    PERFORM @extschema@.create_email_sends_policies();
 
     EXECUTE format('CREATE POLICY daznode_read ON public.profiles FOR SELECT USING (%s OR id = %s)', anyone_admin, me);
     EXECUTE format('CREATE POLICY daznode_owner_update ON public.profiles FOR UPDATE USING (id = %s) WITH CHECK (id = %s)', me, me);
@@ -1498,7 +1508,7 @@ BEGIN
     END LOOP;
     IF (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends_backup'::regclass) THEN
         ALTER TABLE public.crm_email_sends ENABLE ROW LEVEL SECURITY;
-        PERFORM @extschema@.step_access_control();
+        PERFORM @extschema@.create_email_sends_policies();
     END IF;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_backup'::regclass);
     -- From now on the backup follows every write, so that a rollback loses nothing.

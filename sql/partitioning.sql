@@ -313,7 +313,7 @@ BEGIN
     END LOOP;
     IF (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends_backup'::regclass) THEN
         ALTER TABLE public.crm_email_sends ENABLE ROW LEVEL SECURITY;
-        PERFORM @extschema@.step_access_control();
+        PERFORM @extschema@.create_email_sends_policies();
     END IF;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_backup'::regclass);
     -- From now on the backup follows every write, so that a rollback loses nothing.
