@@ -147,13 +147,12 @@ DECLARE
     first_month timestamp;
     m timestamp;
     n_partitions int := 0;
-    last_id uuid := '00000000-0000-0000-0000-000000000000';
-    next_id uuid;
-    batch_rows bigint;
+    n_blocks bigint;
+    block bigint;
+    blocks_per_batch constant int := 2000;
     inserted bigint;
     copied bigint := 0;
     estimate bigint;
-    batch_size constant int := 50000;
     v record;
     had_mv boolean;
     g record;
@@ -232,28 +231,30 @@ BEGIN
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % partitions created, copying about % rows', n_partitions + 1, greatest(estimate, 0);
     COMMIT;
 
-    -- 2. The copy, in committed batches by id. FOR SHARE makes a concurrent update wait for the
+    -- 2. The copy, in committed batches of pages. FOR SHARE makes a concurrent update wait for the
     --    batch; SKIP LOCKED never makes the batch wait for a writer (no deadlock): a row a
     --    writer holds is either rewritten by the mirror or copied by the catch-up below. Rows
     --    the mirror already inserted are skipped.
     SELECT * INTO l FROM @extschema@.email_sends_column_lists('public.crm_email_sends'::regclass);
-    LOOP
+    -- In physical order, by ranges of pages (a TID range scan): sequential reads. Pages added
+    -- after this point hold rows written since, which the mirror has already applied.
+    n_blocks := pg_catalog.pg_relation_size('public.crm_email_sends'::regclass) / pg_catalog.current_setting('block_size')::int;
+    block := 0;
+    WHILE block <= n_blocks LOOP
         IF is_superuser THEN
             -- Foreign keys were checked above for every row; skip the per-row checks.
             PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
         END IF;
         EXECUTE pg_catalog.format($q$
-            WITH batch AS (SELECT * FROM public.crm_email_sends o WHERE o.id > $1 ORDER BY o.id LIMIT $2 FOR SHARE SKIP LOCKED),
+            WITH batch AS (SELECT * FROM public.crm_email_sends o WHERE o.ctid >= $1 AND o.ctid < $2 FOR SHARE SKIP LOCKED),
                  ins AS (INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
                          SELECT %1$s, coalesce(b.sent_at, b.opened_at, b.clicked_at, b.bounced_at, $3) FROM batch b
                          WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_mirrored_ids m WHERE m.id = b.id)
                          ON CONFLICT DO NOTHING
                          RETURNING 1)
-            SELECT (SELECT b.id FROM batch b ORDER BY b.id DESC LIMIT 1), (SELECT pg_catalog.count(*) FROM batch),
-                   (SELECT pg_catalog.count(*) FROM ins)$q$, l.cols)
-        INTO next_id, batch_rows, inserted USING last_id, batch_size, started;
-        EXIT WHEN batch_rows = 0;
-        last_id := next_id;
+            SELECT (SELECT pg_catalog.count(*) FROM ins)$q$, l.cols)
+        INTO inserted USING pg_catalog.format('(%s,0)', block)::tid, pg_catalog.format('(%s,0)', block + blocks_per_batch)::tid, started;
+        block := block + blocks_per_batch;
         copied := copied + inserted;
         RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: copied % of about % rows', copied, greatest(estimate, copied);
         COMMIT;
@@ -499,7 +500,8 @@ BEGIN
         WHERE q.action = 'expired'
         ORDER BY 2
     LOOP
-        EXECUTE format('SELECT count(*) FROM public.%I', p.partition_name) INTO n;
+        -- Rows from the statistics (counting would read the partition the drop never reads).
+        SELECT greatest(c.reltuples, 0)::bigint INTO n FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(p.partition_name));
         IF dry_run THEN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
