@@ -94,7 +94,9 @@ mod tests {
     fn declared_volatility_is_immutable_and_parallel_safe() {
         let n = Spi::get_one::<i64>(
             "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname = 'daznode_crm' AND p.proname ~ '(email|pubkey)'
+             WHERE n.nspname = 'daznode_crm'
+               AND p.proname IN ('is_valid_email', 'email_validation_error', 'normalize_email', 'is_valid_lightning_pubkey',
+                                 'lightning_pubkey_validation_error', 'normalize_lightning_pubkey')
                AND p.provolatile = 'i' AND p.proparallel = 's' AND p.proisstrict",
         )
         .unwrap()
