@@ -323,6 +323,9 @@ BEGIN
         FOR EACH ROW EXECUTE FUNCTION public.daznode_mirror_to_backup();
     COMMIT;
 
+    -- The copy has no statistics yet: the planner needs them (ANALYZE does not block writes).
+    ANALYZE public.crm_email_sends;
+    COMMIT;
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
         COMMIT;
@@ -501,7 +504,8 @@ BEGIN
         ORDER BY 2
     LOOP
         -- Rows from the statistics (counting would read the partition the drop never reads).
-        SELECT greatest(c.reltuples, 0)::bigint INTO n FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(p.partition_name));
+        -- NULL when the partition was never analyzed.
+        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(p.partition_name));
         IF dry_run THEN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
