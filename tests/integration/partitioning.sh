@@ -35,6 +35,10 @@ out=$(psql_at "$DIR" "$PORT" part_db -c "SET client_min_messages = notice" -c "C
 wait $writer
 if grep -q "1 step(s) applied" <<<"$out"; then ok "migrate('complete') partitions the table"; else not_ok "migrate('complete') partitions the table" "$out"; fi
 grep -q "copied .* of about" <<<"$out" && ok "the copy reports progress" || not_ok "the copy reports progress" "$out"
+grep -qE "replayed [1-9][0-9]* rows written during the copy" <<<"$out" && ok "writes made during the copy were captured and replayed" \
+    || not_ok "writes made during the copy were captured and replayed" "$(grep -E 'replayed|copied' <<<"$out")"
+expect_eq "no capture trigger, change log or copy is left behind" \
+    "$(q part_db -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_capture%'")|$(q part_db -c "SELECT to_regclass('public.crm_email_sends_changes') IS NULL AND to_regclass('public.crm_email_sends_partitioned') IS NULL")" "0|t"
 expect_eq "partitioned by range on created_at, with a default partition" \
     "$(q part_db -c "SELECT pg_get_partkeydef('public.crm_email_sends'::regclass) || '|' || (SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')")" \
     "RANGE (created_at)|1"

@@ -1,0 +1,23 @@
+# pgbench runs that report latency percentiles: -M prepared, 2 clients, a fixed duration, every
+# transaction logged. Sourced by parts.
+
+# pgbench_pct DB USER SECONDS SCRIPT [pgbench args...] → "transactions|p50|p95|p99" in ms.
+# Fails, with pgbench's output, if a client hit an error: a broken script never looks fast.
+# PGOPTIONS of the caller pass through (the JWT claim of the admin, for instance).
+pgbench_pct() {
+    local db=$1 user=$2 secs=$3 script=$4; shift 4
+    local dir
+    dir=$(mktemp -d "$BENCH_DIR/pgbench.XXXXXX")
+    if ! "$PG_BIN/pgbench" -n -h "$BENCH_DIR" -p "$BENCH_PORT" -U "$user" -M prepared -c 2 -j 2 -T "$secs" \
+            -f "$script" -l --log-prefix="$dir/log" "$@" "$db" >"$dir/out" 2>&1 \
+       || grep -qE "aborted|error" "$dir/out"; then
+        echo "pgbench failed on $script:" >&2
+        cat "$dir/out" >&2
+        return 1
+    fi
+    cat "$dir"/log* | awk '{print $3 / 1000.0}' | sort -n | awk '
+        function at(q,   k) { k = int(NR * q + 0.999999); if (k < 1) k = 1; if (k > NR) k = NR; return v[k] }
+        { v[NR] = $1 }
+        END { if (NR == 0) { print "0|-|-|-"; exit } printf "%d|%.2f|%.2f|%.2f\n", NR, at(0.5), at(0.95), at(0.99) }'
+    rm -rf "$dir"
+}
