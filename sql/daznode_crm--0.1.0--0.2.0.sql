@@ -53,7 +53,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:132
+-- src/api/access.rs:175
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
@@ -94,7 +94,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
--- src/api/access.rs:144
+-- src/api/access.rs:187
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
@@ -114,6 +114,23 @@ CREATE  FUNCTION "migration_steps"() RETURNS TABLE (
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'migration_steps_wrapper';
+
+-- src/api/validators.rs:63
+-- requires:
+--   is_valid_email
+--   email_validation_error
+--   normalize_email
+--   is_valid_lightning_pubkey
+--   lightning_pubkey_validation_error
+--   normalize_lightning_pubkey
+
+
+ALTER FUNCTION @extschema@.is_valid_email(text) LEAKPROOF;
+ALTER FUNCTION @extschema@.email_validation_error(text) LEAKPROOF;
+ALTER FUNCTION @extschema@.normalize_email(text) LEAKPROOF;
+ALTER FUNCTION @extschema@.is_valid_lightning_pubkey(text) LEAKPROOF;
+ALTER FUNCTION @extschema@.lightning_pubkey_validation_error(text) LEAKPROOF;
+ALTER FUNCTION @extschema@.normalize_lightning_pubkey(text) LEAKPROOF;
 
 -- src/api/migrations.rs:33
 -- daznode_crm::api::migrations::pending_migrations
@@ -146,7 +163,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:210
+-- src/api/access.rs:253
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -169,7 +186,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:160
+-- src/api/access.rs:203
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
@@ -1203,11 +1220,15 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 -- timestamp a row has, coalesce(sent_at, opened_at, clicked_at, bounced_at), or the time the
 -- migration started. Primary key (id, created_at).
 --
--- The copy is online: a trigger mirrors every write on the old table into the new one while
--- rows are copied in committed batches; the two are then compared (count and a content hash, in
--- one snapshot) and swapped in one short transaction. After the swap a reverse trigger keeps
--- the old table, crm_email_sends_backup, in sync, so rollback_email_sends_partitioning() loses
--- nothing; finish_email_sends_partitioning() ends that once you are sure.
+-- The copy is online and takes no row lock: a trigger logs the id of every write on the old
+-- table while its rows are copied in committed batches into the new one (no indexes yet); the
+-- log is replayed (each logged row deleted from the copy and copied again in its current
+-- version), the indexes are built in bulk, the log replayed until short, both tables compared
+-- (count and a content hash, in one snapshot) and swapped in one short transaction that replays
+-- the last few ids under the lock (the pg_repack approach; writers wait only for that). After
+-- the swap a reverse trigger keeps the old table, crm_email_sends_backup, in sync, so
+-- rollback_email_sends_partitioning() loses nothing; finish_email_sends_partitioning() ends
+-- that once you are sure.
 
 -- Column list helpers: the old table's columns, in order, as the mirror triggers need them.
 CREATE FUNCTION @extschema@.email_sends_column_lists(rel regclass, OUT cols text, OUT new_values text, OUT assignments text)
@@ -1219,10 +1240,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped AND attname <> 'created_at'
 $$;
 
--- A SECURITY DEFINER trigger function in public that applies every row write of one table to
--- another, by id. `created_at_expr` is the partition key of a mirrored INSERT (NULL when the
--- target has no created_at).
-CREATE FUNCTION @extschema@.create_email_sends_mirror(fn_name text, target regclass, with_created_at boolean, copy_started timestamptz DEFAULT NULL) RETURNS void
+-- A SECURITY DEFINER trigger function in public that applies every row write of the
+-- partitioned table to the backup, by id (the reverse mirror that keeps a rollback lossless).
+CREATE FUNCTION @extschema@.create_email_sends_mirror(fn_name text, target regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     l record;
@@ -1233,29 +1253,15 @@ BEGIN
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
         BEGIN
             IF TG_OP = 'INSERT' THEN
-                INSERT INTO %2$s (%3$s%4$s) VALUES (%5$s%6$s);
-                %7$s
+                INSERT INTO %2$s (%3$s) VALUES (%4$s);
             ELSIF TG_OP = 'UPDATE' THEN
-                UPDATE %2$s SET %8$s WHERE id = OLD.id;
-                %9$s
+                UPDATE %2$s SET %5$s WHERE id = OLD.id;
             ELSE
                 DELETE FROM %2$s WHERE id = OLD.id;
             END IF;
             RETURN NULL;
         END $body$$f$,
-        fn_name, target, l.cols,
-        CASE WHEN with_created_at THEN ', created_at' ELSE '' END,
-        l.new_values,
-        CASE WHEN with_created_at THEN ', coalesce(NEW.sent_at, NEW.opened_at, NEW.clicked_at, NEW.bounced_at, clock_timestamp())' ELSE '' END,
-        CASE WHEN with_created_at THEN 'INSERT INTO public.crm_email_sends_mirrored_ids VALUES (NEW.id) ON CONFLICT DO NOTHING;' ELSE '' END,
-        l.assignments,
-        -- During the copy a row may not be copied yet (the batch skipped it while this writer
-        -- held it): the mirror then inserts the new version itself.
-        -- Its created_at is computed exactly as the copy computes it (same fallback instant), so
-        -- that the copy, racing with it, hits the same primary key and does nothing.
-        CASE WHEN with_created_at THEN format(
-            'IF NOT FOUND THEN INSERT INTO %s (%s, created_at) VALUES (%s, coalesce(NEW.sent_at, NEW.opened_at, NEW.clicked_at, NEW.bounced_at, %L::timestamptz)) ON CONFLICT DO NOTHING; '
-            'INSERT INTO public.crm_email_sends_mirrored_ids VALUES (NEW.id) ON CONFLICT DO NOTHING; END IF;', target, l.cols, l.new_values, copy_started) ELSE '' END);
+        fn_name, target, l.cols, l.new_values, l.assignments);
     EXECUTE format('REVOKE ALL ON FUNCTION public.%I() FROM PUBLIC', fn_name);
 END
 $fn$;
@@ -1333,6 +1339,66 @@ BEGIN
 END
 $fn$;
 
+-- Applies the change log of the copy: takes every id the log holds (committed writes only; the
+-- ids of writes still in flight stay for the next call), deletes their rows from the copy and
+-- copies their current version from crm_email_sends. A row's latest write is always either
+-- replayed here or still in the log. Leaves the ids in pg_temp.daznode_replayed until commit.
+CREATE FUNCTION @extschema@.replay_email_sends_changes(cols text, copy_started timestamptz, skip_fk_checks boolean) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $fn$
+DECLARE
+    n bigint;
+BEGIN
+    IF to_regclass('pg_temp.daznode_replayed') IS NOT NULL THEN
+        DROP TABLE pg_temp.daznode_replayed;
+    END IF;
+    CREATE TEMP TABLE daznode_replayed (id uuid PRIMARY KEY) ON COMMIT DROP;
+    WITH l AS (DELETE FROM public.crm_email_sends_changes RETURNING id)
+    INSERT INTO pg_temp.daznode_replayed SELECT DISTINCT l.id FROM l;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    ANALYZE pg_temp.daznode_replayed;
+    IF skip_fk_checks THEN
+        -- Reverted when this function returns (its SET clause scopes every setting).
+        PERFORM set_config('session_replication_role', 'replica', true);
+    END IF;
+    DELETE FROM public.crm_email_sends_partitioned p USING pg_temp.daznode_replayed r WHERE p.id = r.id;
+    EXECUTE format($q$
+        INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
+        SELECT %1$s, coalesce(o.sent_at, o.opened_at, o.clicked_at, o.bounced_at, $1) FROM public.crm_email_sends o
+        WHERE o.id IN (SELECT r.id FROM pg_temp.daznode_replayed r)$q$, cols) USING copy_started;
+    RETURN n;
+END
+$fn$;
+
+-- Compares crm_email_sends with its copy in one snapshot: row count and an order-independent
+-- sum of per-row hashes (hash_record over every column but created_at). Rows whose id is in the
+-- change log are left out (the next replay copies them again); with only_replayed, only the ids
+-- of the last replay (pg_temp.daznode_replayed) are compared.
+CREATE FUNCTION @extschema@.compare_email_sends(cols text, only_replayed boolean,
+    OUT old_rows bigint, OUT new_rows bigint, OUT old_sum bigint, OUT new_sum bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    scope text := CASE WHEN only_replayed THEN 'AND t.id IN (SELECT r.id FROM pg_temp.daznode_replayed r)' ELSE '' END;
+BEGIN
+    IF only_replayed THEN
+        -- A few ids: index lookups, no JIT (compiling would cost more than the lookups).
+        PERFORM set_config('jit', 'off', true);
+        IF to_regclass('pg_temp.daznode_replayed') IS NULL THEN
+            old_rows := 0; new_rows := 0; old_sum := 0; new_sum := 0;
+            RETURN;
+        END IF;
+    END IF;
+    EXECUTE format($q$
+        SELECT (SELECT count(*) FROM public.crm_email_sends t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
+               (SELECT count(*) FROM public.crm_email_sends_partitioned t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
+               (SELECT coalesce(sum(hash_record(ROW(%1$s))), 0) FROM public.crm_email_sends t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
+               (SELECT coalesce(sum(hash_record(ROW(%1$s))), 0) FROM public.crm_email_sends_partitioned t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s)$q$,
+        cols, scope) INTO old_rows, new_rows, old_sum, new_sum;
+END
+$fn$;
+
 -- 0010 (target 'complete'): a procedure, because the copy commits batch by batch.
 CREATE PROCEDURE @extschema@.step_partition_email_sends(INOUT result jsonb DEFAULT NULL)
 LANGUAGE plpgsql AS $proc$
@@ -1344,8 +1410,10 @@ DECLARE
     n_partitions int := 0;
     n_blocks bigint;
     block bigint;
-    blocks_per_batch constant int := 2000;
+    blocks_per_batch constant int := 8000;
     inserted bigint;
+    replayed bigint;
+    verified bigint;
     copied bigint := 0;
     estimate bigint;
     v record;
@@ -1379,33 +1447,37 @@ BEGIN
     SELECT r.rolsuper INTO is_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
 
     -- Leftovers of an interrupted run: the old table was never touched but for the trigger.
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_partitioned') THEN
-        DROP TRIGGER daznode_mirror_to_partitioned ON public.crm_email_sends;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_capture_email_sends') THEN
+        DROP TRIGGER daznode_capture_email_sends ON public.crm_email_sends;
     END IF;
-    IF pg_catalog.to_regprocedure('public.daznode_mirror_to_partitioned()') IS NOT NULL THEN
-        DROP FUNCTION public.daznode_mirror_to_partitioned();
+    IF pg_catalog.to_regprocedure('public.daznode_capture_email_sends()') IS NOT NULL THEN
+        DROP FUNCTION public.daznode_capture_email_sends();
     END IF;
     IF pg_catalog.to_regclass('public.crm_email_sends_partitioned') IS NOT NULL THEN
         DROP TABLE public.crm_email_sends_partitioned;
         RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: dropped the copy left by an interrupted run; starting over';
     END IF;
-    IF pg_catalog.to_regclass('public.crm_email_sends_mirrored_ids') IS NOT NULL THEN
-        DROP TABLE public.crm_email_sends_mirrored_ids;
+    IF pg_catalog.to_regclass('public.crm_email_sends_changes') IS NOT NULL THEN
+        DROP TABLE public.crm_email_sends_changes;
     END IF;
+    COMMIT;
 
-    -- 1. The new table, its partitions and indexes, and the mirror (one short transaction).
+    -- The first month (a full scan, before any lock is taken).
+    SELECT pg_catalog.date_trunc('month', pg_catalog.min(coalesce(e.sent_at, e.opened_at, e.clicked_at, e.bounced_at)) AT TIME ZONE 'UTC')
+    INTO first_month FROM public.crm_email_sends e;
+
+    -- 1. The new table and its partitions, without indexes yet (bulk-built after the copy), and
+    --    the capture trigger: from its commit on, every write on the old table logs the id it
+    --    touched in crm_email_sends_changes (one short transaction).
     PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
     CREATE TABLE public.crm_email_sends_partitioned (
         LIKE public.crm_email_sends INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE,
         created_at timestamptz NOT NULL DEFAULT now(),
-        CONSTRAINT crm_email_sends_partitioned_pkey PRIMARY KEY (id, created_at),
         CONSTRAINT crm_email_sends_partitioned_campaign_id_fkey FOREIGN KEY (campaign_id)
             REFERENCES public.crm_email_campaigns (id) ON DELETE CASCADE,
         CONSTRAINT crm_email_sends_partitioned_customer_id_fkey FOREIGN KEY (customer_id)
             REFERENCES public.profiles (id) ON DELETE CASCADE
     ) PARTITION BY RANGE (created_at);
-    SELECT pg_catalog.date_trunc('month', pg_catalog.min(coalesce(e.sent_at, e.opened_at, e.clicked_at, e.bounced_at)) AT TIME ZONE 'UTC')
-    INTO first_month FROM public.crm_email_sends e;
     first_month := coalesce(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC'));
     FOR m IN SELECT pg_catalog.generate_series(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC') + interval '3 months', interval '1 month') LOOP
         EXECUTE pg_catalog.format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends_partitioned FOR VALUES FROM (%L) TO (%L)',
@@ -1413,86 +1485,121 @@ BEGIN
         n_partitions := n_partitions + 1;
     END LOOP;
     CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends_partitioned DEFAULT;
-    -- Built now, on the empty table: after the copy they would block the mirrored writes.
-    CREATE INDEX crm_email_sends_partitioned_campaign_customer ON public.crm_email_sends_partitioned (campaign_id, customer_id);
-    CREATE INDEX crm_email_sends_partitioned_customer ON public.crm_email_sends_partitioned (customer_id);
-    CREATE INDEX crm_email_sends_partitioned_campaign_stats ON public.crm_email_sends_partitioned (campaign_id)
-        INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at);
-    CREATE TABLE public.crm_email_sends_mirrored_ids (id uuid PRIMARY KEY);
-    PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_partitioned', 'public.crm_email_sends_partitioned'::regclass, true, started);
-    CREATE TRIGGER daznode_mirror_to_partitioned AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
-        FOR EACH ROW EXECUTE FUNCTION public.daznode_mirror_to_partitioned();
+    -- Unlogged: after a crash the run starts over anyway (the leftovers above).
+    CREATE UNLOGGED TABLE public.crm_email_sends_changes (id uuid NOT NULL);
+    CREATE FUNCTION public.daznode_capture_email_sends() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            INSERT INTO public.crm_email_sends_changes (id) VALUES (OLD.id);
+        END IF;
+        IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.id IS DISTINCT FROM OLD.id) THEN
+            INSERT INTO public.crm_email_sends_changes (id) VALUES (NEW.id);
+        END IF;
+        RETURN NULL;
+    END $body$;
+    REVOKE ALL ON FUNCTION public.daznode_capture_email_sends() FROM PUBLIC;
+    CREATE TRIGGER daznode_capture_email_sends AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
+        FOR EACH ROW EXECUTE FUNCTION public.daznode_capture_email_sends();
     SELECT c.reltuples::bigint INTO estimate FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends'::regclass;
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % partitions created, copying about % rows', n_partitions + 1, greatest(estimate, 0);
     COMMIT;
 
-    -- 2. The copy, in committed batches of pages. FOR SHARE makes a concurrent update wait for the
-    --    batch; SKIP LOCKED never makes the batch wait for a writer (no deadlock): a row a
-    --    writer holds is either rewritten by the mirror or copied by the catch-up below. Rows
-    --    the mirror already inserted are skipped.
+    -- 2. The copy, in committed batches of pages, in physical order (a TID range scan: sequential
+    --    reads), without locking a row: a row written meanwhile is in the change log, and the
+    --    replay below copies its latest version again. Pages added after this point only hold
+    --    rows written since, which the log has.
     SELECT * INTO l FROM @extschema@.email_sends_column_lists('public.crm_email_sends'::regclass);
-    -- In physical order, by ranges of pages (a TID range scan): sequential reads. Pages added
-    -- after this point hold rows written since, which the mirror has already applied.
     n_blocks := pg_catalog.pg_relation_size('public.crm_email_sends'::regclass) / pg_catalog.current_setting('block_size')::int;
     block := 0;
-    WHILE block <= n_blocks LOOP
+    WHILE block < n_blocks LOOP
         IF is_superuser THEN
             -- Foreign keys were checked above for every row; skip the per-row checks.
             PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
         END IF;
         EXECUTE pg_catalog.format($q$
-            WITH batch AS (SELECT * FROM public.crm_email_sends o WHERE o.ctid >= $1 AND o.ctid < $2 FOR SHARE SKIP LOCKED),
-                 ins AS (INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
-                         SELECT %1$s, coalesce(b.sent_at, b.opened_at, b.clicked_at, b.bounced_at, $3) FROM batch b
-                         WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_mirrored_ids m WHERE m.id = b.id)
-                         ON CONFLICT DO NOTHING
-                         RETURNING 1)
-            SELECT (SELECT pg_catalog.count(*) FROM ins)$q$, l.cols)
-        INTO inserted USING pg_catalog.format('(%s,0)', block)::tid, pg_catalog.format('(%s,0)', block + blocks_per_batch)::tid, started;
+            INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
+            SELECT %1$s, coalesce(o.sent_at, o.opened_at, o.clicked_at, o.bounced_at, $3) FROM public.crm_email_sends o
+            WHERE o.ctid >= $1 AND o.ctid < $2$q$, l.cols)
+        USING pg_catalog.format('(%s,0)', block)::tid, pg_catalog.format('(%s,0)', block + blocks_per_batch)::tid, started;
+        GET DIAGNOSTICS inserted = ROW_COUNT;
         block := block + blocks_per_batch;
         copied := copied + inserted;
-        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: copied % of about % rows', copied, greatest(estimate, copied);
+        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: copied % of about % rows (%s)', copied, greatest(estimate, copied),
+            pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
         COMMIT;
     END LOOP;
+
+    -- 3. Replay the log once (the copy may hold an old version of a row, or two), then build the
+    --    indexes on the copy (nothing else writes it: no writer waits), then replay again.
+    replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
+    COMMIT;
+    RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: replayed % rows written during the copy; building indexes', replayed;
+    ALTER TABLE public.crm_email_sends_partitioned ADD CONSTRAINT crm_email_sends_partitioned_pkey PRIMARY KEY (id, created_at);
+    COMMIT;
+    CREATE INDEX crm_email_sends_partitioned_campaign_customer ON public.crm_email_sends_partitioned (campaign_id, customer_id);
+    COMMIT;
+    CREATE INDEX crm_email_sends_partitioned_customer ON public.crm_email_sends_partitioned (customer_id);
+    COMMIT;
+    CREATE INDEX crm_email_sends_partitioned_campaign_stats ON public.crm_email_sends_partitioned (campaign_id)
+        INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at);
+    COMMIT;
+    RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: indexes built (%s)', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
+
+    -- The copy's statistics, before the replays below plan their joins on it (and kept after
+    -- the swap: no ANALYZE of the live table is needed then).
+    ANALYZE public.crm_email_sends_partitioned;
     COMMIT;
 
-    -- 3. Catch up the rows a writer held during their batch and left unchanged, then compare
-    --    both tables in one snapshot (the mirror changes them in the same transactions): same
-    --    rows, same content (an order-independent sum of per-row hashes).
-    FOR attempt IN 1..5 LOOP
-        EXECUTE pg_catalog.format($q$
-            INSERT INTO public.crm_email_sends_partitioned (%1$s, created_at)
-            SELECT %1$s, coalesce(o.sent_at, o.opened_at, o.clicked_at, o.bounced_at, $1) FROM public.crm_email_sends o
-            WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_mirrored_ids m WHERE m.id = o.id)
-              AND NOT EXISTS (SELECT 1 FROM public.crm_email_sends_partitioned n WHERE n.id = o.id)
-            FOR SHARE OF o SKIP LOCKED
-            ON CONFLICT DO NOTHING$q$, l.cols) USING started;
-        GET DIAGNOSTICS inserted = ROW_COUNT;
-        copied := copied + inserted;
+    -- 4. Replay until the log is short, then compare both tables in one snapshot: the same
+    --    rows with the same content (count and an order-independent sum of per-row hashes),
+    --    leaving out the ids still in the log. From then on every replayed id is compared
+    --    again right after its replay, so that every row is verified after its last write.
+    FOR attempt IN 1..10 LOOP
+        replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
         COMMIT;
-        EXECUTE pg_catalog.format($q$
-            SELECT (SELECT pg_catalog.count(*) FROM public.crm_email_sends) AS old_rows,
-                   (SELECT pg_catalog.count(*) FROM public.crm_email_sends_partitioned) AS new_rows,
-                   (SELECT coalesce(pg_catalog.sum(('x' || pg_catalog.substr(pg_catalog.md5(ROW(%1$s)::text), 1, 15))::bit(60)::bigint), 0) FROM public.crm_email_sends) AS old_sum,
-                   (SELECT coalesce(pg_catalog.sum(('x' || pg_catalog.substr(pg_catalog.md5(ROW(%1$s)::text), 1, 15))::bit(60)::bigint), 0) FROM public.crm_email_sends_partitioned) AS new_sum$q$,
-            l.cols) INTO v;
+        EXIT WHEN replayed < 1000;
+    END LOOP;
+    FOR attempt IN 1..3 LOOP
+        SELECT * INTO v FROM @extschema@.compare_email_sends(l.cols, false);
         EXIT WHEN v.old_rows = v.new_rows AND v.old_sum = v.new_sum;
-        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows against %, catching up (attempt %)', v.new_rows, v.old_rows, attempt;
+        RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows against %, replaying again (attempt %)', v.new_rows, v.old_rows, attempt;
         COMMIT;
-        PERFORM pg_catalog.pg_sleep(0.2 * attempt);
+        replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
+        COMMIT;
     END LOOP;
     IF v.old_rows <> v.new_rows OR v.old_sum <> v.new_sum THEN
         RAISE EXCEPTION 'daznode_crm: the copy differs from crm_email_sends (% rows against %); nothing was swapped', v.new_rows, v.old_rows
             USING HINT = 'CALL daznode_crm.migrate(''complete'') again starts over; the old table is untouched.';
     END IF;
-    RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows verified (count and content hash), swapping', v.old_rows;
+    verified := v.old_rows;
+    RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows verified (count and content hash) (%s)', verified,
+        pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
     COMMIT;
+    -- Shorten the log as much as the writers allow, so that the swap replays only a few ids.
+    FOR attempt IN 1..20 LOOP
+        replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
+        SELECT * INTO v FROM @extschema@.compare_email_sends(l.cols, true);
+        IF v.old_rows <> v.new_rows OR v.old_sum <> v.new_sum THEN
+            RAISE EXCEPTION 'daznode_crm: % replayed rows differ from crm_email_sends; nothing was swapped', replayed
+                USING HINT = 'CALL daznode_crm.migrate(''complete'') again starts over; the old table is untouched.';
+        END IF;
+        COMMIT;
+        EXIT WHEN replayed < 100;
+    END LOOP;
 
-    -- 4. The swap, one short transaction: writes wait only for these renames.
+    -- 5. The swap, one short transaction: writes wait only for the last replay and the renames.
     PERFORM @extschema@.lock_for_swap('public.crm_email_sends'::regclass);
-    DROP TRIGGER daznode_mirror_to_partitioned ON public.crm_email_sends;
-    DROP FUNCTION public.daznode_mirror_to_partitioned();
-    DROP TABLE public.crm_email_sends_mirrored_ids;
+    replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
+    -- The rows replayed under the lock are compared too; nothing can change them now.
+    SELECT * INTO v FROM @extschema@.compare_email_sends(l.cols, true);
+    IF v.old_rows <> v.new_rows OR v.old_sum <> v.new_sum THEN
+        RAISE EXCEPTION 'daznode_crm: the % rows replayed under the lock differ from crm_email_sends; nothing was swapped', replayed
+            USING HINT = 'CALL daznode_crm.migrate(''complete'') again starts over; the old table is untouched.';
+    END IF;
+    DROP TRIGGER daznode_capture_email_sends ON public.crm_email_sends;
+    DROP FUNCTION public.daznode_capture_email_sends();
+    DROP TABLE public.crm_email_sends_changes;
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_backup_', '_backup');
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_backup;
     ALTER TABLE public.crm_email_sends_partitioned RENAME TO crm_email_sends;
@@ -1513,20 +1620,17 @@ BEGIN
     END IF;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_backup'::regclass);
     -- From now on the backup follows every write, so that a rollback loses nothing.
-    PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_backup', 'public.crm_email_sends_backup'::regclass, false);
+    PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_backup', 'public.crm_email_sends_backup'::regclass);
     CREATE TRIGGER daznode_mirror_to_backup AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
         FOR EACH ROW EXECUTE FUNCTION public.daznode_mirror_to_backup();
     COMMIT;
 
-    -- The copy has no statistics yet: the planner needs them (ANALYZE does not block writes).
-    ANALYZE public.crm_email_sends;
-    COMMIT;
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
         COMMIT;
     END IF;
     result := pg_catalog.jsonb_build_object(
-        'rows_copied', copied, 'rows_verified', v.old_rows, 'partitions', n_partitions + 1,
+        'rows_copied', copied, 'rows_verified', verified, 'rows_replayed_at_swap', replayed, 'partitions', n_partitions + 1,
         'backup', 'public.crm_email_sends_backup, kept in sync until daznode_crm.finish_email_sends_partitioning()',
         'seconds', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1));
 END
@@ -1731,9 +1835,10 @@ BEGIN
 END
 $fn$;
 
-REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass, boolean, timestamptz),
+REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
     @extschema@.lock_for_swap(regclass), @extschema@.rollback_email_sends_partitioning(),
+    @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean),
     @extschema@.check_partition_cleanup_arguments(bigint, integer),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;

@@ -13,9 +13,10 @@
 -- log is replayed (each logged row deleted from the copy and copied again in its current
 -- version), the indexes are built in bulk, the log replayed until short, both tables compared
 -- (count and a content hash, in one snapshot) and swapped in one short transaction that replays
--- the last few ids under the lock (the pg_repack approach; writers wait only for that). After the swap a reverse trigger keeps
--- the old table, crm_email_sends_backup, in sync, so rollback_email_sends_partitioning() loses
--- nothing; finish_email_sends_partitioning() ends that once you are sure.
+-- the last few ids under the lock (the pg_repack approach; writers wait only for that). After
+-- the swap a reverse trigger keeps the old table, crm_email_sends_backup, in sync, so
+-- rollback_email_sends_partitioning() loses nothing; finish_email_sends_partitioning() ends
+-- that once you are sure.
 
 -- Column list helpers: the old table's columns, in order, as the mirror triggers need them.
 CREATE FUNCTION @extschema@.email_sends_column_lists(rel regclass, OUT cols text, OUT new_values text, OUT assignments text)

@@ -101,6 +101,14 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         blocker: None,
     },
     PlannedIndex {
+        name: "idx_segment_members_segment_added",
+        table: "crm_customer_segment_members",
+        unique: false,
+        definition: "(segment_id, added_at DESC)",
+        purpose: "a segment's members newest first (the admin list), without sorting the whole segment",
+        blocker: None,
+    },
+    PlannedIndex {
         name: "idx_campaigns_status_created",
         table: "crm_email_campaigns",
         unique: false,
@@ -218,9 +226,22 @@ mod tests {
     #[test]
     fn names_are_plain_identifiers_and_unique() {
         for (i, idx) in PLANNED_INDEXES.iter().enumerate() {
-            assert!(idx.name.len() <= 63 && quote_ident(idx.name) == idx.name, "{}", idx.name);
-            assert!(PLANNED_INDEXES[..i].iter().all(|o| o.name != idx.name), "duplicate {}", idx.name);
-            assert_eq!(idx.unique, idx.blocker.is_some(), "{}: unique indexes need a blocker query", idx.name);
+            assert!(
+                idx.name.len() <= 63 && quote_ident(idx.name) == idx.name,
+                "{}",
+                idx.name
+            );
+            assert!(
+                PLANNED_INDEXES[..i].iter().all(|o| o.name != idx.name),
+                "duplicate {}",
+                idx.name
+            );
+            assert_eq!(
+                idx.unique,
+                idx.blocker.is_some(),
+                "{}: unique indexes need a blocker query",
+                idx.name
+            );
         }
     }
 
@@ -241,7 +262,10 @@ mod tests {
             idx.create_sql(true),
             "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS profiles_email_normalized_key ON public.profiles (daznode_crm.normalize_email(email))"
         );
-        assert_eq!(idx.drop_sql(true), "DROP INDEX CONCURRENTLY IF EXISTS public.profiles_email_normalized_key");
+        assert_eq!(
+            idx.drop_sql(true),
+            "DROP INDEX CONCURRENTLY IF EXISTS public.profiles_email_normalized_key"
+        );
         assert!(!PLANNED_INDEXES[2].create_sql(false).contains("CONCURRENTLY"));
     }
 

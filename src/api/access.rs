@@ -8,6 +8,7 @@ use daznode_crm_core::segments::{self, Param};
 use daznode_crm_core::CrmError;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use std::cell::RefCell;
 
 /// All admin roles, in decreasing power.
@@ -23,6 +24,7 @@ struct Caller {
     claims: Option<String>,
     claim_sub: Option<String>,
     id: Option<String>,
+    admin_roles_exists: bool,
     /// None until looked up; Some(None) when the caller has no admin role.
     role: Option<Option<String>>,
 }
@@ -54,13 +56,21 @@ fn setting(name: &str) -> Option<String> {
     if value.is_null() {
         return None;
     }
-    let value = unsafe { std::ffi::CStr::from_ptr(value) }.to_string_lossy().into_owned();
+    let value = unsafe { std::ffi::CStr::from_ptr(value) }
+        .to_string_lossy()
+        .into_owned();
     (!value.is_empty()).then_some(value)
 }
 
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+        && s.bytes().enumerate().all(|(i, b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
 }
 
 fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
@@ -75,17 +85,61 @@ fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
     Some(pgrx::Uuid::from_bytes(bytes))
 }
 
+// The two catalog facts the caller's resolution needs, in one statement prepared once per
+// backend (SPI_keepplan): whether a trusted auth.uid() exists (schema and function owned by a
+// superuser, so no other role can plant one) and whether public.admin_roles exists. Re-planned
+// by the plan cache after DDL, like any prepared statement.
+const FACTS_SQL: &str = "SELECT (EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                        JOIN pg_catalog.pg_roles pr ON pr.oid = p.proowner JOIN pg_catalog.pg_roles nr ON nr.oid = n.nspowner
+                        WHERE n.nspname = 'auth' AND p.proname = 'uid' AND p.pronargs = 0
+                          AND pr.rolsuper AND nr.rolsuper))::text,
+       (pg_catalog.to_regclass('public.admin_roles') IS NOT NULL)::text";
+const ROLE_SQL: &str = "SELECT role::text FROM public.admin_roles WHERE user_id = $1::uuid";
+
+thread_local! {
+    static FACTS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    static ROLE_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+// Runs a kept plan (prepared on first use) and reads its first row's columns as text.
+fn run_kept(
+    slot: &'static std::thread::LocalKey<RefCell<Option<OwnedPreparedStatement>>>,
+    sql: &str,
+    types: &[PgOid],
+    args: &[DatumWithOid],
+    ncols: usize,
+) -> Option<Vec<Option<String>>> {
+    Spi::connect(|client| {
+        slot.with(|cell| {
+            let mut plan = cell.borrow_mut();
+            if plan.is_none() {
+                *plan = Some(client.prepare(sql, types)?.keep());
+            }
+            let table = client.select(plan.as_ref().expect("prepared above"), Some(1), args)?;
+            if table.is_empty() {
+                return Ok(None);
+            }
+            let row = table.first();
+            (1..=ncols)
+                .map(|i| row.get::<String>(i))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+    })
+    .unwrap_or_else(|e: pgrx::spi::Error| error!("daznode_crm: internal query failed: {e}: {sql}"))
+}
+
+// (trusted auth.uid() exists, public.admin_roles exists)
+fn catalog_facts() -> (bool, bool) {
+    let row = run_kept(&FACTS_PLAN, FACTS_SQL, &[], &[], 2).unwrap_or_default();
+    let yes = |i: usize| row.get(i).cloned().flatten().as_deref() == Some("true");
+    (yes(0), yes(1))
+}
+
 /// The caller's user id: `auth.uid()` where a trusted Supabase `auth` schema provides it (owned
 /// by a superuser, so no other role can plant one), otherwise the JWT claim PostgREST sets,
 /// `request.jwt.claims ->> 'sub'` or `request.jwt.claim.sub`.
-fn resolve_caller_id(claims: &Option<String>, claim_sub: &Option<String>) -> Option<String> {
-    let trusted_auth_uid = flag(
-        "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                        JOIN pg_roles pr ON pr.oid = p.proowner JOIN pg_roles nr ON nr.oid = n.nspowner
-                        WHERE n.nspname = 'auth' AND p.proname = 'uid' AND p.pronargs = 0
-                          AND pr.rolsuper AND nr.rolsuper)",
-        &[],
-    );
+fn resolve_caller_id(claims: &Option<String>, claim_sub: &Option<String>, trusted_auth_uid: bool) -> Option<String> {
     if trusted_auth_uid {
         return text("SELECT auth.uid()::text", &[]);
     }
@@ -96,17 +150,26 @@ fn resolve_caller_id(claims: &Option<String>, claim_sub: &Option<String>) -> Opt
         .or_else(|| claim_sub.clone())
 }
 
-/// Runs `f` on this transaction's caller, resolving it first when needed.
 fn with_caller<R>(f: impl FnOnce(&mut Caller) -> R) -> R {
     let lxid = local_transaction_id();
     let claims = setting("request.jwt.claims");
     let claim_sub = setting("request.jwt.claim.sub");
-    let fresh = CALLER.with(|c| {
-        !matches!(c.borrow().as_ref(), Some(k) if k.lxid == lxid && k.claims == claims && k.claim_sub == claim_sub)
-    });
+    let fresh = CALLER.with(
+        |c| !matches!(c.borrow().as_ref(), Some(k) if k.lxid == lxid && k.claims == claims && k.claim_sub == claim_sub),
+    );
     if fresh {
-        let id = resolve_caller_id(&claims, &claim_sub);
-        CALLER.with(|c| *c.borrow_mut() = Some(Caller { lxid, claims, claim_sub, id, role: None }));
+        let (trusted_auth_uid, admin_roles_exists) = catalog_facts();
+        let id = resolve_caller_id(&claims, &claim_sub, trusted_auth_uid);
+        CALLER.with(|c| {
+            *c.borrow_mut() = Some(Caller {
+                lxid,
+                claims,
+                claim_sub,
+                id,
+                admin_roles_exists,
+                role: None,
+            })
+        });
     }
     CALLER.with(|c| f(c.borrow_mut().as_mut().expect("set above")))
 }
@@ -115,12 +178,16 @@ fn caller_role() -> Option<String> {
     if let Some(role) = with_caller(|c| c.role.clone()) {
         return role;
     }
-    let id = with_caller(|c| c.id.clone());
-    let table_exists = || flag("SELECT to_regclass('public.admin_roles') IS NOT NULL", &[]);
+    let (id, table_exists) = with_caller(|c| (c.id.clone(), c.admin_roles_exists));
     let role = match id {
-        Some(id) if is_uuid(&id) && table_exists() => {
-            text("SELECT role FROM public.admin_roles WHERE user_id = $1::uuid", &[id.as_str().into()])
-        }
+        Some(id) if is_uuid(&id) && table_exists => run_kept(
+            &ROLE_PLAN,
+            ROLE_SQL,
+            &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
+            &[id.as_str().into()],
+            1,
+        )
+        .and_then(|row| row.into_iter().next().flatten()),
         _ => None,
     };
     with_caller(|c| c.role = Some(role.clone()));
@@ -172,7 +239,11 @@ fn refresh_segment(
 }
 
 fn segment_criteria(segment_id: pgrx::Uuid) -> Option<serde_json::Value> {
-    first::<pgrx::JsonB>("SELECT criteria FROM public.crm_customer_segments WHERE id = $1", &[segment_id.into()]).map(|j| j.0)
+    first::<pgrx::JsonB>(
+        "SELECT criteria FROM public.crm_customer_segments WHERE id = $1",
+        &[segment_id.into()],
+    )
+    .map(|j| j.0)
 }
 
 /// (added, removed, members) after bringing the membership in line with `compiled`.
@@ -199,7 +270,11 @@ fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) 
     }
     Spi::connect_mut(|client| {
         let t = client.update(&sql, Some(1), &args)?.first();
-        Ok::<_, pgrx::spi::Error>((t.get::<i64>(1)?.unwrap_or(0), t.get::<i64>(2)?.unwrap_or(0), t.get::<i64>(3)?.unwrap_or(0)))
+        Ok::<_, pgrx::spi::Error>((
+            t.get::<i64>(1)?.unwrap_or(0),
+            t.get::<i64>(2)?.unwrap_or(0),
+            t.get::<i64>(3)?.unwrap_or(0),
+        ))
     })
     .unwrap_or_else(|e| error!("daznode_crm: refresh of segment {segment_id} failed: {e}"))
 }
@@ -228,7 +303,11 @@ fn refresh_auto_update_segments() -> TableIterator<
     }
     let segs: Vec<(pgrx::Uuid, String)> = Spi::connect(|client| {
         let mut out = Vec::new();
-        for row in client.select("SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id", None, &[])? {
+        for row in client.select(
+            "SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id",
+            None,
+            &[],
+        )? {
             if let (Some(id), Some(name)) = (row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?) {
                 out.push((id, name));
             }
