@@ -33,7 +33,7 @@ apsql -q -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname =
     -c "GRANT USAGE ON SCHEMA public TO bench_admin" -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_admin"
 pb_secs=$([ "$smoke" = true ] && echo 1 || echo 15)
 pb_rows=""
-for q in profiles_page1 profiles_page100 profiles_count; do
+for q in profiles_page1 profiles_page100 profiles_count profiles_list_request; do
     o=$(pgbench_pct "$adb" postgres "$pb_secs" "bench/sql/workload/$q.sql")
     a=$(PGOPTIONS="-c request.jwt.claim.sub=$(apsql -At -c "SELECT md5('profile2')::uuid")" pgbench_pct "$adb" bench_admin "$pb_secs" "bench/sql/workload/$q.sql")
     pb_rows+="| $q | $(cut -d'|' -f2 <<<"$o") | $(cut -d'|' -f3 <<<"$o") | **$(cut -d'|' -f2 <<<"$a")** | $(cut -d'|' -f3 <<<"$a") | $(ratio "$(cut -d'|' -f2 <<<"$a")" "$(cut -d'|' -f2 <<<"$o")") | $(ratio "$(cut -d'|' -f3 <<<"$a")" "$(cut -d'|' -f3 <<<"$o")") |
