@@ -53,7 +53,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:175
+-- src/api/access.rs:231
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
@@ -94,7 +94,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
--- src/api/access.rs:187
+-- src/api/access.rs:243
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
@@ -163,7 +163,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:253
+-- src/api/access.rs:317
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -186,7 +186,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:203
+-- src/api/access.rs:259
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)

@@ -85,19 +85,9 @@ fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
     Some(pgrx::Uuid::from_bytes(bytes))
 }
 
-// The two catalog facts the caller's resolution needs, in one statement prepared once per
-// backend (SPI_keepplan): whether a trusted auth.uid() exists (schema and function owned by a
-// superuser, so no other role can plant one) and whether public.admin_roles exists. Re-planned
-// by the plan cache after DDL, like any prepared statement.
-const FACTS_SQL: &str = "SELECT (EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                        JOIN pg_catalog.pg_roles pr ON pr.oid = p.proowner JOIN pg_catalog.pg_roles nr ON nr.oid = n.nspowner
-                        WHERE n.nspname = 'auth' AND p.proname = 'uid' AND p.pronargs = 0
-                          AND pr.rolsuper AND nr.rolsuper))::text,
-       (pg_catalog.to_regclass('public.admin_roles') IS NOT NULL)::text";
 const ROLE_SQL: &str = "SELECT role::text FROM public.admin_roles WHERE user_id = $1::uuid";
 
 thread_local! {
-    static FACTS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
     static ROLE_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
 }
 
@@ -129,11 +119,53 @@ fn run_kept(
     .unwrap_or_else(|e: pgrx::spi::Error| error!("daznode_crm: internal query failed: {e}: {sql}"))
 }
 
-// (trusted auth.uid() exists, public.admin_roles exists)
+/// The two catalog facts the caller's resolution needs, read from the system caches (no SQL):
+/// whether a trusted `auth.uid()` exists (a zero-argument function `uid` in schema `auth`, both
+/// owned by a superuser, so that no other role can plant one), and whether `public.admin_roles`
+/// exists. Returns (trusted auth.uid(), admin_roles exists).
 fn catalog_facts() -> (bool, bool) {
-    let row = run_kept(&FACTS_PLAN, FACTS_SQL, &[], &[], 2).unwrap_or_default();
-    let yes = |i: usize| row.get(i).cloned().flatten().as_deref() == Some("true");
-    (yes(0), yes(1))
+    // SAFETY: plain catalog lookups in a transaction (we are inside a SQL function call);
+    // every syscache tuple found is released before returning, names are NUL-terminated.
+    unsafe {
+        let owned_by_superuser = |cache: pg_sys::SysCacheIdentifier::Type, tuple: pg_sys::HeapTuple| -> bool {
+            let owner = if cache == pg_sys::SysCacheIdentifier::NAMESPACEOID {
+                (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tuple)).nspowner
+            } else {
+                (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tuple)).proowner
+            };
+            pg_sys::superuser_arg(owner)
+        };
+        let auth = pg_sys::get_namespace_oid(c"auth".as_ptr(), true);
+        let mut trusted = false;
+        if auth != pg_sys::InvalidOid {
+            let nsp = pg_sys::SearchSysCache1(
+                pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+                pg_sys::Datum::from(auth),
+            );
+            if !nsp.is_null() {
+                let nsp_trusted = owned_by_superuser(pg_sys::SysCacheIdentifier::NAMESPACEOID, nsp);
+                pg_sys::ReleaseSysCache(nsp);
+                if nsp_trusted {
+                    let no_args = pg_sys::buildoidvector(std::ptr::null(), 0);
+                    let proc = pg_sys::SearchSysCache3(
+                        pg_sys::SysCacheIdentifier::PROCNAMEARGSNSP as i32,
+                        pg_sys::Datum::from(c"uid".as_ptr()),
+                        pg_sys::Datum::from(no_args),
+                        pg_sys::Datum::from(auth),
+                    );
+                    if !proc.is_null() {
+                        trusted = owned_by_superuser(pg_sys::SysCacheIdentifier::PROCOID, proc);
+                        pg_sys::ReleaseSysCache(proc);
+                    }
+                    pg_sys::pfree(no_args.cast());
+                }
+            }
+        }
+        let public = pg_sys::get_namespace_oid(c"public".as_ptr(), true);
+        let admin_roles =
+            public != pg_sys::InvalidOid && pg_sys::get_relname_relid(c"admin_roles".as_ptr(), public) != pg_sys::InvalidOid;
+        (trusted, admin_roles)
+    }
 }
 
 /// The caller's user id: `auth.uid()` where a trusted Supabase `auth` schema provides it (owned
