@@ -1501,6 +1501,9 @@ BEGIN
     REVOKE ALL ON FUNCTION public.daznode_capture_email_sends() FROM PUBLIC;
     CREATE TRIGGER daznode_capture_email_sends AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
         FOR EACH ROW EXECUTE FUNCTION public.daznode_capture_email_sends();
+    -- ALWAYS: writes made with session_replication_role = replica (a logical replication
+    -- subscriber, a bulk load) are captured too.
+    ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_capture_email_sends;
     SELECT c.reltuples::bigint INTO estimate FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends'::regclass;
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % partitions created, copying about % rows', n_partitions + 1, greatest(estimate, 0);
     COMMIT;
@@ -1623,6 +1626,7 @@ BEGIN
     PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_backup', 'public.crm_email_sends_backup'::regclass);
     CREATE TRIGGER daznode_mirror_to_backup AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
         FOR EACH ROW EXECUTE FUNCTION public.daznode_mirror_to_backup();
+    ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_mirror_to_backup;
     COMMIT;
 
     IF had_mv THEN

@@ -25,7 +25,9 @@ before=$(sends_hash part_db crm_email_sends)
 # The writer: inserts, updates and deletes sends while the copy runs, in its own transactions.
 (
     for i in $(seq 1 300); do
-        psql_at "$DIR" "$PORT" part_db -q -c "INSERT INTO public.crm_email_sends (campaign_id, email, status) VALUES (md5('camp1')::uuid, 'writer$i@x.io', 'pending');
+        # Every tenth writer runs as a logical replication subscriber would (replica mode).
+        mode=$([ $((i % 10)) -eq 0 ] && echo replica || echo origin)
+        psql_at "$DIR" "$PORT" part_db -q -c "SET session_replication_role = $mode; INSERT INTO public.crm_email_sends (campaign_id, email, status) VALUES (md5('camp1')::uuid, 'writer$i@x.io', 'pending');
             UPDATE public.crm_email_sends SET error_message = 'touched $i' WHERE id = md5('send' || ($i * 97))::uuid;
             DELETE FROM public.crm_email_sends WHERE id = md5('send' || ($i * 89 + 1))::uuid" >>"$DIR/writer.log" 2>&1
     done
@@ -63,6 +65,7 @@ expect_eq "a second migrate('complete') has nothing to do" "$(migrate part_db co
 
 echo "# rollback after writes"
 quiet part_db -c "INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at) VALUES (md5('camp2')::uuid, 'after@x.io', 'sent', now())" \
+    -c "SET session_replication_role = replica" -c "INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at) VALUES (md5('camp2')::uuid, 'replica@x.io', 'sent', now())" -c "RESET session_replication_role" \
     -c "UPDATE public.crm_email_sends SET status = 'clicked', clicked_at = now() WHERE id = md5('send10')::uuid" \
     -c "DELETE FROM public.crm_email_sends WHERE id = md5('send11')::uuid"
 guide=$(psql_at "$DIR" "$PORT" part_db -c "BEGIN" -c "DROP TABLE public.crm_email_sends" -c "ROLLBACK" 2>&1)
@@ -71,9 +74,9 @@ partitioned=$(sends_hash part_db crm_email_sends)
 out=$(q part_db -c "SELECT daznode_crm.rollback_email_sends_partitioning()")
 expect_eq "rollback restores the unpartitioned table with every row written since" \
     "$(q part_db -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(sends_hash part_db crm_email_sends)" "r|$partitioned"
-expect_eq "the writes after the migration are in it" \
-    "$(q part_db -c "SELECT (SELECT count(*) FROM public.crm_email_sends WHERE email = 'after@x.io') || '|' || (SELECT status FROM public.crm_email_sends WHERE id = md5('send10')::uuid) || '|' || (SELECT count(*) FROM public.crm_email_sends WHERE id = md5('send11')::uuid)")" \
-    "1|clicked|0"
+expect_eq "the writes after the migration are in it, one made in replica mode too" \
+    "$(q part_db -c "SELECT (SELECT count(*) FROM public.crm_email_sends WHERE email IN ('after@x.io', 'replica@x.io')) || '|' || (SELECT status FROM public.crm_email_sends WHERE id = md5('send10')::uuid) || '|' || (SELECT count(*) FROM public.crm_email_sends WHERE id = md5('send11')::uuid)")" \
+    "2|clicked|0"
 expect_eq "views read the restored table, the step is pending again" \
     "$(q part_db -c "SELECT count(DISTINCT r.ev_class) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.crm_email_sends'::regclass AND r.ev_class <> 'public.crm_email_sends'::regclass")|$(q part_db -c "SELECT count(*) FROM daznode_crm.pending_migrations('complete')")" \
     "2|1"
