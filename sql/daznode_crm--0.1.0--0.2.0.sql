@@ -53,7 +53,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:231
+-- src/api/access.rs:216
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
@@ -94,7 +94,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
--- src/api/access.rs:243
+-- src/api/access.rs:228
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
@@ -163,7 +163,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:317
+-- src/api/access.rs:302
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -186,7 +186,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:259
+-- src/api/access.rs:244
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
@@ -1316,26 +1316,41 @@ BEGIN
 END
 $fn$;
 
--- Takes an ACCESS EXCLUSIVE lock on `rel` with a short lock_timeout, retrying; gives up cleanly.
-CREATE FUNCTION @extschema@.lock_for_swap(rel regclass) RETURNS void
+-- Runs `statements` in one subtransaction under the short migration lock_timeout, each with
+-- `lo` and `hi` as $1 and $2 (unused by most), retrying up to `attempts` times when a lock is not
+-- available. False when it never got its locks: then nothing of it was done. The locks taken stay
+-- held until the caller's transaction ends.
+CREATE FUNCTION @extschema@.run_with_lock_retries(statements text[], attempts int,
+    lo timestamptz DEFAULT NULL, hi timestamptz DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    attempt int := 1;
+    stmt text;
 BEGIN
-    LOOP
+    FOR attempt IN 1..attempts LOOP
         BEGIN
             PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
-            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
-            RETURN;
+            FOREACH stmt IN ARRAY statements LOOP
+                EXECUTE stmt USING lo, hi;
+            END LOOP;
+            RETURN true;
         EXCEPTION WHEN lock_not_available THEN
-            IF attempt >= 5 THEN
-                RAISE EXCEPTION 'daznode_crm: could not lock % for the swap in 5 attempts', rel
-                    USING ERRCODE = 'lock_not_available', HINT = 'A long transaction uses it; run again when it is done. Nothing was changed.';
+            IF attempt < attempts THEN
+                PERFORM pg_sleep(0.1 * attempt);
             END IF;
-            PERFORM pg_sleep(0.2 * attempt);
-            attempt := attempt + 1;
         END;
     END LOOP;
+    RETURN false;
+END
+$fn$;
+
+-- Takes an ACCESS EXCLUSIVE lock on `rel` for the swap, or stops the caller's transaction cleanly.
+CREATE FUNCTION @extschema@.lock_for_swap(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF NOT @extschema@.run_with_lock_retries(ARRAY[format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel)], 5) THEN
+        RAISE EXCEPTION 'daznode_crm: could not lock % for the swap in 5 attempts', rel
+            USING ERRCODE = 'lock_not_available', HINT = 'A long transaction uses it; run again when it is done. Nothing was changed.';
+    END IF;
 END
 $fn$;
 
@@ -1390,11 +1405,13 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+    -- One scan of each table (in one statement, so one snapshot): its count and its hash sum.
     EXECUTE format($q$
-        SELECT (SELECT count(*) FROM public.crm_email_sends t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
-               (SELECT count(*) FROM public.crm_email_sends_partitioned t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
-               (SELECT coalesce(sum(hash_record(ROW(%1$s))), 0) FROM public.crm_email_sends t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
-               (SELECT coalesce(sum(hash_record(ROW(%1$s))), 0) FROM public.crm_email_sends_partitioned t WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s)$q$,
+        WITH o AS (SELECT count(*) AS n, coalesce(sum(hash_record(ROW(%1$s))), 0) AS h FROM public.crm_email_sends t
+                   WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s),
+             p AS (SELECT count(*) AS n, coalesce(sum(hash_record(ROW(%1$s))), 0) AS h FROM public.crm_email_sends_partitioned t
+                   WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends_changes c WHERE c.id = t.id) %2$s)
+        SELECT o.n, p.n, o.h, p.h FROM o, p$q$,
         cols, scope) INTO old_rows, new_rows, old_sum, new_sum;
 END
 $fn$;
@@ -1406,6 +1423,7 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     l record;
     first_month timestamp;
+    has_orphans boolean;
     m timestamp;
     n_partitions int := 0;
     n_blocks bigint;
@@ -1436,11 +1454,15 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'public.crm_email_sends'::regclass AND attname = 'created_at' AND NOT attisdropped) THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends already has a created_at column, which this step would add' USING ERRCODE = 'duplicate_column';
     END IF;
-    -- The new table's foreign keys would reject orphans: the cleanup handles them first.
-    IF EXISTS (SELECT 1 FROM public.crm_email_sends e WHERE e.campaign_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM public.crm_email_campaigns c WHERE c.id = e.campaign_id))
-       OR EXISTS (SELECT 1 FROM public.crm_email_sends e WHERE e.customer_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = e.customer_id)) THEN
+    -- One scan of the sends, before any lock is taken: the first month, and the orphans, which the
+    -- new table's foreign keys would reject (the cleanup handles them first).
+    SELECT pg_catalog.date_trunc('month', pg_catalog.min(coalesce(e.sent_at, e.opened_at, e.clicked_at, e.bounced_at)) AT TIME ZONE 'UTC'),
+           coalesce(pg_catalog.bool_or((e.campaign_id IS NOT NULL AND c.id IS NULL) OR (e.customer_id IS NOT NULL AND p.id IS NULL)), false)
+    INTO first_month, has_orphans
+    FROM public.crm_email_sends e
+    LEFT JOIN public.crm_email_campaigns c ON c.id = e.campaign_id
+    LEFT JOIN public.profiles p ON p.id = e.customer_id;
+    IF has_orphans THEN
         RAISE EXCEPTION 'daznode_crm: some email sends point at a missing campaign or profile' USING ERRCODE = 'foreign_key_violation',
             HINT = 'SELECT * FROM daznode_crm.cleanup_orphaned_records(); sends of missing campaigns are report-only: delete them by hand if they are gone.';
     END IF;
@@ -1461,10 +1483,6 @@ BEGIN
         DROP TABLE public.crm_email_sends_changes;
     END IF;
     COMMIT;
-
-    -- The first month (a full scan, before any lock is taken).
-    SELECT pg_catalog.date_trunc('month', pg_catalog.min(coalesce(e.sent_at, e.opened_at, e.clicked_at, e.bounced_at)) AT TIME ZONE 'UTC')
-    INTO first_month FROM public.crm_email_sends e;
 
     -- 1. The new table and its partitions, without indexes yet (bulk-built after the copy), and
     --    the capture trigger: from its commit on, every write on the old table logs the id it
@@ -1712,7 +1730,6 @@ DECLARE
     p record;
     moved bigint;
     n bigint;
-    attempt int;
     names text[];
     starts bigint[];
     ends bigint[];
@@ -1768,35 +1785,26 @@ BEGIN
         WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
         ORDER BY 2
     LOOP
-        EXECUTE format('SELECT count(*) FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) INTO moved USING p.s, p.e;
         IF dry_run THEN
+            EXECUTE format('SELECT count(*) FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) INTO moved USING p.s, p.e;
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'would create, moving rows from the default partition' ELSE 'would create' END, moved;
             CONTINUE;
         END IF;
-        attempt := 1;
-        LOOP
-            BEGIN
-                PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
-                -- Rows of that month in the default partition move into the new one; the lock
-                -- keeps new ones from landing there meanwhile.
-                EXECUTE format('LOCK TABLE public.%I IN ACCESS EXCLUSIVE MODE', default_name);
-                EXECUTE format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) USING p.s, p.e;
-                EXECUTE format('DELETE FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) USING p.s, p.e;
-                GET DIAGNOSTICS moved = ROW_COUNT;
-                EXECUTE format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e);
-                INSERT INTO public.crm_email_sends SELECT * FROM daznode_moving;
-                DROP TABLE daznode_moving;
-                RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
-                EXIT;
-            EXCEPTION WHEN lock_not_available THEN
-                IF attempt >= 3 THEN
-                    RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
-                    EXIT;
-                END IF;
-                PERFORM pg_sleep(0.1 * attempt);
-                attempt := attempt + 1;
-            END;
-        END LOOP;
+        -- Rows of that month in the default partition move into the new one; the lock on the
+        -- default partition keeps new ones from landing there meanwhile.
+        IF @extschema@.run_with_lock_retries(ARRAY[
+               format('LOCK TABLE public.%I IN ACCESS EXCLUSIVE MODE', default_name),
+               format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name),
+               format('DELETE FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name),
+               format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
+               'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
+               'DROP TABLE pg_temp.daznode_moving'], 3, p.s, p.e) THEN
+            -- Only the moved rows are in the new partition until this transaction commits.
+            EXECUTE format('SELECT count(*) FROM public.%I', p.partition_name) INTO moved;
+            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
+        ELSE
+            RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
+        END IF;
     END LOOP;
 
     FOR p IN
@@ -1813,35 +1821,22 @@ BEGIN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
         END IF;
-        attempt := 1;
-        LOOP
-            BEGIN
-                PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
-                IF archive THEN
-                    CREATE SCHEMA IF NOT EXISTS crm_archive;
-                    EXECUTE format('ALTER TABLE public.crm_email_sends DETACH PARTITION public.%I', p.partition_name);
-                    EXECUTE format('ALTER TABLE public.%I SET SCHEMA crm_archive', p.partition_name);
-                ELSE
-                    EXECUTE format('DROP TABLE public.%I', p.partition_name);
-                END IF;
-                RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
-                EXIT;
-            EXCEPTION WHEN lock_not_available THEN
-                IF attempt >= 3 THEN
-                    RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
-                    EXIT;
-                END IF;
-                PERFORM pg_sleep(0.1 * attempt);
-                attempt := attempt + 1;
-            END;
-        END LOOP;
+        IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
+               'CREATE SCHEMA IF NOT EXISTS crm_archive',
+               format('ALTER TABLE public.crm_email_sends DETACH PARTITION public.%I', p.partition_name),
+               format('ALTER TABLE public.%I SET SCHEMA crm_archive', p.partition_name)]
+           ELSE ARRAY[format('DROP TABLE public.%I', p.partition_name)] END, 3) THEN
+            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
+        ELSE
+            RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
+        END IF;
     END LOOP;
 END
 $fn$;
 
 REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
-    @extschema@.lock_for_swap(regclass), @extschema@.rollback_email_sends_partitioning(),
+    @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean),
     @extschema@.check_partition_cleanup_arguments(bigint, integer),

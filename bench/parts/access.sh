@@ -14,7 +14,6 @@ apsql -At -c "SELECT * FROM daznode_crm.concurrent_index_plan()" | while IFS= re
 apsql -q -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_api') THEN CREATE ROLE bench_api NOLOGIN; END IF; END \$\$" \
     -c "GRANT USAGE ON SCHEMA public, bench TO bench_api" -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bench_api" \
     -c "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA bench TO bench_api" -c "VACUUM ANALYZE"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
 best() { # best ROLE_SETUP QUERY → ms, best of reps (rows=25 pages are fast: more repetitions)
     apsql -At -c "$1" -c "SELECT round((bench.best_ns(\$q\$$2\$q\$, 20) / 1e6)::numeric, 3)" | tail -1
 }
@@ -36,7 +35,7 @@ pb_rows=""
 for q in profiles_page1 profiles_page100 profiles_count profiles_list_request; do
     o=$(pgbench_pct "$adb" postgres "$pb_secs" "bench/sql/workload/$q.sql")
     a=$(PGOPTIONS="-c request.jwt.claim.sub=$(apsql -At -c "SELECT md5('profile2')::uuid")" pgbench_pct "$adb" bench_admin "$pb_secs" "bench/sql/workload/$q.sql")
-    pb_rows+="| $q | $(cut -d'|' -f2 <<<"$o") | $(cut -d'|' -f3 <<<"$o") | **$(cut -d'|' -f2 <<<"$a")** | $(cut -d'|' -f3 <<<"$a") | $(ratio "$(cut -d'|' -f2 <<<"$a")" "$(cut -d'|' -f2 <<<"$o")") | $(ratio "$(cut -d'|' -f3 <<<"$a")" "$(cut -d'|' -f3 <<<"$o")") |
+    pb_rows+="| $q | $(f "$o" 2) | $(f "$o" 3) | **$(f "$a" 2)** | $(f "$a" 3) | $(ratio "$(f "$a" 2)" "$(f "$o" 2)") | $(ratio "$(f "$a" 3)" "$(f "$o" 3)") |
 "
 done
 

@@ -18,7 +18,6 @@ mpsql -q -c "SET session_replication_role = replica;
   RESET session_replication_role;" -c "VACUUM ANALYZE"
 
 ms() { mpsql -At -c "SELECT round((bench.best_ns(\$q\$$1\$q\$, ${2:-$reps}) / 1e6)::numeric, 1)"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
 
 diag=$(ms "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic()" 3)
 full_read=$(ms "SELECT (SELECT count(*) FROM public.profiles) + (SELECT count(*) FROM public.users) + (SELECT count(*) FROM public.crm_email_sends) + (SELECT count(*) FROM public.crm_customer_segment_members) + (SELECT count(*) FROM public.orders)" 3)

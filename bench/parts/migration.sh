@@ -6,7 +6,6 @@ source bench/parts/probe.sh
 mdb=migration_bench
 psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE IF EXISTS $mdb" -c "CREATE DATABASE $mdb"
 mpsql() { psql_at "$BENCH_DIR" "$BENCH_PORT" "$mdb" "$@"; }
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 t0=$(date +%s%N)
 mpsql -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql >/dev/null
@@ -48,8 +47,6 @@ plain_ms=$(ms_since "$t0")
 during_plain=$(probe_stop)
 
 steps_md=$(mpsql -At -c "SELECT format('| %s | %s |', step, round(duration_ms / 1000.0, 2)) FROM daznode_crm.schema_migrations ORDER BY step")
-f() { cut -d'|' -f"$2" <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
 cat >"$out" <<EOF
 ## Migration: the safe migration of a legacy database, under a writer probe
 

@@ -9,9 +9,6 @@ source bench/parts/pgbench.sh
 pdb=partitioning_bench
 psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE IF EXISTS $pdb" -c "CREATE DATABASE $pdb" 2>/dev/null
 ppsql() { PGOPTIONS="-c client_min_messages=warning" psql_at "$BENCH_DIR" "$BENCH_PORT" "$pdb" "$@"; }
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
-f() { cut -d'|' -f"$2" <<<"$1"; }
 sends=$((rows * 10))
 bench_secs=$([ "$smoke" = true ] && echo 2 || echo 20)
 ppsql -q -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql >/dev/null

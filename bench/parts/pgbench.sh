@@ -15,9 +15,6 @@ pgbench_pct() {
         cat "$dir/out" >&2
         return 1
     fi
-    cat "$dir"/log* | awk '{print $3 / 1000.0}' | sort -n | awk '
-        function at(q,   k) { k = int(NR * q + 0.999999); if (k < 1) k = 1; if (k > NR) k = NR; return v[k] }
-        { v[NR] = $1 }
-        END { if (NR == 0) { print "0|-|-|-"; exit } printf "%d|%.3f|%.3f|%.3f\n", NR, at(0.5), at(0.95), at(0.99) }'
+    latencies "$dir"/log* | cut -d'|' -f1-4
     rm -rf "$dir"
 }

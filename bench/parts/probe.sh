@@ -18,8 +18,7 @@ probe_start() { # probe_start DB LABEL
 probe_stop() {
     touch "$probe_dir/stop"
     wait "$probe_pid" 2>/dev/null || true
-    cat "$probe_dir"/log* 2>/dev/null | awk '{print $3 / 1000.0}' | sort -n | awk '
-        function at(q,   k) { k = int(NR * q) + 1; if (k > NR) k = NR; return v[k] }
-        { v[NR] = $1 }
-        END { if (NR == 0) { print "0|-|-|-"; exit } printf "%d|%.1f|%.1f|%.1f\n", NR, at(0.5), at(0.99), v[NR] }'
+    local l
+    l=$(latencies "$probe_dir"/log*)
+    echo "$(f "$l" 1)|$(f "$l" 2)|$(f "$l" 4)|$(f "$l" 5)"
 }

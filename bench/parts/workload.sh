@@ -10,9 +10,6 @@ mdb=workload_migrated
 for db in $ldb $mdb; do psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE IF EXISTS $db" 2>/dev/null; done
 psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "CREATE DATABASE $ldb"
 wq() { PGOPTIONS="-c client_min_messages=warning" psql_at "$BENCH_DIR" "$BENCH_PORT" "$@"; }
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "-" }'; }
-f() { cut -d'|' -f"$2" <<<"$1"; }
 sends=$((rows * 10))
 secs=$([ "$smoke" = true ] && echo 1 || echo 20)
 

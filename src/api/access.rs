@@ -88,35 +88,27 @@ fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
 const ROLE_SQL: &str = "SELECT role::text FROM public.admin_roles WHERE user_id = $1::uuid";
 
 thread_local! {
+    /// ROLE_SQL, prepared on first use and kept for the session (SPI_keepplan): the plan cache
+    /// re-plans it after DDL on admin_roles, like any prepared statement.
     static ROLE_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
 }
 
-// Runs a kept plan (prepared on first use) and reads its first row's columns as text.
-fn run_kept(
-    slot: &'static std::thread::LocalKey<RefCell<Option<OwnedPreparedStatement>>>,
-    sql: &str,
-    types: &[PgOid],
-    args: &[DatumWithOid],
-    ncols: usize,
-) -> Option<Vec<Option<String>>> {
+/// The admin role of user `id` (a uuid in text form), None when it has none.
+fn admin_role_of(id: &str) -> Option<String> {
     Spi::connect(|client| {
-        slot.with(|cell| {
+        ROLE_PLAN.with(|cell| {
             let mut plan = cell.borrow_mut();
             if plan.is_none() {
-                *plan = Some(client.prepare(sql, types)?.keep());
+                *plan = Some(client.prepare(ROLE_SQL, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)])?.keep());
             }
-            let table = client.select(plan.as_ref().expect("prepared above"), Some(1), args)?;
+            let table = client.select(plan.as_ref().expect("prepared above"), Some(1), &[id.into()])?;
             if table.is_empty() {
                 return Ok(None);
             }
-            let row = table.first();
-            (1..=ncols)
-                .map(|i| row.get::<String>(i))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some)
+            table.first().get::<String>(1)
         })
     })
-    .unwrap_or_else(|e: pgrx::spi::Error| error!("daznode_crm: internal query failed: {e}: {sql}"))
+    .unwrap_or_else(|e: pgrx::spi::Error| error!("daznode_crm: internal query failed: {e}: {ROLE_SQL}"))
 }
 
 /// The two catalog facts the caller's resolution needs, read from the system caches (no SQL):
@@ -212,14 +204,7 @@ fn caller_role() -> Option<String> {
     }
     let (id, table_exists) = with_caller(|c| (c.id.clone(), c.admin_roles_exists));
     let role = match id {
-        Some(id) if is_uuid(&id) && table_exists => run_kept(
-            &ROLE_PLAN,
-            ROLE_SQL,
-            &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
-            &[id.as_str().into()],
-            1,
-        )
-        .and_then(|row| row.into_iter().next().flatten()),
+        Some(id) if is_uuid(&id) && table_exists => admin_role_of(&id),
         _ => None,
     };
     with_caller(|c| c.role = Some(role.clone()));
