@@ -21,6 +21,7 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.admin_roles_changed() FROM PUBLIC;
 
 -- The policies of crm_email_sends alone: the partitioning swap puts them on the new table without
 -- touching (and locking) any other table.
@@ -85,6 +86,13 @@ BEGIN
         EXECUTE format('CREATE POLICY daznode_read ON public.%I FOR SELECT USING (%s OR user_id = %s)', t, anyone_admin, me);
         PERFORM @extschema@.create_write_policies(t, admins);
     END LOOP;
+    -- Sessions keep the roles they looked up across transactions; this trigger tells them when
+    -- admin_roles changes (a relcache invalidation, delivered at their next transaction).
+    -- ENABLE ALWAYS: writes in replica mode (a subscriber, a restore) count too.
+    DROP TRIGGER IF EXISTS daznode_admin_roles_changed ON public.admin_roles;
+    CREATE TRIGGER daznode_admin_roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.admin_roles
+        FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.admin_roles_changed();
+    ALTER TABLE public.admin_roles ENABLE ALWAYS TRIGGER daznode_admin_roles_changed;
     EXECUTE format('CREATE POLICY daznode_read ON public.admin_roles FOR SELECT USING (%s OR user_id = %s)',
                    '(SELECT daznode_crm.is_admin_user(''{super_admin}''))', me);
     PERFORM @extschema@.create_write_policies('admin_roles', '(SELECT daznode_crm.is_admin_user(''{super_admin}''))');

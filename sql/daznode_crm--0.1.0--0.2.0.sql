@@ -53,7 +53,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:216
+-- src/api/access.rs:18
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
@@ -94,7 +94,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
--- src/api/access.rs:228
+-- src/api/access.rs:30
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
@@ -163,7 +163,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:302
+-- src/api/access.rs:107
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -186,7 +186,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:244
+-- src/api/access.rs:46
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
@@ -930,7 +930,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:16
+-- src/api/mod.rs:17
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -998,7 +998,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;
 
--- src/api/mod.rs:32
+-- src/api/caller.rs:446
+-- daznode_crm::api::caller::admin_roles_changed
+CREATE FUNCTION "admin_roles_changed"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
+
+-- src/api/mod.rs:33
 -- requires:
 --   migrations
 --   maintenance
@@ -1006,6 +1013,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_ma
 --   access::current_user_id
 --   access::refresh_segment
 --   access::refresh_auto_update_segments
+--   caller::admin_roles_changed
 
 -- Access control and analytics (issue #4): two more migration steps, applied by the same
 -- CALL daznode_crm.migrate() on empty and legacy databases.
@@ -1030,6 +1038,7 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.admin_roles_changed() FROM PUBLIC;
 
 -- The policies of crm_email_sends alone: the partitioning swap puts them on the new table without
 -- touching (and locking) any other table.
@@ -1094,6 +1103,13 @@ BEGIN
         EXECUTE format('CREATE POLICY daznode_read ON public.%I FOR SELECT USING (%s OR user_id = %s)', t, anyone_admin, me);
         PERFORM @extschema@.create_write_policies(t, admins);
     END LOOP;
+    -- Sessions keep the roles they looked up across transactions; this trigger tells them when
+    -- admin_roles changes (a relcache invalidation, delivered at their next transaction).
+    -- ENABLE ALWAYS: writes in replica mode (a subscriber, a restore) count too.
+    DROP TRIGGER IF EXISTS daznode_admin_roles_changed ON public.admin_roles;
+    CREATE TRIGGER daznode_admin_roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.admin_roles
+        FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.admin_roles_changed();
+    ALTER TABLE public.admin_roles ENABLE ALWAYS TRIGGER daznode_admin_roles_changed;
     EXECUTE format('CREATE POLICY daznode_read ON public.admin_roles FOR SELECT USING (%s OR user_id = %s)',
                    '(SELECT daznode_crm.is_admin_user(''{super_admin}''))', me);
     PERFORM @extschema@.create_write_policies('admin_roles', '(SELECT daznode_crm.is_admin_user(''{super_admin}''))');
@@ -1204,7 +1220,7 @@ REVOKE ALL ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analy
 REVOKE ALL ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() TO daznode_crm_maintenance;
 
--- src/api/mod.rs:45
+-- src/api/mod.rs:47
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments

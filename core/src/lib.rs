@@ -1,9 +1,10 @@
 //! The pure core of daznode_crm: no pgrx, no PostgreSQL. Everything here is unit-tested with
 //! plain `cargo test -p daznode_crm_core`; the extension's `api` layer only adapts it to SQL.
 
+pub mod caller;
+pub mod diagnostics;
 pub mod email;
 pub mod error;
-pub mod diagnostics;
 pub mod indexes;
 pub mod jobs;
 pub mod migrations;

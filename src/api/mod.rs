@@ -1,6 +1,7 @@
 //! The SQL API: thin `#[pg_extern]` wrappers over `daznode_crm_core`, one module per area.
 
 mod access;
+mod caller;
 mod cleanup;
 mod diagnostic;
 mod errors;
@@ -39,6 +40,7 @@ extension_sql_file!(
         access::current_user_id,
         access::refresh_segment,
         access::refresh_auto_update_segments,
+        caller::admin_roles_changed,
     ],
 );
 

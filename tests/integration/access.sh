@@ -106,12 +106,74 @@ expect_eq "a search_path with same-named objects first changes nothing" \
 quiet plain -c "SET ROLE attacker; CREATE SCHEMA auth; CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql AS \$\$ SELECT md5('profile1')::uuid \$\$; GRANT USAGE ON SCHEMA auth TO PUBLIC"
 expect_eq "an auth.uid() planted by a non-superuser role is ignored" \
     "$(as plain app_user 5 "SELECT daznode_crm.current_user_id() = md5('profile5')::uuid, daznode_crm.is_admin_user()")" "t|f"
-expect_eq "cached per transaction: a role removed mid-transaction still answers until commit" \
+expect_eq "a role removed by the caller's own transaction counts from its next statement" \
     "$(q plain -c "BEGIN; SET LOCAL request.jwt.claims = '{\"sub\": \"$(uuid_of 2)\"}'; SELECT daznode_crm.is_admin_user(); DELETE FROM public.admin_roles WHERE user_id = md5('profile2')::uuid; SELECT daznode_crm.is_admin_user(); ROLLBACK;" | tr '\n' ' ')" \
-    "t t "
+    "t f "
 expect_eq "declared STABLE and SECURITY DEFINER with a pinned search_path" \
     "$(q plain -c "SELECT provolatile::text || '|' || prosecdef || '|' || array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'daznode_crm.is_admin_user(text[])'::regprocedure")" \
     "s|true|search_path=pg_catalog, pg_temp"
+
+echo "# roles kept across transactions, forgotten when admin_roles changes"
+# A second session (a dblink connection keeps one backend) identified as profile 2 (admin) asks
+# is_admin_user() and is_admin_user('{admin}') after each change made by this session.
+quiet plain -c "CREATE EXTENSION IF NOT EXISTS dblink" -c "CREATE SCHEMA it" -c "CREATE TABLE it.saved AS SELECT * FROM public.admin_roles"
+sessions() { # sessions SQL: runs SQL in this session, with pg_temp.other() asking the other one
+    q plain <<SQL 2>&1 | grep -v '^OK$\|^$\|^SET$\|^BEGIN$\|^COMMIT$\|^ROLLBACK$\|^INSERT\|^DELETE\|^UPDATE\|^ALTER\|^TRUNCATE\|^SELECT [0-9]\|^CREATE\|^DROP' | tr '\n' ' ' | sed 's/ $//'
+SELECT dblink_connect('other', 'host=$DIR port=$PORT dbname=plain user=postgres') \gset
+SELECT dblink_exec('other', \$\$SET request.jwt.claims = '{"sub": "$(uuid_of 2)"}'\$\$) \gset
+CREATE FUNCTION pg_temp.other() RETURNS text LANGUAGE sql AS
+  \$\$ SELECT r FROM dblink('other', 'SELECT daznode_crm.is_admin_user()::text || daznode_crm.is_admin_user(''{admin}'')::text') AS t(r text) \$\$;
+$1
+SELECT dblink_disconnect('other') \gset
+SQL
+}
+p2="md5('profile2')::uuid"
+expect_eq "revoked, granted, changed: seen by the other session at its next transaction" \
+    "$(sessions "SELECT pg_temp.other(); DELETE FROM public.admin_roles WHERE user_id = $p2; SELECT pg_temp.other();
+                 INSERT INTO public.admin_roles (user_id, role) VALUES ($p2, 'support'); SELECT pg_temp.other();
+                 UPDATE public.admin_roles SET role = 'admin' WHERE user_id = $p2; SELECT pg_temp.other();")" \
+    "truetrue falsefalse truefalse truetrue"
+expect_eq "a change rolled back changes nothing; TRUNCATE and replica-mode writes count" \
+    "$(sessions "SELECT pg_temp.other(); BEGIN; DELETE FROM public.admin_roles WHERE user_id = $p2; ROLLBACK; SELECT pg_temp.other();
+                 TRUNCATE public.admin_roles; SELECT pg_temp.other();
+                 INSERT INTO public.admin_roles SELECT * FROM it.saved; SELECT pg_temp.other();
+                 SET session_replication_role = replica; DELETE FROM public.admin_roles WHERE user_id = $p2; RESET session_replication_role; SELECT pg_temp.other();
+                 INSERT INTO public.admin_roles SELECT * FROM it.saved WHERE user_id = $p2; SELECT pg_temp.other();")" \
+    "truetrue truetrue falsefalse truetrue falsefalse truetrue"
+expect_eq "a lookup made in an old snapshot is not kept: a revocation during a repeatable-read transaction holds at the next one" \
+    "$(sessions "SELECT pg_temp.other(); SELECT dblink_exec('other', 'BEGIN ISOLATION LEVEL REPEATABLE READ') \gset
+                 SELECT * FROM dblink('other', 'SELECT 1') AS t(one int) \gset
+                 DELETE FROM public.admin_roles WHERE user_id = $p2;
+                 SELECT * FROM dblink('other', 'SELECT count(*) FROM public.crm_email_templates') AS t(n bigint) \gset
+                 SELECT pg_temp.other() IS NOT NULL; SELECT dblink_exec('other', 'COMMIT') \gset
+                 SELECT pg_temp.other(); INSERT INTO public.admin_roles SELECT * FROM it.saved WHERE user_id = $p2;")" \
+    "truetrue t falsefalse"
+expect_eq "other users of the same session are kept apart" \
+    "$(sessions "SELECT pg_temp.other(); SELECT dblink_exec('other', \$\$SET request.jwt.claims = '{\"sub\": \"$(uuid_of 5)\"}'\$\$) \gset
+                 SELECT pg_temp.other(); SELECT dblink_exec('other', \$\$SET request.jwt.claims = '{\"sub\": \"$(uuid_of 2)\"}'\$\$) \gset
+                 SELECT pg_temp.other();")" \
+    "truetrue falsefalse truetrue"
+for how in "DISABLE TRIGGER daznode_admin_roles_changed" "ENABLE TRIGGER daznode_admin_roles_changed" "DISABLE TRIGGER ALL"; do
+    expect_eq "trigger changed ($how): roles are kept one transaction only, and replica-mode writes still count" \
+        "$(sessions "SELECT pg_temp.other(); ALTER TABLE public.admin_roles $how; SELECT pg_temp.other();
+                     SET session_replication_role = replica; DELETE FROM public.admin_roles WHERE user_id = $p2; RESET session_replication_role;
+                     SELECT pg_temp.other(); INSERT INTO public.admin_roles SELECT * FROM it.saved WHERE user_id = $p2;
+                     ALTER TABLE public.admin_roles ENABLE TRIGGER ALL; ALTER TABLE public.admin_roles ENABLE ALWAYS TRIGGER daznode_admin_roles_changed;")" \
+        "truetrue truetrue falsefalse"
+done
+expect_eq "trigger dropped: roles are kept one transaction only; migrate's step puts it back" \
+    "$(sessions "SELECT pg_temp.other(); DROP TRIGGER daznode_admin_roles_changed ON public.admin_roles; SELECT pg_temp.other();
+                 DELETE FROM public.admin_roles WHERE user_id = $p2; SELECT pg_temp.other();
+                 INSERT INTO public.admin_roles SELECT * FROM it.saved WHERE user_id = $p2; SELECT pg_temp.other();
+                 CREATE TRIGGER daznode_admin_roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.admin_roles
+                     FOR EACH STATEMENT EXECUTE FUNCTION daznode_crm.admin_roles_changed();
+                 ALTER TABLE public.admin_roles ENABLE ALWAYS TRIGGER daznode_admin_roles_changed;
+                 SELECT pg_temp.other(); DELETE FROM public.admin_roles WHERE user_id = $p2; SELECT pg_temp.other();
+                 INSERT INTO public.admin_roles SELECT * FROM it.saved WHERE user_id = $p2;")" \
+    "truetrue truetrue falsefalse truetrue truetrue falsefalse"
+expect_eq "the invalidation trigger is created by the migration, ENABLE ALWAYS, its function not executable by PUBLIC" \
+    "$(q supa -c "SELECT tgenabled, has_function_privilege('authenticated', tgfoid, 'EXECUTE') FROM pg_trigger WHERE tgrelid = 'public.admin_roles'::regclass AND tgname = 'daznode_admin_roles_changed'")" \
+    "A|f"
 
 echo "# rates from the *_at timestamps"
 quiet plain <<'SQL'

@@ -1,0 +1,209 @@
+//! Who the caller of `is_admin_user()` is, and what is known of their admin role: the pure part.
+//!
+//! The caller's id comes from the JWT claims PostgREST sets (`request.jwt.claims ->> 'sub'`, or
+//! the older `request.jwt.claim.sub`). Roles are kept across transactions in a [`RoleCache`]
+//! that the extension empties whenever `admin_roles` changes (a relcache invalidation sent by a
+//! statement trigger on the table). The epoch guards against the one race such a cache has: a
+//! lookup that started before an invalidation and finishes after it must not be stored.
+
+use std::collections::HashMap;
+
+/// A user id: the 16 bytes of a uuid.
+pub type UserId = [u8; 16];
+
+/// The caller's id from the JWT settings: `sub` of the claims JSON first, then the single claim
+/// setting. None when neither holds a uuid (no JWT, an anonymous request, a malformed value).
+pub fn caller_from_claims(claims: Option<&str>, claim_sub: Option<&str>) -> Option<UserId> {
+    let from_claims = claims
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|v| v.get("sub").and_then(|s| s.as_str()).map(str::to_string));
+    match from_claims {
+        Some(sub) => parse_uuid(&sub),
+        None => claim_sub.and_then(parse_uuid),
+    }
+}
+
+/// The bytes of a uuid written in the canonical 8-4-4-4-12 hex form (either case).
+pub fn parse_uuid(s: &str) -> Option<UserId> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut nibbles = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = (c as char).to_digit(16)? as u8;
+        out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+        nibbles += 1;
+    }
+    Some(out)
+}
+
+/// The canonical text form of a uuid, as PostgreSQL prints it.
+pub fn format_uuid(id: &UserId) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Admin roles by user id, kept across transactions until the next invalidation.
+#[derive(Debug)]
+pub struct RoleCache {
+    epoch: u64,
+    roles: HashMap<UserId, Option<String>>,
+    capacity: usize,
+}
+
+impl RoleCache {
+    /// A cache of at most `capacity` users (it starts over when full: a connection pool that
+    /// serves more users than that pays one lookup per user and round).
+    pub fn new(capacity: usize) -> Self {
+        RoleCache {
+            epoch: 0,
+            roles: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Changes at every invalidation. Read it before a lookup and give it to [`RoleCache::store`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Forgets everything: `admin_roles` (or the facts the answers depend on) changed.
+    pub fn invalidate(&mut self) {
+        self.epoch += 1;
+        self.roles.clear();
+    }
+
+    /// Some(role) when known (Some(None): the user has no admin role), None when not cached.
+    pub fn get(&self, id: &UserId) -> Option<Option<&str>> {
+        self.roles.get(id).map(|r| r.as_deref())
+    }
+
+    /// Keeps the result of a lookup that began at `epoch_before`; drops it (returns false) when an
+    /// invalidation happened meanwhile, since the lookup may have read the old rows.
+    pub fn store(&mut self, id: UserId, role: Option<String>, epoch_before: u64) -> bool {
+        if epoch_before != self.epoch {
+            return false;
+        }
+        if self.roles.len() >= self.capacity && !self.roles.contains_key(&id) {
+            self.roles.clear();
+        }
+        self.roles.insert(id, role);
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.roles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "639719a4-d673-a7a9-80c8-b41b4960df51";
+
+    #[test]
+    fn uuids_round_trip_and_reject_anything_else() {
+        let id = parse_uuid(A).unwrap();
+        assert_eq!(id[0], 0x63);
+        assert_eq!(id[15], 0x51);
+        assert_eq!(format_uuid(&id), A);
+        assert_eq!(parse_uuid(&A.to_uppercase()), Some(id));
+        for bad in [
+            "",
+            "639719a4d673a7a980c8b41b4960df51",
+            "639719a4-d673-a7a9-80c8-b41b4960df5",
+            "639719a4-d673-a7a9-80c8-b41b4960df511",
+            "639719a4-d673-a7a9-80c8_b41b4960df51",
+            "g39719a4-d673-a7a9-80c8-b41b4960df51",
+            "' OR 1=1 --------------------------",
+            "639719a4-d673-a7a9-80c8-b41b4960df5é",
+        ] {
+            assert_eq!(parse_uuid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_caller_comes_from_the_claims_then_the_single_claim() {
+        let id = parse_uuid(A);
+        let claims = format!(r#"{{"sub": "{A}", "role": "authenticated"}}"#);
+        assert_eq!(caller_from_claims(Some(&claims), None), id);
+        assert_eq!(caller_from_claims(None, Some(A)), id);
+        // The claims JSON wins over the single setting when it names a subject.
+        let other = "00000000-0000-0000-0000-000000000001";
+        assert_eq!(caller_from_claims(Some(&claims), Some(other)), id);
+        assert_eq!(
+            caller_from_claims(Some(r#"{"role": "anon"}"#), Some(other)),
+            parse_uuid(other)
+        );
+        for (claims, sub) in [
+            (None, None),
+            (Some("not json"), None),
+            (Some(r#"{"sub": 42}"#), None),
+            (Some(r#"{"sub": "not-a-uuid"}"#), None),
+            (None, Some("not-a-uuid")),
+        ] {
+            assert_eq!(caller_from_claims(claims, sub), None, "{claims:?} {sub:?}");
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_answers_until_invalidated() {
+        let mut c = RoleCache::new(10);
+        let a = parse_uuid(A).unwrap();
+        let b = [7u8; 16];
+        assert_eq!(c.get(&a), None);
+        assert!(c.store(a, Some("admin".into()), c.epoch()));
+        assert!(c.store(b, None, c.epoch()));
+        assert_eq!(c.get(&a), Some(Some("admin")));
+        assert_eq!(c.get(&b), Some(None));
+        c.invalidate();
+        assert_eq!(c.get(&a), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_lookup_overtaken_by_an_invalidation_is_not_kept() {
+        let mut c = RoleCache::new(10);
+        let a = parse_uuid(A).unwrap();
+        let before = c.epoch();
+        c.invalidate(); // admin_roles changed while the lookup ran
+        assert!(!c.store(a, Some("admin".into()), before));
+        assert_eq!(c.get(&a), None);
+        assert!(c.store(a, None, c.epoch()));
+        assert_eq!(c.get(&a), Some(None));
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut c = RoleCache::new(3);
+        for i in 0..10u8 {
+            assert!(c.store([i; 16], None, c.epoch()));
+            assert!(c.len() <= 3);
+            assert_eq!(c.get(&[i; 16]), Some(None));
+        }
+        // Re-storing a known user never empties the cache.
+        let n = c.len();
+        assert!(c.store([9; 16], Some("support".into()), c.epoch()));
+        assert_eq!(c.len(), n);
+    }
+}
