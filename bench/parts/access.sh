@@ -26,18 +26,60 @@ owner_p100=$(best "SELECT 1" "$page100"); admin_p100=$(best "$as_admin" "$page10
 owner_total=$(best "SELECT 1" "$total"); admin_total=$(best "$as_admin" "$total")
 
 # The same lists the way the app sends them: prepared statements (PostgREST prepares), over the
-# socket, with pgbench (2 clients); the owner against an admin login role through RLS.
+# socket, with pgbench (2 clients); the owner against an admin login role through RLS. Rounds
+# alternate owner and admin, and the medians of the rounds are compared (a 40 µs request on a
+# 2-core machine shared with pgbench drifts from one run to the next).
 source bench/parts/pgbench.sh
 apsql -q -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_admin') THEN CREATE ROLE bench_admin LOGIN; END IF; END \$\$" \
-    -c "GRANT USAGE ON SCHEMA public TO bench_admin" -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_admin"
-pb_secs=$([ "$smoke" = true ] && echo 1 || echo 15)
+    -c "GRANT USAGE ON SCHEMA public, bench TO bench_admin" -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_admin"
+admin_claim="-c request.jwt.claim.sub=$(apsql -At -c "SELECT md5('profile2')::uuid")"
+pb_secs=$([ "$smoke" = true ] && echo 1 || echo 10)
+rounds=$([ "$smoke" = true ] && echo 1 || echo 3)
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 pb_rows=""
 for q in profiles_page1 profiles_page100 profiles_count profiles_list_request; do
-    o=$(pgbench_pct "$adb" postgres "$pb_secs" "bench/sql/workload/$q.sql")
-    a=$(PGOPTIONS="-c request.jwt.claim.sub=$(apsql -At -c "SELECT md5('profile2')::uuid")" pgbench_pct "$adb" bench_admin "$pb_secs" "bench/sql/workload/$q.sql")
-    pb_rows+="| $q | $(f "$o" 2) | $(f "$o" 3) | **$(f "$a" 2)** | $(f "$a" 3) | $(ratio "$(f "$a" 2)" "$(f "$o" 2)") | $(ratio "$(f "$a" 3)" "$(f "$o" 3)") |
+    o50="" o95="" a50="" a95=""
+    for _ in $(seq "$rounds"); do
+        o=$(pgbench_pct "$adb" postgres "$pb_secs" "bench/sql/workload/$q.sql")
+        a=$(PGOPTIONS="$admin_claim" pgbench_pct "$adb" bench_admin "$pb_secs" "bench/sql/workload/$q.sql")
+        o50+=" $(f "$o" 2)" o95+=" $(f "$o" 3)" a50+=" $(f "$a" 2)" a95+=" $(f "$a" 3)"
+    done
+    o50=$(median <<<"$o50") o95=$(median <<<"$o95") a50=$(median <<<"$a50") a95=$(median <<<"$a95")
+    pb_rows+="| $q | $o50 | $o95 | **$a50** | $a95 | **$(ratio "$a50" "$o50")** | $(ratio "$a95" "$o95") |
 "
 done
+
+# Server time per request without the network: a procedure runs the page-1 query (its plan kept,
+# as for a prepared statement) and commits, n times, so that every request is a transaction of
+# its own, as with PostgREST; is_admin_user() alone against an empty request shows its own cost.
+apsql -q -c "CREATE OR REPLACE PROCEDURE bench.page1_requests(n int) LANGUAGE plpgsql AS \$p\$
+DECLARE c bigint;
+BEGIN
+  FOR i IN 1..n LOOP
+    SELECT count(*) INTO c FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC LIMIT 25) p;
+    COMMIT;
+  END LOOP;
+END \$p\$" \
+    -c "CREATE OR REPLACE PROCEDURE bench.is_admin_requests(n int) LANGUAGE plpgsql AS \$p\$
+DECLARE b boolean;
+BEGIN FOR i IN 1..n LOOP b := (SELECT daznode_crm.is_admin_user()); COMMIT; END LOOP; END \$p\$" \
+    -c "CREATE OR REPLACE PROCEDURE bench.empty_requests(n int) LANGUAGE plpgsql AS \$p\$
+DECLARE b boolean;
+BEGIN FOR i IN 1..n LOOP b := (SELECT true); COMMIT; END LOOP; END \$p\$"
+loops=$([ "$smoke" = true ] && echo 200 || echo 50000)
+per_request() { # per_request USER PROCEDURE → µs per request
+    local t0
+    t0=$(date +%s%N)
+    PGOPTIONS="$admin_claim" psql_at "$BENCH_DIR" "$BENCH_PORT" "$adb" -U "$1" -q -c "CALL bench.$2($loops)"
+    awk -v ns=$(($(date +%s%N) - t0)) -v n="$loops" 'BEGIN { printf "%.2f", ns / n / 1000 }'
+}
+lo="" la="" le="" li=""
+for _ in $(seq "$rounds"); do
+    lo+=" $(per_request postgres page1_requests)" la+=" $(per_request bench_admin page1_requests)"
+    le+=" $(per_request bench_admin empty_requests)" li+=" $(per_request bench_admin is_admin_requests)"
+done
+lo=$(median <<<"$lo") la=$(median <<<"$la") le=$(median <<<"$le") li=$(median <<<"$li")
+is_admin_cost=$(awk -v a="$li" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
 
 # A segment of about 30% of the profiles: created in the last 242 days (the generator spreads
 # created_at over 730 days from 2024-11-01).
@@ -92,9 +134,16 @@ Goal (issue #4): ≤ 1.1×, which is why every policy calls is_admin_user() once
 table above is server time of a statement planned on every run (PL/pgSQL \`EXECUTE\`), so it
 includes planning the policies' two sub-selects; the app's statements are prepared:
 
-| pgbench \`-M prepared\`, 2 clients, $pb_secs s | owner p50 ms | owner p95 | admin through RLS p50 | admin p95 | p50 ratio | p95 ratio |
+| pgbench \`-M prepared\`, 2 clients, median of $rounds rounds of $pb_secs s | owner p50 ms | owner p95 | admin through RLS p50 | admin p95 | p50 ratio | p95 ratio |
 |---|---|---|---|---|---|---|
 $pb_rows
+Server time per request, without the network (a procedure runs the kept plan and commits,
+$loops times; median of $rounds rounds):
+
+| per request, µs | owner | admin through RLS | admin ÷ owner |
+|---|---|---|---|
+| profiles list page 1 | $lo | **$la** | $(ratio "$la" "$lo") |
+| \`SELECT daznode_crm.is_admin_user()\` against \`SELECT true\` (both as the admin) | $le | $li | +$is_admin_cost µs |
 
 | segment refresh, $members members, 1% changed ($diff) | ms | ratio |
 |---|---|---|
