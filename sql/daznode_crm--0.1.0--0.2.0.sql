@@ -998,7 +998,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;
 
--- src/api/caller.rs:446
+-- src/api/caller.rs:471
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
 	RETURNS TRIGGER

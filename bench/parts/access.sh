@@ -81,6 +81,20 @@ done
 lo=$(median <<<"$lo") la=$(median <<<"$la") le=$(median <<<"$le") li=$(median <<<"$li")
 is_admin_cost=$(awk -v a="$li" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
 
+# The same is_admin_user() request on a Supabase-like database: with Supabase's auth.uid() (its
+# body recognized, so its answer is kept with the JWT settings), then with an auth.uid() of
+# another body (called at every transaction).
+apsql -q -c "CREATE SCHEMA auth" -c "GRANT USAGE ON SCHEMA auth TO bench_admin" \
+    -c "CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS \$\$ select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid \$\$"
+ls="" lx=""
+for _ in $(seq "$rounds"); do ls+=" $(per_request bench_admin is_admin_requests)"; done
+apsql -q -c "CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS \$\$ select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid where true \$\$"
+for _ in $(seq "$rounds"); do lx+=" $(per_request bench_admin is_admin_requests)"; done
+apsql -q -c "DROP SCHEMA auth CASCADE"
+ls=$(median <<<"$ls") lx=$(median <<<"$lx")
+supa_cost=$(awk -v a="$ls" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
+other_cost=$(awk -v a="$lx" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
+
 # A segment of about 30% of the profiles: created in the last 242 days (the generator spreads
 # created_at over 730 days from 2024-11-01).
 seg=$(apsql -At -c "INSERT INTO public.crm_customer_segments (name, criteria, auto_update) VALUES ('bench window', '{\"profile\":{\"created_days_ago\":{\"min\":0,\"max\":242}}}', false) RETURNING id" | head -1)
@@ -144,6 +158,8 @@ $loops times; median of $rounds rounds):
 |---|---|---|---|
 | profiles list page 1 | $lo | **$la** | $(ratio "$la" "$lo") |
 | \`SELECT daznode_crm.is_admin_user()\` against \`SELECT true\` (both as the admin) | $le | $li | +$is_admin_cost µs |
+| same, on Supabase (its \`auth.uid()\` recognized: the id kept with the JWT settings) | $le | $ls | +$supa_cost µs |
+| same, with an \`auth.uid()\` of another body (called at every request) | $le | $lx | +$other_cost µs |
 
 | segment refresh, $members members, 1% changed ($diff) | ms | ratio |
 |---|---|---|

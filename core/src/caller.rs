@@ -58,6 +58,45 @@ pub fn format_uuid(id: &UserId) -> String {
     )
 }
 
+/// The bodies of Supabase's `auth.uid()` (the current one and the one before it), which read
+/// nothing but the two JWT settings: where `auth.uid()` is one of them, its answer for the same
+/// settings is the same in every transaction and may be kept with them.
+const JWT_ONLY_UID_BODIES: &[&str] = &[
+    "select coalesce(
+        nullif(current_setting('request.jwt.claim.sub', true), ''),
+        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+    )::uuid",
+    "select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid",
+];
+
+/// Is this SQL body one of Supabase's `auth.uid()` bodies, but for spacing, letter case outside
+/// quotes and a final semicolon?
+pub fn is_jwt_only_uid_body(body: &str) -> bool {
+    let body = sql_shape(body);
+    JWT_ONLY_UID_BODIES.iter().any(|known| sql_shape(known) == body)
+}
+
+/// SQL text without whitespace and in lower case outside single-quoted literals (kept as they
+/// are), without trailing semicolons.
+fn sql_shape(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    for c in sql.chars() {
+        if c == '\'' {
+            quoted = !quoted;
+            out.push(c);
+        } else if quoted {
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.extend(c.to_lowercase());
+        }
+    }
+    while out.ends_with(';') {
+        out.pop();
+    }
+    out
+}
+
 /// Admin roles by user id, kept across transactions until the next invalidation.
 #[derive(Debug)]
 pub struct RoleCache {
@@ -205,5 +244,23 @@ mod tests {
         let n = c.len();
         assert!(c.store([9; 16], Some("support".into()), c.epoch()));
         assert_eq!(c.len(), n);
+    }
+
+    #[test]
+    fn supabase_auth_uid_bodies_are_recognized_and_nothing_else() {
+        let current = "\n  select\n  \tcoalesce(\n\t\tnullif(current_setting('request.jwt.claim.sub', true), ''),\n\t\t(nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')\n\t)::uuid\n";
+        assert!(is_jwt_only_uid_body(current));
+        assert!(is_jwt_only_uid_body("SELECT NULLIF(current_setting('request.jwt.claim.sub', true), '')::uuid;"));
+        for other in [
+            // another setting (inside the quotes, spacing counts)
+            "select nullif(current_setting('request.jwt. claim.sub', true), '')::uuid",
+            "select nullif(current_setting('request.jwt.claim.SUB', true), '')::uuid",
+            // reads something else too
+            "select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), (select id::text from auth.users limit 1))::uuid",
+            "select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid where now() > '2026-01-01'",
+            "",
+        ] {
+            assert!(!is_jwt_only_uid_body(other), "{other:?}");
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! `current_user_id()` answer from. Policies call them in every query, so the answers are kept:
 //!
 //! - the caller's id, as long as the JWT settings are the same strings (for the whole session
-//!   when it comes from the claims; for one transaction when a trusted `auth.uid()` gives it,
-//!   since that function may read anything);
+//!   when it comes from the claims or from Supabase's own `auth.uid()`, which reads nothing else;
+//!   for one transaction when another trusted `auth.uid()` gives it, since that may read
+//!   anything);
 //! - the catalog facts (is there a trusted `auth.uid()`, is there an `admin_roles` table, is the
 //!   invalidation trigger in place), until the system caches say pg_proc, pg_namespace,
 //!   pg_authid or admin_roles changed;
@@ -18,7 +19,7 @@
 //! received, so what is stored is never older than the invalidations seen; a lookup overtaken by
 //! an invalidation is not stored (`RoleCache::store`).
 
-use daznode_crm_core::caller::{caller_from_claims, format_uuid, RoleCache, UserId};
+use daznode_crm_core::caller::{caller_from_claims, format_uuid, is_jwt_only_uid_body, RoleCache, UserId};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -37,6 +38,9 @@ struct Facts {
     /// A trusted `auth.uid()` returning uuid: schema and function owned by a superuser, so that no
     /// other role can plant one.
     auth_uid: Option<pg_sys::Oid>,
+    /// That auth.uid() is Supabase's, which reads only the two JWT settings: its answer may be
+    /// kept for as long as they are the same strings.
+    auth_uid_jwt_only: bool,
     admin_roles: Option<pg_sys::Oid>,
     /// The invalidation trigger is in place and enabled ALWAYS: roles may outlive a transaction.
     trigger_in_place: bool,
@@ -165,6 +169,7 @@ fn compute_facts() -> Facts {
     // transaction, as usual), names are NUL-terminated.
     unsafe {
         let mut auth_uid = None;
+        let mut auth_uid_jwt_only = false;
         let auth = pg_sys::get_namespace_oid(c"auth".as_ptr(), true);
         if auth != pg_sys::InvalidOid {
             let nsp = pg_sys::SearchSysCache1(
@@ -191,6 +196,7 @@ fn compute_facts() -> Facts {
                             && !(*form).proretset
                         {
                             auth_uid = Some((*form).oid);
+                            auth_uid_jwt_only = reads_only_jwt_settings(proc, &*form);
                         }
                         pg_sys::ReleaseSysCache(proc);
                     }
@@ -207,12 +213,31 @@ fn compute_facts() -> Facts {
         };
         let trigger_in_place =
             admin_roles.is_some_and(|relid| invalidation_trigger_in_place(relid));
-        Facts {
-            auth_uid,
-            admin_roles,
-            trigger_in_place,
-        }
+        Facts { auth_uid, auth_uid_jwt_only, admin_roles, trigger_in_place }
     }
+}
+
+/// Is this pg_proc row a SQL function, not volatile, without SET clauses, whose body is one of
+/// Supabase's auth.uid() bodies?
+unsafe fn reads_only_jwt_settings(proc: pg_sys::HeapTuple, form: &pg_sys::FormData_pg_proc) -> bool {
+    let sql_language = pg_sys::Oid::from(14u32); // pg_language 'sql'
+    if form.prolang != sql_language || form.provolatile == b'v' as std::ffi::c_char {
+        return false;
+    }
+    let cache = pg_sys::SysCacheIdentifier::PROCOID as i32;
+    let mut isnull = false;
+    pg_sys::SysCacheGetAttr(cache, proc, pg_sys::Anum_pg_proc_proconfig as i16, &mut isnull);
+    if !isnull {
+        return false;
+    }
+    let src = pg_sys::SysCacheGetAttr(cache, proc, pg_sys::Anum_pg_proc_prosrc as i16, &mut isnull);
+    if isnull {
+        return false;
+    }
+    let body = pg_sys::text_to_cstring(src.cast_mut_ptr());
+    let jwt_only = is_jwt_only_uid_body(&CStr::from_ptr(body).to_string_lossy());
+    pg_sys::pfree(body.cast());
+    jwt_only
 }
 
 /// Is `daznode_admin_roles_changed` on admin_roles, as step 0008 creates it: AFTER INSERT OR
@@ -334,7 +359,7 @@ fn resolve_identity(lxid: u32, facts: &Facts) -> Option<UserId> {
         return id;
     }
     let (id, per_transaction) = match facts.auth_uid {
-        Some(oid) => (call_auth_uid(oid), Some(lxid)),
+        Some(oid) => (call_auth_uid(oid), (!facts.auth_uid_jwt_only).then_some(lxid)),
         None => (
             caller_from_claims(
                 claims.and_then(|c| std::str::from_utf8(c).ok()),

@@ -88,6 +88,32 @@ expect_eq "service_role bypasses RLS and reads everything" \
     "$(as supa service_role 0 "SELECT count(*) FROM public.crm_customer_segments")" "$(q supa -c "SELECT count(*) FROM public.crm_customer_segments")"
 expect_eq "on Supabase, the identity is auth.uid()" \
     "$(as supa authenticated 2 "SELECT daznode_crm.current_user_id() = auth.uid(), daznode_crm.is_admin_user()")" "t|t"
+supa_uid_body=$(q supa -c "SELECT prosrc FROM pg_proc WHERE oid = 'auth.uid()'::regprocedure")
+expect_eq "Supabase's auth.uid(): the id follows the JWT settings, within and across transactions" \
+    "$(q supa <<SQL | tr '\n' ' '
+SET request.jwt.claims = '{"sub": "$(uuid_of 2)"}';
+SELECT daznode_crm.current_user_id() = md5('profile2')::uuid, daznode_crm.is_admin_user();
+SET request.jwt.claims = '{"sub": "$(uuid_of 5)"}';
+SELECT daznode_crm.current_user_id() = md5('profile5')::uuid, daznode_crm.is_admin_user();
+BEGIN;
+SET LOCAL request.jwt.claim.sub = '$(uuid_of 1)';
+SELECT daznode_crm.current_user_id() = md5('profile1')::uuid, daznode_crm.is_admin_user('{super_admin}');
+COMMIT;
+SELECT daznode_crm.current_user_id() = md5('profile5')::uuid, daznode_crm.is_admin_user();
+SQL
+)" "t|t t|f t|t t|f "
+expect_eq "another auth.uid() (reading a table) is asked again at every transaction" \
+    "$(q supa <<SQL | tr '\n' ' '
+CREATE TABLE auth.current_user_of_test (id uuid);
+INSERT INTO auth.current_user_of_test VALUES (md5('profile2')::uuid);
+CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS \$\$ SELECT id FROM auth.current_user_of_test \$\$;
+SELECT daznode_crm.current_user_id() = md5('profile2')::uuid, daznode_crm.is_admin_user();
+UPDATE auth.current_user_of_test SET id = md5('profile5')::uuid;
+SELECT daznode_crm.current_user_id() = md5('profile5')::uuid, daznode_crm.is_admin_user();
+CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS \$\$$supa_uid_body\$\$;
+DROP TABLE auth.current_user_of_test;
+SQL
+)" "t|t t|f "
 no_recursion=$(as supa authenticated 2 "SELECT count(*) FROM public.admin_roles; SELECT count(*) FROM public.crm_email_sends")
 if grep -q "infinite recursion" <<<"$no_recursion"; then not_ok "no infinite recursion in policies" "$no_recursion"; else ok "no infinite recursion in policies"; fi
 expect_eq "every policy calls the functions once per query (diagnose_crm_performance finds no per-row call)" \
