@@ -81,6 +81,28 @@ done
 lo=$(median <<<"$lo") la=$(median <<<"$la") le=$(median <<<"$le") li=$(median <<<"$li")
 is_admin_cost=$(awk -v a="$li" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
 
+# Where the admin's extra server time goes: the same page-1 request with the profiles read
+# policy replaced, in turn, by simpler ones (the same C function declared without SET
+# search_path, then without SECURITY DEFINER), up to a policy that evaluates nothing.
+apsql -q -c "CREATE OR REPLACE FUNCTION bench.is_admin_definer(text[] DEFAULT NULL) RETURNS boolean STABLE SECURITY DEFINER LANGUAGE c AS '\$libdir/daznode_crm', 'is_admin_user_wrapper'" \
+    -c "CREATE OR REPLACE FUNCTION bench.is_admin_invoker(text[] DEFAULT NULL) RETURNS boolean STABLE LANGUAGE c AS '\$libdir/daznode_crm', 'is_admin_user_wrapper'"
+shipped=$(apsql -At -c "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = 'public.profiles'::regclass AND polname = 'daznode_read'")
+read_policy() { apsql -q -c "BEGIN" -c "DROP POLICY daznode_read ON public.profiles" -c "CREATE POLICY daznode_read ON public.profiles FOR SELECT USING ($1)" -c "COMMIT"; }
+variant_rows=""
+for v in "true|RLS on, a policy that evaluates nothing" \
+         "(SELECT bench.is_admin_invoker())|+ the function, once per query (neither SECURITY DEFINER nor SET)" \
+         "(SELECT bench.is_admin_definer())|+ SECURITY DEFINER" \
+         "(SELECT daznode_crm.is_admin_user())|+ SET search_path = pg_catalog, pg_temp (is_admin_user() as shipped)" \
+         "$shipped|+ the owner's arm: OR id = (SELECT current_user_id()) (the shipped policy)"; do
+    read_policy "${v%%|*}"
+    t=""
+    for _ in $(seq "$rounds"); do t+=" $(per_request bench_admin page1_requests)"; done
+    t=$(median <<<"$t")
+    variant_rows+="| ${v#*|} | $t | $(awk -v a="$t" -v b="$lo" 'BEGIN { printf "%+.2f", a - b }') |
+"
+done
+read_policy "$shipped"
+
 # The same is_admin_user() request on a Supabase-like database: with Supabase's auth.uid() (its
 # body recognized, so its answer is kept with the JWT settings), then with an auth.uid() of
 # another body (called at every transaction).
@@ -161,6 +183,12 @@ $loops times; median of $rounds rounds):
 | same, on Supabase (its \`auth.uid()\` recognized: the id kept with the JWT settings) | $le | $ls | +$supa_cost µs |
 | same, with an \`auth.uid()\` of another body (called at every request) | $le | $lx | +$other_cost µs |
 
+Where the admin's extra server time goes: the page-1 request as the admin, with the profiles
+read policy replaced in turn by simpler ones (same run, median of $rounds rounds):
+
+| profiles read policy | µs per request | against the owner ($lo µs) |
+|---|---|---|
+$variant_rows
 | segment refresh, $members members, 1% changed ($diff) | ms | ratio |
 |---|---|---|
 | \`refresh_segment()\` (by difference) | **$ours_seg** | $(ratio "$ours_seg" "$reinsert_seg") |
