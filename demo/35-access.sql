@@ -16,7 +16,13 @@ SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM
 \echo 'The admin reads campaign analytics (rates from the *_at timestamps):'
 SELECT name, recipients, delivered, opened, clicked, bounced, open_rate, click_rate, bounce_rate
 FROM public.crm_campaigns_analytics_admin ORDER BY name LIMIT 3;
+\echo 'Sessions keep the roles they looked up; a trigger on admin_roles tells them to forget. Demoted to support, profile2 no longer sees segments (this session: at once; others: at their next transaction):'
 RESET ROLE;
+UPDATE public.admin_roles SET role = 'support' WHERE user_id = md5('profile2')::uuid;
+SET ROLE demo_api;
+SELECT (SELECT count(*) FROM public.crm_customer_segments) AS segments, daznode_crm.is_admin_user('{admin}') AS "is_admin_user('{admin}')";
+RESET ROLE;
+UPDATE public.admin_roles SET role = 'admin' WHERE user_id = md5('profile2')::uuid;
 RESET request.jwt.claims;
 \echo
 \echo 'Segments kept current by difference (what the 15-minute job runs):'

@@ -1106,7 +1106,10 @@ BEGIN
     -- Sessions keep the roles they looked up across transactions; this trigger tells them when
     -- admin_roles changes (a relcache invalidation, delivered at their next transaction).
     -- ENABLE ALWAYS: writes in replica mode (a subscriber, a restore) count too.
-    DROP TRIGGER IF EXISTS daznode_admin_roles_changed ON public.admin_roles;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+               WHERE tgrelid = 'public.admin_roles'::regclass AND tgname = 'daznode_admin_roles_changed') THEN
+        DROP TRIGGER daznode_admin_roles_changed ON public.admin_roles;
+    END IF;
     CREATE TRIGGER daznode_admin_roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.admin_roles
         FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.admin_roles_changed();
     ALTER TABLE public.admin_roles ENABLE ALWAYS TRIGGER daznode_admin_roles_changed;
@@ -1120,7 +1123,8 @@ BEGIN
     END IF;
 
     RETURN jsonb_build_object('rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
-                              'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept));
+                              'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept),
+                              'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed');
 END
 $step$;
 
