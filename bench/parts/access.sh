@@ -36,6 +36,10 @@ admin_claim="-c request.jwt.claim.sub=$(apsql -At -c "SELECT md5('profile2')::uu
 pb_secs=$([ "$smoke" = true ] && echo 1 || echo 10)
 rounds=$([ "$smoke" = true ] && echo 1 || echo 3)
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# median_of_rounds CMD...: CMD run $rounds times in a row, the median of what it printed.
+median_of_rounds() { local out=""; for _ in $(seq "$rounds"); do out+=" $("$@")"; done; median <<<"$out"; }
+# minus A B → A - B, signed, two decimals.
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
 pb_rows=""
 for q in profiles_page1 profiles_page100 profiles_count profiles_list_request; do
     o50="" o95="" a50="" a95=""
@@ -79,7 +83,7 @@ for _ in $(seq "$rounds"); do
     le+=" $(per_request bench_admin empty_requests)" li+=" $(per_request bench_admin is_admin_requests)"
 done
 lo=$(median <<<"$lo") la=$(median <<<"$la") le=$(median <<<"$le") li=$(median <<<"$li")
-is_admin_cost=$(awk -v a="$li" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
+is_admin_cost=$(minus "$li" "$le")
 
 # Where the admin's extra server time goes: the same page-1 request with the profiles read
 # policy replaced, in turn, by simpler ones (the same C function declared without SET
@@ -95,10 +99,8 @@ for v in "true|RLS on, a policy that evaluates nothing" \
          "(SELECT daznode_crm.is_admin_user())|+ SET search_path = pg_catalog, pg_temp (is_admin_user() as shipped)" \
          "$shipped|+ the owner's arm: OR id = (SELECT current_user_id()) (the shipped policy)"; do
     read_policy "${v%%|*}"
-    t=""
-    for _ in $(seq "$rounds"); do t+=" $(per_request bench_admin page1_requests)"; done
-    t=$(median <<<"$t")
-    variant_rows+="| ${v#*|} | $t | $(awk -v a="$t" -v b="$lo" 'BEGIN { printf "%+.2f", a - b }') |
+    t=$(median_of_rounds per_request bench_admin page1_requests)
+    variant_rows+="| ${v#*|} | $t | $(minus "$t" "$lo") |
 "
 done
 read_policy "$shipped"
@@ -108,14 +110,11 @@ read_policy "$shipped"
 # another body (called at every transaction).
 apsql -q -c "CREATE SCHEMA auth" -c "GRANT USAGE ON SCHEMA auth TO bench_admin" \
     -c "CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS \$\$ select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid \$\$"
-ls="" lx=""
-for _ in $(seq "$rounds"); do ls+=" $(per_request bench_admin is_admin_requests)"; done
+ls=$(median_of_rounds per_request bench_admin is_admin_requests)
 apsql -q -c "CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS \$\$ select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid where true \$\$"
-for _ in $(seq "$rounds"); do lx+=" $(per_request bench_admin is_admin_requests)"; done
+lx=$(median_of_rounds per_request bench_admin is_admin_requests)
 apsql -q -c "DROP SCHEMA auth CASCADE"
-ls=$(median <<<"$ls") lx=$(median <<<"$lx")
-supa_cost=$(awk -v a="$ls" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
-other_cost=$(awk -v a="$lx" -v b="$le" 'BEGIN { printf "%.2f", a - b }')
+supa_cost=$(minus "$ls" "$le") other_cost=$(minus "$lx" "$le")
 
 # A segment of about 30% of the profiles: created in the last 242 days (the generator spreads
 # created_at over 730 days from 2024-11-01).
@@ -179,9 +178,9 @@ $loops times; median of $rounds rounds):
 | per request, µs | owner | admin through RLS | admin ÷ owner |
 |---|---|---|---|
 | profiles list page 1 | $lo | **$la** | $(ratio "$la" "$lo") |
-| \`SELECT daznode_crm.is_admin_user()\` against \`SELECT true\` (both as the admin) | $le | $li | +$is_admin_cost µs |
-| same, on Supabase (its \`auth.uid()\` recognized: the id kept with the JWT settings) | $le | $ls | +$supa_cost µs |
-| same, with an \`auth.uid()\` of another body (called at every request) | $le | $lx | +$other_cost µs |
+| \`SELECT daznode_crm.is_admin_user()\` against \`SELECT true\` (both as the admin) | $le | $li | $is_admin_cost µs |
+| same, on Supabase (its \`auth.uid()\` recognized: the id kept with the JWT settings) | $le | $ls | $supa_cost µs |
+| same, with an \`auth.uid()\` of another body (called at every request) | $le | $lx | $other_cost µs |
 
 Where the admin's extra server time goes: the page-1 request as the admin, with the profiles
 read policy replaced in turn by simpler ones (same run, median of $rounds rounds):

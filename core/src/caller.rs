@@ -3,7 +3,7 @@
 //! The caller's id comes from the JWT claims PostgREST sets (`request.jwt.claims ->> 'sub'`, or
 //! the older `request.jwt.claim.sub`). Roles are kept across transactions in a [`RoleCache`]
 //! that the extension empties whenever `admin_roles` changes (a relcache invalidation sent by a
-//! statement trigger on the table). The epoch guards against the one race such a cache has: a
+//! statement trigger on the table). The stamp guards against the one race such a cache has: a
 //! lookup that started before an invalidation and finishes after it must not be stored.
 
 use std::collections::HashMap;
@@ -45,19 +45,6 @@ pub fn parse_uuid(s: &str) -> Option<UserId> {
     Some(out)
 }
 
-/// The canonical text form of a uuid, as PostgreSQL prints it.
-pub fn format_uuid(id: &UserId) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 /// The bodies of Supabase's `auth.uid()` (the current one and the one before it), which read
 /// nothing but the two JWT settings: where `auth.uid()` is one of them, its answer for the same
 /// settings is the same in every transaction and may be kept with them.
@@ -97,10 +84,12 @@ fn sql_shape(sql: &str) -> String {
     out
 }
 
-/// Admin roles by user id, kept across transactions until the next invalidation.
+/// Admin roles by user id, kept across transactions until the next invalidation. The caller
+/// counts the invalidations it receives and hands that count (the stamp) to [`RoleCache::sync`]
+/// and [`RoleCache::store`].
 #[derive(Debug)]
 pub struct RoleCache {
-    epoch: u64,
+    stamp: u64,
     roles: HashMap<UserId, Option<String>>,
     capacity: usize,
 }
@@ -109,22 +98,16 @@ impl RoleCache {
     /// A cache of at most `capacity` users (it starts over when full: a connection pool that
     /// serves more users than that pays one lookup per user and round).
     pub fn new(capacity: usize) -> Self {
-        RoleCache {
-            epoch: 0,
-            roles: HashMap::new(),
-            capacity: capacity.max(1),
+        RoleCache { stamp: 0, roles: HashMap::new(), capacity: capacity.max(1) }
+    }
+
+    /// Forgets everything when invalidations arrived since the last sync (`stamp` moved):
+    /// `admin_roles`, or the facts the answers depend on, changed.
+    pub fn sync(&mut self, stamp: u64) {
+        if stamp != self.stamp {
+            self.stamp = stamp;
+            self.roles.clear();
         }
-    }
-
-    /// Changes at every invalidation. Read it before a lookup and give it to [`RoleCache::store`].
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// Forgets everything: `admin_roles` (or the facts the answers depend on) changed.
-    pub fn invalidate(&mut self) {
-        self.epoch += 1;
-        self.roles.clear();
     }
 
     /// Some(role) when known (Some(None): the user has no admin role), None when not cached.
@@ -132,10 +115,11 @@ impl RoleCache {
         self.roles.get(id).map(|r| r.as_deref())
     }
 
-    /// Keeps the result of a lookup that began at `epoch_before`; drops it (returns false) when an
-    /// invalidation happened meanwhile, since the lookup may have read the old rows.
-    pub fn store(&mut self, id: UserId, role: Option<String>, epoch_before: u64) -> bool {
-        if epoch_before != self.epoch {
+    /// Keeps the result of a lookup that began at stamp `stamp_before`, once synced again after
+    /// it; drops it (returns false) when an invalidation arrived meanwhile, since the lookup may
+    /// have read the old rows.
+    pub fn store(&mut self, id: UserId, role: Option<String>, stamp_before: u64) -> bool {
+        if stamp_before != self.stamp {
             return false;
         }
         if self.roles.len() >= self.capacity && !self.roles.contains_key(&id) {
@@ -165,7 +149,10 @@ mod tests {
         let id = parse_uuid(A).unwrap();
         assert_eq!(id[0], 0x63);
         assert_eq!(id[15], 0x51);
-        assert_eq!(format_uuid(&id), A);
+        assert_eq!(
+            id,
+            [0x63, 0x97, 0x19, 0xa4, 0xd6, 0x73, 0xa7, 0xa9, 0x80, 0xc8, 0xb4, 0x1b, 0x49, 0x60, 0xdf, 0x51]
+        );
         assert_eq!(parse_uuid(&A.to_uppercase()), Some(id));
         for bad in [
             "",
@@ -210,12 +197,14 @@ mod tests {
         let mut c = RoleCache::new(10);
         let a = parse_uuid(A).unwrap();
         let b = [7u8; 16];
+        c.sync(1);
         assert_eq!(c.get(&a), None);
-        assert!(c.store(a, Some("admin".into()), c.epoch()));
-        assert!(c.store(b, None, c.epoch()));
+        assert!(c.store(a, Some("admin".into()), 1));
+        assert!(c.store(b, None, 1));
+        c.sync(1); // nothing arrived: kept
         assert_eq!(c.get(&a), Some(Some("admin")));
         assert_eq!(c.get(&b), Some(None));
-        c.invalidate();
+        c.sync(2);
         assert_eq!(c.get(&a), None);
         assert!(c.is_empty());
     }
@@ -224,11 +213,11 @@ mod tests {
     fn a_lookup_overtaken_by_an_invalidation_is_not_kept() {
         let mut c = RoleCache::new(10);
         let a = parse_uuid(A).unwrap();
-        let before = c.epoch();
-        c.invalidate(); // admin_roles changed while the lookup ran
+        let before = 0;
+        c.sync(1); // admin_roles changed while the lookup ran
         assert!(!c.store(a, Some("admin".into()), before));
         assert_eq!(c.get(&a), None);
-        assert!(c.store(a, None, c.epoch()));
+        assert!(c.store(a, None, 1));
         assert_eq!(c.get(&a), Some(None));
     }
 
@@ -236,13 +225,13 @@ mod tests {
     fn the_cache_is_bounded() {
         let mut c = RoleCache::new(3);
         for i in 0..10u8 {
-            assert!(c.store([i; 16], None, c.epoch()));
+            assert!(c.store([i; 16], None, 0));
             assert!(c.len() <= 3);
             assert_eq!(c.get(&[i; 16]), Some(None));
         }
         // Re-storing a known user never empties the cache.
         let n = c.len();
-        assert!(c.store([9; 16], Some("support".into()), c.epoch()));
+        assert!(c.store([9; 16], Some("support".into()), 0));
         assert_eq!(c.len(), n);
     }
 

@@ -2,7 +2,7 @@
 //! one of the allowed roles) and `refresh_segment()` (membership by difference, from criteria
 //! compiled by `daznode_crm_core::segments`).
 
-use crate::api::caller::{caller_id, with_caller_role};
+use crate::api::caller::{caller_id, caller_role_is};
 use crate::api::errors::raise;
 use crate::api::spi::{first, flag};
 use daznode_crm_core::segments::{self, Param};
@@ -33,10 +33,9 @@ STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_tem
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
 fn is_admin_user<'a>(allowed_roles: Option<pgrx::Array<'a, &'a str>>) -> bool {
-    with_caller_role(|role| match (role, allowed_roles) {
-        (None, _) => false,
-        (Some(role), None) => ADMIN_ROLES.contains(&role),
-        (Some(role), Some(allowed)) => allowed.iter().flatten().any(|a| a == role),
+    caller_role_is(|role| match &allowed_roles {
+        None => ADMIN_ROLES.contains(&role),
+        Some(allowed) => allowed.iter().flatten().any(|a| a == role),
     })
 }
 

@@ -19,7 +19,7 @@
 //! received, so what is stored is never older than the invalidations seen; a lookup overtaken by
 //! an invalidation is not stored (`RoleCache::store`).
 
-use daznode_crm_core::caller::{caller_from_claims, format_uuid, is_jwt_only_uid_body, RoleCache, UserId};
+use daznode_crm_core::caller::{caller_from_claims, is_jwt_only_uid_body, RoleCache, UserId};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -62,7 +62,7 @@ struct State {
     facts_lxid: u32,
     identity: Option<Identity>,
     roles: RoleCache,
-    roles_epoch: u64,
+    /// Without the trigger, roles are kept for one transaction: this one.
     roles_lxid: u32,
 }
 
@@ -73,7 +73,6 @@ thread_local! {
         facts_lxid: 0,
         identity: None,
         roles: RoleCache::new(ROLE_CACHE_USERS),
-        roles_epoch: 0,
         roles_lxid: 0,
     });
     /// Bumped by the invalidation callbacks, which may run in the middle of a lookup (any lock
@@ -87,7 +86,7 @@ thread_local! {
     static ROLE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-const ROLE_SQL: &CStr = c"SELECT role::text FROM public.admin_roles WHERE user_id = $1::uuid";
+const ROLE_SQL: &CStr = c"SELECT role::text FROM public.admin_roles WHERE user_id = $1";
 
 fn bump(counter: &'static std::thread::LocalKey<Cell<u64>>) {
     counter.with(|c| c.set(c.get().wrapping_add(1)));
@@ -297,7 +296,7 @@ fn current_facts(lxid: u32) -> Facts {
         if s.facts != Some(facts) {
             // Another table, another auth.uid(), a trigger gone: nothing kept still holds.
             s.identity = None;
-            s.roles.invalidate();
+            bump(&ROLES_INVALIDATIONS);
         }
         // Kept only if no invalidation arrived while computing (opening admin_roles takes a lock,
         // which accepts them); otherwise recomputed at the next call.
@@ -337,10 +336,15 @@ fn call_auth_uid(oid: pg_sys::Oid) -> Option<UserId> {
 
 /// The caller's user id: `auth.uid()` where a trusted one exists, otherwise the JWT claims.
 pub fn caller_id() -> Option<UserId> {
+    caller().2
+}
+
+/// What every call starts from: this transaction, the catalog facts, the caller's id.
+fn caller() -> (u32, Facts, Option<UserId>) {
     register_callbacks();
     let lxid = local_transaction_id();
     let facts = current_facts(lxid);
-    resolve_identity(lxid, &facts)
+    (lxid, facts, resolve_identity(lxid, &facts))
 }
 
 fn resolve_identity(lxid: u32, facts: &Facts) -> Option<UserId> {
@@ -379,65 +383,61 @@ fn resolve_identity(lxid: u32, facts: &Facts) -> Option<UserId> {
     id
 }
 
-/// Calls `f` with the caller's admin role (None: no id, no admin_roles table, or no role).
-pub fn with_caller_role<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
-    register_callbacks();
-    let lxid = local_transaction_id();
-    let facts = current_facts(lxid);
-    let (Some(id), Some(_)) = (resolve_identity(lxid, &facts), facts.admin_roles) else {
-        return f(None);
+/// Does the caller have an admin role that `accepts`? False without an id, without an
+/// admin_roles table, or without a role.
+pub fn caller_role_is(accepts: impl Fn(&str) -> bool) -> bool {
+    let (lxid, facts, id) = caller();
+    let (Some(id), Some(_)) = (id, facts.admin_roles) else {
+        return false;
     };
-    let sync = |s: &mut State| {
-        let seen = ROLES_INVALIDATIONS.with(Cell::get);
-        if s.roles_epoch != seen || (!facts.trigger_in_place && s.roles_lxid != lxid) {
-            s.roles.invalidate();
-            s.roles_epoch = seen;
+    // The invalidations received so far, counting a new transaction as one when the trigger is
+    // not there to send them.
+    let stamp = |s: &mut State| {
+        if !facts.trigger_in_place && s.roles_lxid != lxid {
             s.roles_lxid = lxid;
+            bump(&ROLES_INVALIDATIONS);
         }
+        ROLES_INVALIDATIONS.with(Cell::get)
     };
-    let before = STATE.with(|s| {
+    let (before, kept) = STATE.with(|s| {
         let mut s = s.borrow_mut();
-        sync(&mut s);
-        match s.roles.get(&id) {
-            Some(role) => Err(role.map(str::to_string)),
-            None => Ok(s.roles.epoch()),
-        }
+        let now = stamp(&mut s);
+        s.roles.sync(now);
+        (now, s.roles.get(&id).map(|role| role.is_some_and(&accepts)))
     });
-    let role = match before {
-        Err(kept) => kept,
-        Ok(before) => {
-            let role = lookup_role(&id);
-            STATE.with(|s| {
-                let mut s = s.borrow_mut();
-                sync(&mut s);
-                s.roles.store(id, role.clone(), before);
-            });
-            role
-        }
-    };
-    f(role.as_deref())
+    if let Some(answer) = kept {
+        return answer;
+    }
+    let role = lookup_role(&id);
+    let answer = role.as_deref().is_some_and(&accepts);
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let now = stamp(&mut s);
+        s.roles.sync(now);
+        s.roles.store(id, role, before);
+    });
+    answer
 }
 
 /// The admin role of `id` in admin_roles, read with a snapshot taken now.
 fn lookup_role(id: &UserId) -> Option<String> {
-    let text = std::ffi::CString::new(format_uuid(id)).expect("a uuid has no NUL");
     // SAFETY: one SPI connection, finished before returning (an ERROR inside unwinds through
     // pgrx's guard, and the transaction's abort closes the connection and releases the
-    // snapshot); the kept plan takes one text argument; the tuple read belongs to SPI_tuptable.
+    // snapshot); the kept plan takes one uuid argument; the tuple read belongs to SPI_tuptable.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             error!("daznode_crm: SPI_connect failed");
         }
         let mut plan = ROLE_PLAN.with(Cell::get);
         if plan.is_null() {
-            let mut types = [pg_sys::TEXTOID];
+            let mut types = [pg_sys::UUIDOID];
             plan = pg_sys::SPI_prepare(ROLE_SQL.as_ptr(), 1, types.as_mut_ptr());
             if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
                 error!("daznode_crm: could not prepare {ROLE_SQL:?}");
             }
             ROLE_PLAN.with(|c| c.set(plan));
         }
-        let mut args = [pg_sys::Datum::from(pg_sys::cstring_to_text(text.as_ptr()))];
+        let mut args = [pgrx::Uuid::from_bytes(*id).into_datum().expect("a uuid is never NULL")];
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let rc = pg_sys::SPI_execute_snapshot(
             plan,
