@@ -4,6 +4,8 @@
 //! UTF-8). The rules are listed in the README; each rejection has one short reason, so that
 //! `email_validation_error()` can tell a DBA why a row fails.
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Longest local part, in octets (RFC 5321 4.5.3.1.1).
 pub const MAX_LOCAL_OCTETS: usize = 64;
 /// Longest address, in octets (RFC 5321 path limit of 256 minus the angle brackets).
@@ -74,9 +76,15 @@ impl std::fmt::Display for EmailError {
 
 impl std::error::Error for EmailError {}
 
-/// The canonical form used for uniqueness: trimmed, then lower-cased (Unicode).
+/// The canonical form used for uniqueness: trimmed, composed (Unicode NFC, so that the
+/// decomposed spelling of an address is the same address), then lower-cased and composed again.
 pub fn normalize_email(input: &str) -> String {
-    input.trim().to_lowercase()
+    let trimmed = input.trim();
+    if trimmed.is_ascii() {
+        return trimmed.to_ascii_lowercase();
+    }
+    let composed: String = trimmed.nfc().collect();
+    composed.to_lowercase().nfc().collect()
 }
 
 pub fn is_valid_email(input: &str) -> bool {
@@ -118,7 +126,7 @@ fn normalized_octets(s: &str) -> usize {
     if s.is_ascii() {
         s.len()
     } else {
-        s.len().max(s.to_lowercase().len())
+        s.len().max(normalize_email(s).len())
     }
 }
 
@@ -215,11 +223,18 @@ fn is_space_or_control(c: char) -> bool {
     c.is_whitespace() || c.is_control()
 }
 
-/// Zero-width and bidi formatting characters, the BOM, and the dots that IDNA maps to '.'.
+/// Characters that render as nothing, so that an address holding one looks like another: every
+/// Unicode Default_Ignorable_Code_Point (soft hyphen, combining grapheme joiner, Arabic letter
+/// mark, Hangul fillers, zero-width and bidi controls, word joiner and invisible operators,
+/// variation selectors, the BOM, tag characters), the line and paragraph separators, and the
+/// dots that IDNA maps to '.'.
 fn is_invisible_or_dot_like(c: char) -> bool {
     matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-        | '\u{FEFF}' | '\u{3002}' | '\u{FF0E}' | '\u{FF61}')
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
+        | '\u{3002}' | '\u{FF0E}' | '\u{FF61}')
 }
 
 #[cfg(test)]
@@ -329,6 +344,23 @@ mod tests {
         let addr = format!("{dotted_i}@x.io");
         assert!(is_valid_email(&addr));
         assert!(is_valid_email(&normalize_email(&addr)));
+    }
+
+    #[test]
+    fn look_alikes() {
+        // The decomposed spelling is the same address once normalized, so the unique index on
+        // normalize_email(email) refuses the twin.
+        let composed = "jos\u{E9}@caf\u{E9}.fr";
+        let decomposed = "jose\u{301}@cafe\u{301}.fr";
+        assert!(is_valid_email(decomposed));
+        assert_eq!(normalize_email(decomposed), normalize_email(composed));
+        assert_eq!(normalize_email("JOSE\u{301}@X.IO"), "jos\u{E9}@x.io");
+        for invisible in ['\u{AD}', '\u{34F}', '\u{61C}', '\u{2066}', '\u{2069}', '\u{FE0F}', '\u{E0041}', '\u{E007F}', '\u{200D}', '\u{3164}'] {
+            let local = format!("al{invisible}ice@x.io");
+            assert_eq!(validate_email(&local), Err(InvalidCharInLocalPart), "{:?}", invisible);
+            let domain = format!("alice@exa{invisible}mple.io");
+            assert_eq!(validate_email(&domain), Err(InvalidCharInDomain), "{:?}", invisible);
+        }
     }
 
     mod properties {

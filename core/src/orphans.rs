@@ -139,6 +139,21 @@ pub const ORPHAN_RULES: &[OrphanRule] = &[
 ];
 
 impl OrphanRule {
+    /// The parents to test against, given which `(table, column)` exist: the first parent is
+    /// required (without it, "no parent row" would mean every row), the others (the legacy
+    /// `users`) count when present. `Err` names the missing required parent: the rule is skipped
+    /// and reported, never applied as if every reference dangled.
+    pub fn parents_present(
+        &self,
+        exists: impl Fn(&str, &str) -> bool,
+    ) -> Result<Vec<(&'static str, &'static str)>, String> {
+        let (t, c) = self.parents[0];
+        if !exists(t, c) {
+            return Err(format!("public.{t}.{c} does not exist (or is not a table of the CRM owner)"));
+        }
+        Ok(self.parents.iter().copied().filter(|(t, c)| exists(t, c)).collect())
+    }
+
     /// The orphan predicate over `c` (the child row), given the parents that exist.
     fn predicate(&self, existing_parents: &[(&str, &str)]) -> String {
         let col = format!("c.{}", quote_ident(self.child_column));
@@ -147,8 +162,8 @@ impl OrphanRule {
             .iter()
             .map(|(t, k)| format!("NOT EXISTS (SELECT 1 FROM public.{} p WHERE p.{} = {value})", quote_ident(t), quote_ident(k)))
             .collect();
-        // With no parent table at all, every non-NULL reference dangles.
-        let missing = if missing.is_empty() { "true".to_string() } else { missing.join(" AND ") };
+        // parents_present() never gives an empty list; should one come anyway, nothing dangles.
+        let missing = if missing.is_empty() { "false".to_string() } else { missing.join(" AND ") };
         if self.array {
             format!("EXISTS (SELECT 1 FROM unnest({col}) AS x(v) WHERE x.v IS NULL OR ({missing}))")
         } else if self.null_is_orphan {
@@ -236,8 +251,14 @@ mod tests {
     }
 
     #[test]
-    fn missing_parent_tables_make_every_reference_dangle() {
+    fn a_missing_parent_table_skips_the_rule() {
+        for r in ORPHAN_RULES {
+            assert!(r.parents_present(|_, _| false).is_err(), "{}.{}", r.child_table, r.child_column);
+        }
+        let orders = ORPHAN_RULES.iter().find(|r| r.child_table == "orders").unwrap();
+        assert_eq!(orders.parents_present(|t, _| t == "profiles").unwrap(), vec![("profiles", "id")]);
+        assert!(orders.parents_present(|t, _| t == "users").is_err(), "users alone is not enough");
         let r = &ORPHAN_RULES[0];
-        assert!(r.count_sql(&[]).ends_with("(c.segment_id IS NULL OR (true))"));
+        assert!(r.count_sql(&[]).ends_with("(c.segment_id IS NULL OR (false))"));
     }
 }

@@ -68,10 +68,17 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
 }
 
 /// Checks the arguments of cleanup_old_email_partitions(). `retention_micros` is the
-/// retention interval's length measured back from now (so '12 months' counts real months).
-pub fn validate(retention_micros: i64, premake: i32) -> Result<(), CrmError> {
+/// retention interval's length measured back from now (so '12 months' counts real months), and
+/// `month_micros` the length of '1 month' measured the same way: a retention shorter than a
+/// month (a typo such as '1 microsecond' would drop every past partition) needs `force`.
+pub fn validate(retention_micros: i64, month_micros: i64, premake: i32, force: bool) -> Result<(), CrmError> {
     if retention_micros <= 0 {
         return Err(CrmError::InvalidArgument("retention must be a positive interval, e.g. '12 months'".into()));
+    }
+    if retention_micros < month_micros && !force {
+        return Err(CrmError::InvalidArgument(
+            "retention must be at least '1 month' (it decides which partitions are dropped); pass force => true to keep less".into(),
+        ));
     }
     if !(0..=MAX_PREMAKE).contains(&premake) {
         return Err(CrmError::InvalidArgument(format!("premake must be between 0 and {MAX_PREMAKE} months, got {premake}")));
@@ -138,11 +145,16 @@ mod tests {
 
     #[test]
     fn arguments() {
-        assert!(validate(1, 0).is_ok());
-        assert!(validate(1, 120).is_ok());
-        for (r, p) in [(0, 3), (-5, 3), (1, -1), (1, 121)] {
-            assert!(matches!(validate(r, p), Err(CrmError::InvalidArgument(_))), "{r} {p}");
+        let month = 30 * 86_400 * 1_000_000_i64;
+        assert!(validate(month, month, 0, false).is_ok());
+        assert!(validate(12 * month, month, 120, false).is_ok());
+        for (r, p) in [(0, 3), (-5, 3), (month, -1), (month, 121)] {
+            assert!(matches!(validate(r, month, p, true), Err(CrmError::InvalidArgument(_))), "{r} {p}");
         }
+        // Less than a month: only with force.
+        assert!(matches!(validate(1, month, 3, false), Err(CrmError::InvalidArgument(m)) if m.contains("force")));
+        assert!(matches!(validate(month - 1, month, 3, false), Err(CrmError::InvalidArgument(_))));
+        assert!(validate(1, month, 3, true).is_ok());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Compiled {
     /// A boolean SQL expression over `p` (a row of public.profiles).
     pub predicate: String,
     pub params: Vec<Param>,
+    /// The tables of public the predicate reads besides profiles, so that the caller can check
+    /// they are what it expects before running it.
+    pub tables: Vec<&'static str>,
 }
 
 pub const KNOWN_KEYS: &[&str] = &[
@@ -36,6 +39,7 @@ pub const KNOWN_KEYS: &[&str] = &[
 
 struct Builder {
     first_param: usize,
+    tables: Vec<&'static str>,
     conditions: Vec<String>,
     params: Vec<Param>,
 }
@@ -52,42 +56,103 @@ fn invalid(msg: String) -> CrmError {
     CrmError::InvalidArgument(msg)
 }
 
+/// The largest criteria document compiled, in bytes of its text form; the app's are a few
+/// hundred bytes.
+pub const MAX_CRITERIA_BYTES: usize = 64 * 1024;
+/// The deepest nesting of arrays and objects compiled; the known keys need 3.
+pub const MAX_CRITERIA_DEPTH: usize = 16;
+
+/// A value as an error message shows it: at most about 200 characters of it.
+fn shown(v: &Value) -> String {
+    crate::sql::excerpt(&v.to_string(), 200)
+}
+
+/// Reads criteria from their text form (jsonb's output), checking size and depth before any
+/// conversion, so that a deep or huge document gets a 22023 and never a parser's limit.
+pub fn parse(text: &str) -> Result<Value, CrmError> {
+    if text.len() > MAX_CRITERIA_BYTES {
+        return Err(invalid(format!(
+            "segment criteria are {} bytes; at most {MAX_CRITERIA_BYTES} are compiled",
+            text.len()
+        )));
+    }
+    let depth = nesting_depth(text);
+    if depth > MAX_CRITERIA_DEPTH {
+        return Err(invalid(format!(
+            "segment criteria are nested {depth} levels deep; at most {MAX_CRITERIA_DEPTH} are compiled"
+        )));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        invalid(format!("segment criteria cannot be read: {}", crate::sql::excerpt(&e.to_string(), 200)))
+    })
+}
+
+/// The deepest nesting of `[` and `{` outside strings, in one pass over the bytes.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn unknown(path: &str) -> CrmError {
-    invalid(format!("unknown segment criteria key {path:?}: known keys are {}", KNOWN_KEYS.join(", ")))
+    invalid(format!(
+        "unknown segment criteria key {:?}: known keys are {}",
+        crate::sql::excerpt(path, 200),
+        KNOWN_KEYS.join(", ")
+    ))
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a serde_json::Map<String, Value>, CrmError> {
-    v.as_object().ok_or_else(|| invalid(format!("segment criteria {path:?} must be an object, got {v}")))
+    v.as_object().ok_or_else(|| invalid(format!("segment criteria {path:?} must be an object, got {}", shown(v))))
 }
 
 fn boolean(v: &Value, path: &str) -> Result<bool, CrmError> {
-    v.as_bool().ok_or_else(|| invalid(format!("segment criteria {path:?} must be true or false, got {v}")))
+    v.as_bool().ok_or_else(|| invalid(format!("segment criteria {path:?} must be true or false, got {}", shown(v))))
 }
 
 fn days(v: &Value, path: &str) -> Result<i64, CrmError> {
     match v.as_i64() {
         Some(n) if (0..=36_500).contains(&n) => Ok(n),
-        _ => Err(invalid(format!("segment criteria {path:?} must be a whole number of days between 0 and 36500, got {v}"))),
+        _ => Err(invalid(format!("segment criteria {path:?} must be a whole number of days between 0 and 36500, got {}", shown(v)))),
     }
 }
 
 fn non_negative(v: &Value, path: &str) -> Result<i64, CrmError> {
     match v.as_i64() {
         Some(n) if n >= 0 => Ok(n),
-        _ => Err(invalid(format!("segment criteria {path:?} must be a non-negative integer, got {v}"))),
+        _ => Err(invalid(format!("segment criteria {path:?} must be a non-negative integer, got {}", shown(v)))),
     }
 }
 
 fn strings(v: &Value, path: &str) -> Result<Vec<String>, CrmError> {
-    let arr = v.as_array().ok_or_else(|| invalid(format!("segment criteria {path:?} must be an array of strings, got {v}")))?;
+    let arr = v.as_array().ok_or_else(|| invalid(format!("segment criteria {path:?} must be an array of strings, got {}", shown(v))))?;
     arr.iter()
-        .map(|x| x.as_str().map(str::to_string).ok_or_else(|| invalid(format!("segment criteria {path:?} must contain strings only, got {x}"))))
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(|| invalid(format!("segment criteria {path:?} must contain strings only, got {}", shown(x)))))
         .collect()
 }
 
 /// Compiles `criteria`; placeholders start at `$first_param` (the caller's own come first).
 pub fn compile(criteria: &Value, first_param: usize) -> Result<Compiled, CrmError> {
-    let mut b = Builder { first_param, conditions: Vec::new(), params: Vec::new() };
+    let mut b = Builder { first_param, tables: Vec::new(), conditions: Vec::new(), params: Vec::new() };
     for (group, body) in object(criteria, "criteria")? {
         let body = object(body, group)?;
         match group.as_str() {
@@ -99,7 +164,7 @@ pub fn compile(criteria: &Value, first_param: usize) -> Result<Compiled, CrmErro
         }
     }
     let predicate = if b.conditions.is_empty() { "true".to_string() } else { b.conditions.join(" AND ") };
-    Ok(Compiled { predicate, params: b.params })
+    Ok(Compiled { predicate, params: b.params, tables: b.tables })
 }
 
 fn profile(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<(), CrmError> {
@@ -162,6 +227,7 @@ fn subscription(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Resul
     }
     // One subscription must match every condition (plan and status of the same row).
     let extra = if conds.is_empty() { String::new() } else { format!(" AND {}", conds.join(" AND ")) };
+    b.tables.push("subscriptions");
     b.conditions.push(format!("EXISTS (SELECT 1 FROM public.subscriptions s WHERE s.user_id = p.id{extra})"));
     Ok(())
 }
@@ -202,6 +268,7 @@ fn orders(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<(), 
         }
     }
     if !having.is_empty() {
+        b.tables.push("orders");
         b.conditions.push(format!(
             "EXISTS (SELECT 1 FROM public.orders o WHERE o.user_id = p.id HAVING {})",
             having.join(" AND ")
@@ -279,5 +346,29 @@ mod tests {
         }
         let err = compile(&json!({"profile": {"vip": true}}), 2).unwrap_err().to_string();
         assert!(err.contains("\"profile.vip\"") && err.contains("profile.email_verified"), "{err}");
+    }
+
+    #[test]
+    fn deep_huge_or_out_of_range_criteria_are_invalid_arguments() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(matches!(parse(&deep), Err(CrmError::InvalidArgument(m)) if m.contains("nested 200 levels")));
+        let brackets_in_strings = format!("{{\"profile\": {{\"email_verified\": true}}, \"x\": \"{}\"}}", "[".repeat(500));
+        assert_eq!(nesting_depth(&brackets_in_strings), 2);
+        let huge = format!("{{\"profile\": {{\"email_verified\": \"{}\"}}}}", "x".repeat(100_000));
+        assert!(matches!(parse(&huge), Err(CrmError::InvalidArgument(m)) if m.len() < 300));
+        let big_number = format!("{{\"orders\": {{\"count\": {{\"min\": 1{}}}}}}}", "0".repeat(400));
+        assert!(matches!(parse(&big_number), Err(CrmError::InvalidArgument(_))));
+        assert!(parse("{\"profile\": {\"email_verified\": true}}").is_ok());
+    }
+
+    #[test]
+    fn error_messages_are_bounded() {
+        let long = "y".repeat(50_000);
+        let wrong_type: Value = serde_json::json!({"profile": {"email_verified": long}});
+        let unknown_key: Value = serde_json::json!({"profile": {long.clone(): true}});
+        for c in [wrong_type, unknown_key] {
+            let msg = compile(&c, 1).unwrap_err().to_string();
+            assert!(msg.len() < 800, "{} bytes", msg.len());
+        }
     }
 }

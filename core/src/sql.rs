@@ -15,6 +15,15 @@ pub fn quote_ident(name: &str) -> String {
     }
 }
 
+/// At most `max_chars` characters of `s`, with how much was left out: what an error message
+/// shows of a value, so that a 10 MB value never becomes a 10 MB message.
+pub fn excerpt(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &s[..cut], s.len()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +35,12 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_ident("1abc"), "\"1abc\"");
         assert_eq!(quote_ident(""), "\"\"");
+    }
+
+    #[test]
+    fn excerpts() {
+        assert_eq!(excerpt("abc", 5), "abc");
+        assert_eq!(excerpt("abcdef", 3), "abc… (6 bytes in all)");
+        assert_eq!(excerpt("éééé", 2), "éé… (8 bytes in all)");
     }
 }

@@ -4,7 +4,9 @@
 
 use crate::api::caller::{caller_id, caller_role_is};
 use crate::api::errors::raise;
-use crate::api::spi::{first, flag};
+use crate::api::security::{as_role, crm_owner};
+use crate::api::spi::table_exists;
+use pgrx::pg_sys;
 use daznode_crm_core::segments::{self, Param};
 use daznode_crm_core::CrmError;
 use pgrx::datum::DatumWithOid;
@@ -50,21 +52,46 @@ LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 fn refresh_segment(
     segment_id: pgrx::Uuid,
 ) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
-    let criteria = segment_criteria(segment_id).unwrap_or_else(|| {
-        raise(CrmError::InvalidArgument(format!(
-            "no segment with id {segment_id}"
-        )))
-    });
+    let owner = segment_tables_owner().unwrap_or_else(|why| raise(CrmError::InvalidArgument(why)));
+    let criteria = segment_criteria(owner, segment_id)
+        .unwrap_or_else(|| raise(CrmError::InvalidArgument(format!("no segment with id {segment_id}"))))
+        .unwrap_or_else(|e| raise(e));
     let compiled = segments::compile(&criteria, 2).unwrap_or_else(|e| raise(e));
-    TableIterator::new(vec![refresh_by_difference(segment_id, &compiled)])
+    if let Some(t) = compiled.tables.iter().find(|t| !table_exists(t)) {
+        raise(CrmError::InvalidArgument(format!("segment {segment_id} reads public.{t}, which is not a table of the CRM owner")));
+    }
+    TableIterator::new(vec![as_role(owner, || refresh_by_difference(segment_id, &compiled))])
 }
 
-fn segment_criteria(segment_id: pgrx::Uuid) -> Option<serde_json::Value> {
-    first::<pgrx::JsonB>(
-        "SELECT criteria FROM public.crm_customer_segments WHERE id = $1",
-        &[segment_id.into()],
-    )
-    .map(|j| j.0)
+/// The owner of the segment tables and profiles, which the refresh reads and writes as them
+/// (`security::as_role`); an error when one is missing or is not a table of the CRM owner.
+fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
+    for t in ["crm_customer_segments", "crm_customer_segment_members", "profiles"] {
+        if !table_exists(t) {
+            return Err(format!("public.{t} is missing or is not a table of the CRM owner: segments cannot be refreshed"));
+        }
+    }
+    crm_owner().ok_or_else(|| "no CRM table".to_string())
+}
+
+/// A segment's criteria, read as text and checked for size and depth before conversion
+/// (`segments::parse`); None when there is no such segment.
+fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Option<Result<serde_json::Value, CrmError>> {
+    let text = as_role(owner, || {
+        Spi::connect(|client| {
+            let t = client.select(
+                "SELECT coalesce(criteria::text, 'null') FROM public.crm_customer_segments WHERE id = $1",
+                Some(1),
+                &[segment_id.into()],
+            )?;
+            if t.is_empty() {
+                return Ok(None);
+            }
+            t.first().get_one::<String>()
+        })
+        .unwrap_or_else(|e| error!("daznode_crm: reading segment {segment_id} failed: {e}"))
+    })?;
+    Some(segments::parse(&text))
 }
 
 /// (added, removed, members) after bringing the membership in line with `compiled`.
@@ -119,32 +146,37 @@ fn refresh_auto_update_segments() -> TableIterator<
         name!(problem, Option<String>),
     ),
 > {
-    if !flag(
-        "SELECT to_regclass('public.crm_customer_segments') IS NOT NULL",
-        &[],
-    ) {
+    let Ok(owner) = segment_tables_owner() else {
         return TableIterator::new(Vec::new());
-    }
-    let segs: Vec<(pgrx::Uuid, String)> = Spi::connect(|client| {
-        let mut out = Vec::new();
-        for row in client.select(
-            "SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id",
-            None,
-            &[],
-        )? {
-            if let (Some(id), Some(name)) = (row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?) {
-                out.push((id, name));
+    };
+    let segs: Vec<(pgrx::Uuid, String)> = as_role(owner, || {
+        Spi::connect(|client| {
+            let mut out = Vec::new();
+            for row in client.select(
+                "SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id",
+                None,
+                &[],
+            )? {
+                if let (Some(id), Some(name)) = (row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?) {
+                    out.push((id, name));
+                }
             }
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+            Ok::<_, pgrx::spi::Error>(out)
+        })
+        .unwrap_or_else(|e| error!("daznode_crm: {e}"))
+    });
     let mut out = Vec::new();
     for (id, name) in segs {
-        let compiled = segment_criteria(id).map(|c| segments::compile(&c, 2));
+        let compiled = segment_criteria(owner, id).map(|c| {
+            let compiled = c.and_then(|c| segments::compile(&c, 2))?;
+            match compiled.tables.iter().find(|t| !table_exists(t)) {
+                Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
+                None => Ok(compiled),
+            }
+        });
         match compiled {
             Some(Ok(compiled)) => {
-                let (added, removed, members) = refresh_by_difference(id, &compiled);
+                let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled));
                 if added + removed > 0 {
                     notice!("daznode_crm: segment {name}: +{added} -{removed} ({members} members)");
                 }

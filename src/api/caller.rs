@@ -41,8 +41,14 @@ struct Facts {
     /// That auth.uid() is Supabase's, which reads only the two JWT settings: its answer may be
     /// kept for as long as they are the same strings.
     auth_uid_jwt_only: bool,
+    /// `ONLY public.admin_roles`, when it is a plain table (relkind r) whose `user_id` is a
+    /// uuid, and its owner, as whom the lookup runs (`security::as_role`). Anything else (a
+    /// view, a partitioned or foreign table, another shape) counts as no table: nobody is admin.
     admin_roles: Option<pg_sys::Oid>,
-    /// The invalidation trigger is in place and enabled ALWAYS: roles may outlive a transaction.
+    admin_roles_owner: pg_sys::Oid,
+    /// The invalidation trigger is in place and enabled ALWAYS, the table has no inheritance
+    /// children and belongs to no subscription (a logical-replication apply worker fires no
+    /// statement trigger): roles may outlive a transaction.
     trigger_in_place: bool,
 }
 
@@ -86,7 +92,9 @@ thread_local! {
     static ROLE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-const ROLE_SQL: &CStr = c"SELECT role::text FROM public.admin_roles WHERE user_id = $1";
+/// ONLY: rows of an inheritance child never make anyone admin. `role` is read through its
+/// type's output function (no cast the table owner could define).
+const ROLE_SQL: &CStr = c"SELECT role FROM ONLY public.admin_roles WHERE user_id = $1";
 
 fn bump(counter: &'static std::thread::LocalKey<Cell<u64>>) {
     counter.with(|c| c.set(c.get().wrapping_add(1)));
@@ -119,6 +127,7 @@ fn register_callbacks() {
             pg_sys::SysCacheIdentifier::PROCOID,
             pg_sys::SysCacheIdentifier::NAMESPACEOID,
             pg_sys::SysCacheIdentifier::AUTHOID,
+            pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP,
         ] {
             pg_sys::CacheRegisterSyscacheCallback(
                 cache as i32,
@@ -210,9 +219,12 @@ fn compute_facts() -> Facts {
             Some(pg_sys::get_relname_relid(c"admin_roles".as_ptr(), public))
                 .filter(|o| *o != pg_sys::InvalidOid)
         };
-        let trigger_in_place =
-            admin_roles.is_some_and(|relid| invalidation_trigger_in_place(relid));
-        Facts { auth_uid, auth_uid_jwt_only, admin_roles, trigger_in_place }
+        let shape = admin_roles.and_then(|relid| admin_roles_shape(relid));
+        let admin_roles = admin_roles.filter(|_| shape.is_some());
+        let (admin_roles_owner, cacheable) = shape.unwrap_or((pg_sys::InvalidOid, false));
+        let trigger_in_place = cacheable
+            && admin_roles.is_some_and(|relid| invalidation_trigger_in_place(relid) && !subscribed(relid));
+        Facts { auth_uid, auth_uid_jwt_only, admin_roles, admin_roles_owner, trigger_in_place }
     }
 }
 
@@ -237,6 +249,50 @@ unsafe fn reads_only_jwt_settings(proc: pg_sys::HeapTuple, form: &pg_sys::FormDa
     let jwt_only = is_jwt_only_uid_body(&CStr::from_ptr(body).to_string_lossy());
     pg_sys::pfree(body.cast());
     jwt_only
+}
+
+/// (owner, no inheritance children) of admin_roles when it is a plain table with a uuid
+/// `user_id` and a `role` column; None otherwise.
+unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
+    let rel = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    if rel.is_null() {
+        return None;
+    }
+    let form = &*(*rel).rd_rel;
+    let desc = (*rel).rd_att;
+    let mut user_id_is_uuid = false;
+    let mut has_role = false;
+    for i in 0..(*desc).natts as usize {
+        let att = &*(*desc).attrs.as_ptr().add(i);
+        if att.attisdropped {
+            continue;
+        }
+        let name = CStr::from_ptr(att.attname.data.as_ptr());
+        if name == c"user_id" {
+            user_id_is_uuid = att.atttypid == pg_sys::UUIDOID;
+        } else if name == c"role" {
+            has_role = true;
+        }
+    }
+    let plain = form.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && user_id_is_uuid && has_role;
+    // relhassubclass stays set after the last child goes (until VACUUM): ask pg_inherits then.
+    let children = form.relhassubclass
+        && !pg_sys::find_inheritance_children(relid, pg_sys::NoLock as pg_sys::LOCKMODE).is_null();
+    let owner = form.relowner;
+    pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    plain.then_some((owner, !children))
+}
+
+/// Does a subscription replicate into this table? Its apply worker fires row triggers only, so
+/// the statement trigger never tells the sessions: roles are then kept for one transaction.
+fn subscribed(relid: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(true)
 }
 
 /// Is `daznode_admin_roles_changed` on admin_roles, as step 0008 creates it: AFTER INSERT OR
@@ -408,7 +464,7 @@ pub fn caller_role_is(accepts: impl Fn(&str) -> bool) -> bool {
     if let Some(answer) = kept {
         return answer;
     }
-    let role = lookup_role(&id);
+    let role = crate::api::security::as_role(facts.admin_roles_owner, || lookup_role(&id));
     let answer = role.as_deref().is_some_and(&accepts);
     STATE.with(|s| {
         let mut s = s.borrow_mut();

@@ -2,6 +2,7 @@
 //! the diagnostic) with row locks only, under a short lock_timeout, in the caller's transaction:
 //! all of it or none of it.
 
+use crate::api::security::{as_role, crm_owner};
 use crate::api::spi::{column_exists, count};
 use daznode_crm_core::orphans::{OrphanAction, ORPHAN_RULES};
 use pgrx::prelude::*;
@@ -19,14 +20,25 @@ fn cleanup_orphaned_records(
     Spi::run("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)")
         .unwrap_or_else(|e| error!("daznode_crm: {e}"));
     let mut out = Vec::new();
+    // The statements run as the tables' owner (`security::as_role`): their triggers run with
+    // the rights they were written for, never ours.
+    let owner = crm_owner();
     for rule in ORPHAN_RULES {
         let table = format!("public.{}", rule.child_table);
-        if !column_exists(rule.child_table, rule.child_column) {
-            out.push((table, rule.child_column.to_string(), "skipped: column does not exist".to_string(), 0));
+        let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
+        let (Some(owner), true) = (owner, column_exists(rule.child_table, rule.child_column)) else {
+            out.push(skip(format!("{table}.{} does not exist (or is not a table of the CRM owner)", rule.child_column)));
             continue;
-        }
-        let parents: Vec<(&str, &str)> = rule.parents.iter().copied().filter(|(t, c)| column_exists(t, c)).collect();
-        let (action, n) = match (dry_run, rule.action, rule.cleanup_sql(&parents)) {
+        };
+        let parents = match rule.parents_present(column_exists) {
+            Ok(p) => p,
+            Err(why) => {
+                warning!("daznode_crm: {table}.{}: rule skipped: {why}", rule.child_column);
+                out.push(skip(why));
+                continue;
+            }
+        };
+        let (action, n) = as_role(owner, || match (dry_run, rule.action, rule.cleanup_sql(&parents)) {
             (false, _, Some(sql)) => {
                 let n = Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
                     .unwrap_or_else(|e| error!("daznode_crm: cleanup of {table}.{} failed: {e}", rule.child_column));
@@ -34,7 +46,7 @@ fn cleanup_orphaned_records(
             }
             (true, OrphanAction::Report, _) | (false, _, None) => ("report only".to_string(), count(&rule.count_sql(&parents), &[])),
             (true, action, _) => (format!("would {}", action.as_str()), count(&rule.count_sql(&parents), &[])),
-        };
+        });
         if n > 0 {
             notice!("daznode_crm: {table}.{}: {action}: {n} row(s)", rule.child_column);
         }

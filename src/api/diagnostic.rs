@@ -2,7 +2,8 @@
 //! half-migrated or migrated database. It measures here and judges with
 //! `daznode_crm_core::diagnostics`; missing objects are reported, never an error.
 
-use crate::api::spi::{column_exists, count, flag, rows, table_exists, text};
+use crate::api::security::{crm_owner, relation};
+use crate::api::spi::{app_count, column_exists, count, flag, rows, table_exists, text};
 use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status};
 use daznode_crm_core::indexes::PLANNED_INDEXES;
 use daznode_crm_core::orphans::{OrphanAction, ORPHAN_RULES};
@@ -82,29 +83,42 @@ fn server_and_privileges(checks: &mut Vec<Check>) {
     checks.push(check);
 }
 
+fn role_name(oid: pgrx::pg_sys::Oid) -> String {
+    text("SELECT $1::pg_catalog.regrole::text", &[oid.into()]).unwrap_or_default()
+}
+
 fn session_user() -> String {
     text("SELECT session_user::text", &[]).unwrap_or_default()
 }
 
 fn schema_shape(checks: &mut Vec<Check>) {
     let present: Vec<&str> = CRM_TABLES.iter().copied().filter(|t| table_exists(t)).collect();
+    let owner = crm_owner();
     for table in CRM_TABLES {
-        let shape = if !present.contains(table) {
-            "missing".to_string()
-        } else {
-            text(
+        let rel = relation(table);
+        let shape = match rel {
+            None => "missing".to_string(),
+            Some(r) if r.is_table() && Some(r.owner) != owner => format!(
+                "a table owned by {}, not by the CRM owner {}: not read",
+                role_name(r.owner),
+                owner.map(role_name).unwrap_or_default()
+            ),
+            Some(r) => text(
                 "SELECT CASE c.relkind WHEN 'p' THEN format('partitioned, %s partitions', (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid))
                                        WHEN 'r' THEN 'table' WHEN 'v' THEN 'a VIEW, not a table' WHEN 'm' THEN 'a materialized view, not a table'
-                                       ELSE 'relkind ' || c.relkind::text END
-                 FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident($1))",
-                &[(*table).into()],
+                                       ELSE 'a relation of kind ' || c.relkind::text || ', not a table' END
+                 FROM pg_class c WHERE c.oid = $1",
+                &[r.oid.into()],
             )
-            .unwrap_or_default()
+            .unwrap_or_default(),
         };
         let status = if shape.starts_with("a ") { Status::Error } else { Status::Info };
         let mut check = Check::new(format!("object: public.{table}"), status, shape.clone());
         if status == Status::Error {
-            check = check.recommend(format!("public.{table} must be a table: rename the {}, then run the diagnostic again", &shape[2..]));
+            check = check.recommend(format!(
+                "public.{table} must be a table of the CRM owner: rename the {} (ALTER ... RENAME), then run the diagnostic again",
+                &shape[2..shape.find(',').or_else(|| shape.find(':')).unwrap_or(shape.len())]
+            ));
         }
         checks.push(check);
     }
@@ -160,8 +174,14 @@ fn orphans(checks: &mut Vec<Check>) {
             checks.push(Check::new(name, Status::Info, format!("skipped: public.{}.{} does not exist", rule.child_table, rule.child_column)));
             continue;
         }
-        let parents: Vec<(&str, &str)> = rule.parents.iter().copied().filter(|(t, c)| column_exists(t, c)).collect();
-        let n = count(&rule.count_sql(&parents), &[]);
+        let parents = match rule.parents_present(column_exists) {
+            Ok(p) => p,
+            Err(why) => {
+                checks.push(Check::new(name, Status::Info, format!("skipped: {why}")));
+                continue;
+            }
+        };
+        let n = app_count(&rule.count_sql(&parents));
         let status = match (n, rule.action) {
             (0, _) => Status::Ok,
             (_, OrphanAction::Report) => Status::Warning,
@@ -191,7 +211,7 @@ fn profile_values(checks: &mut Vec<Check>) {
     if !column_exists("profiles", "email") {
         return;
     }
-    let dup_groups = count(
+    let dup_groups = app_count(
         "SELECT count(*) FROM (SELECT 1 FROM public.profiles GROUP BY daznode_crm.normalize_email(email) HAVING count(*) > 1) d",
         &[],
     );
@@ -200,14 +220,14 @@ fn profile_values(checks: &mut Vec<Check>) {
             .rows(dup_groups)
             .recommend("SELECT daznode_crm.normalize_email(email), array_agg(id) FROM public.profiles GROUP BY 1 HAVING count(*) > 1;"),
     );
-    let invalid = count("SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email)", &[]);
+    let invalid = app_count("SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email)", &[]);
     checks.push(
         Check::new("invalid_emails", count_status(invalid, Status::Warning), format!("{invalid} profile email(s) rejected by daznode_crm.is_valid_email()"))
             .rows(invalid)
             .recommend("SELECT id, email, daznode_crm.email_validation_error(email) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email);"),
     );
     if column_exists("profiles", "pubkey") {
-        let dup_keys = count(
+        let dup_keys = app_count(
             "SELECT count(*) FROM (SELECT 1 FROM public.profiles WHERE daznode_crm.normalize_lightning_pubkey(pubkey) IS NOT NULL
                                    GROUP BY daznode_crm.normalize_lightning_pubkey(pubkey) HAVING count(*) > 1) d",
             &[],
@@ -217,9 +237,9 @@ fn profile_values(checks: &mut Vec<Check>) {
                 .rows(dup_keys)
                 .recommend("SELECT daznode_crm.normalize_lightning_pubkey(pubkey), array_agg(id) FROM public.profiles WHERE pubkey <> '' GROUP BY 1 HAVING count(*) > 1;"),
         );
-        let empty = count("SELECT count(*) FROM public.profiles WHERE btrim(pubkey) = ''", &[]);
+        let empty = app_count("SELECT count(*) FROM public.profiles WHERE btrim(pubkey) = ''", &[]);
         checks.push(Check::new("empty_pubkeys", count_status(empty, Status::Info), format!("{empty} pubkey(s) stored as '' (the app's \"no key\"); migrate() sets them to NULL")).rows(empty));
-        let invalid = count(
+        let invalid = app_count(
             "SELECT count(*) FROM public.profiles WHERE btrim(pubkey) <> '' AND NOT daznode_crm.is_valid_lightning_pubkey(daznode_crm.normalize_lightning_pubkey(pubkey))",
             &[],
         );
@@ -232,17 +252,24 @@ fn profile_values(checks: &mut Vec<Check>) {
 }
 
 fn users_vs_profiles(checks: &mut Vec<Check>) {
+    if relation("users").is_some() && !table_exists("users") {
+        checks.push(
+            Check::new("object: public.users", Status::Error, "public.users is not a table of the CRM owner (a view, or another role's table): not read")
+                .recommend("Find out who created it: SELECT relkind, relowner::regrole FROM pg_class WHERE oid = 'public.users'::regclass;"),
+        );
+        return;
+    }
     if !column_exists("users", "id") || !column_exists("profiles", "id") {
         let status = if table_exists("users_backup") { "users was consolidated (public.users_backup exists)" } else { "no public.users table" };
         checks.push(Check::new("users_vs_profiles", Status::Ok, status));
         return;
     }
-    let absent = count("SELECT count(*) FROM public.users u WHERE NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = u.id)", &[]);
+    let absent = app_count("SELECT count(*) FROM public.users u WHERE NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = u.id)", &[]);
     checks.push(
         Check::new("users_absent_from_profiles", count_status(absent, Status::Info), format!("{absent} users row(s) have no profile; migrate() copies those with a valid, free email"))
             .rows(absent),
     );
-    let conflicts = count(
+    let conflicts = app_count(
         "SELECT count(*) FROM public.users u JOIN public.profiles p ON p.id = u.id
          WHERE daznode_crm.normalize_email(u.email) IS DISTINCT FROM daznode_crm.normalize_email(p.email)",
         &[],

@@ -9,6 +9,7 @@ mod migrations;
 mod partitions;
 mod performance;
 mod refresh;
+mod security;
 mod spi;
 mod validators;
 

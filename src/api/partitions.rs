@@ -6,10 +6,11 @@ use crate::api::errors::raise;
 use daznode_crm_core::retention::{self, Partition};
 use pgrx::prelude::*;
 
-/// Raises 22023 unless the retention is positive and premake is in 0..=120.
+/// Raises 22023 unless the retention is at least a month (or positive, with `force`) and
+/// premake is in 0..=120.
 #[pg_extern(immutable, parallel_safe)]
-fn check_partition_cleanup_arguments(retention_micros: i64, premake: i32) -> bool {
-    retention::validate(retention_micros, premake).unwrap_or_else(|e| raise(e));
+fn check_partition_cleanup_arguments(retention_micros: i64, month_micros: i64, premake: i32, force: bool) -> bool {
+    retention::validate(retention_micros, month_micros, premake, force).unwrap_or_else(|e| raise(e));
     true
 }
 

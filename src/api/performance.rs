@@ -72,7 +72,7 @@ fn cache(out: &mut Vec<PerfRow>, tables: &[&str]) {
 fn tables_health(out: &mut Vec<PerfRow>, tables: &[&str]) {
     for r in rows(
         &format!(
-            "SELECT s.relname::text, s.seq_scan::text, coalesce(s.idx_scan, 0)::text, s.n_live_tup::text, s.n_dead_tup::text,
+            "SELECT s.relid::regclass::text, s.seq_scan::text, coalesce(s.idx_scan, 0)::text, s.n_live_tup::text, s.n_dead_tup::text,
                     (extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze)) / 86400)::text,
                     s.n_mod_since_analyze::text, pg_size_pretty(pg_total_relation_size(s.relid)),
                     pg_size_pretty(pg_indexes_size(s.relid))
@@ -81,7 +81,7 @@ fn tables_health(out: &mut Vec<PerfRow>, tables: &[&str]) {
         &[tables.to_vec().into()],
         9,
     ) {
-        let t = format!("public.{}", r[0].clone().unwrap_or_default());
+        let t = r[0].clone().unwrap_or_default();
         let (seq, idx, live, dead) = (num(&r[1]) as i64, num(&r[2]) as i64, num(&r[3]), num(&r[4]) as i64);
         let status = diagnostics::seq_scan_status(seq, idx, live);
         out.push(row("scans", &t, "sequential / index scans", format!("{seq} / {idx} ({} live rows)", live as i64), status,
@@ -148,8 +148,8 @@ fn indexes(out: &mut Vec<PerfRow>, tables: &[&str]) {
 fn foreign_keys(out: &mut Vec<PerfRow>, tables: &[&str]) {
     for r in rows(
         &format!(
-            "SELECT c.conrelid::regclass::text, c.conname::text,
-                    (SELECT string_agg(a.attname, ', ' ORDER BY k.n) FROM unnest(c.conkey) WITH ORDINALITY k(att, n)
+            "SELECT c.conrelid::regclass::text, quote_ident(c.conname),
+                    (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM unnest(c.conkey) WITH ORDINALITY k(att, n)
                      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.att)
              FROM pg_constraint c
              WHERE c.contype = 'f' AND c.conrelid IN {TABLE_OIDS}
@@ -202,7 +202,8 @@ fn partitions(out: &mut Vec<PerfRow>) {
             Some("The guide's complete migration partitions it by month (not in this version)".into())));
         return;
     }
-    let r = rows(
+    // The count reads the table: as its owner (security::as_role).
+    let r = crate::api::security::as_crm_owner(|| rows(
         "SELECT count(*)::text,
                 count(*) FILTER (WHERE pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')::text,
                 (SELECT count(*) FROM public.crm_email_sends WHERE tableoid IN
@@ -214,7 +215,8 @@ fn partitions(out: &mut Vec<PerfRow>) {
          WHERE i.inhparent = 'public.crm_email_sends'::regclass",
         &[],
         4,
-    );
+    ))
+    .unwrap_or_default();
     if let Some(r) = r.first() {
         out.push(row("partitions", "public.crm_email_sends", "partitions", r[0].clone().unwrap_or_default(), Status::Info, None));
         let stuck = num(&r[2]) as i64;
@@ -229,7 +231,7 @@ fn partitions(out: &mut Vec<PerfRow>) {
 fn policies(out: &mut Vec<PerfRow>, tables: &[&str]) {
     for r in rows(
         &format!(
-            "SELECT p.polrelid::regclass::text || ': ' || p.polname, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+            "SELECT p.polrelid::regclass::text || ': ' || quote_ident(p.polname), coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
                     coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
              FROM pg_policy p WHERE p.polrelid IN {TABLE_OIDS} ORDER BY 1"
         ),

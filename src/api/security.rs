@@ -1,0 +1,112 @@
+//! Who the extension's statements run as (the trust model, README "Security" and
+//! ARCHITECTURE.md). A statement that reads or writes an application table runs with the rights
+//! of that table's owner, in a security-restricted operation, as PostgreSQL's own VACUUM,
+//! ANALYZE, CREATE INDEX and REFRESH MATERIALIZED VIEW do: whatever code the owner attached
+//! (triggers, a view's functions, casts, defaults, policies) runs as the owner, never as the
+//! superuser our SECURITY DEFINER functions belong to. Tables are found by oid and checked to be
+//! tables (no view, foreign table or other relation kind), owned by the CRM owner.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+/// `public.<name>` as the catalog has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relation {
+    pub oid: pg_sys::Oid,
+    pub owner: pg_sys::Oid,
+    /// pg_class.relkind: b'r' table, b'p' partitioned table, b'v' view, …
+    pub kind: u8,
+}
+
+impl Relation {
+    pub fn is_table(&self) -> bool {
+        matches!(self.kind, b'r' | b'p')
+    }
+}
+
+/// `public.<name>` whatever its kind, None when there is no relation of that name.
+pub fn relation(name: &str) -> Option<Relation> {
+    Spi::connect(|client| {
+        let t = client.select(
+            "SELECT c.oid, c.relowner, c.relkind::text FROM pg_catalog.pg_class c
+             WHERE c.oid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident($1))",
+            Some(1),
+            &[name.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let row = t.first();
+        Ok::<_, pgrx::spi::Error>(match (row.get::<pg_sys::Oid>(1)?, row.get::<pg_sys::Oid>(2)?, row.get::<String>(3)?) {
+            (Some(oid), Some(owner), Some(kind)) => Some(Relation { oid, owner, kind: kind.as_bytes()[0] }),
+            _ => None,
+        })
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: catalog lookup of public.{name} failed: {e}"))
+}
+
+/// The role the CRM tables belong to: the owner of `public.profiles` when it is a table, else
+/// of the first CRM table that is one. Every statement on application tables runs as this role.
+pub fn crm_owner() -> Option<pg_sys::Oid> {
+    daznode_crm_core::schema::CRM_TABLES
+        .iter()
+        .filter_map(|t| relation(t))
+        .find(Relation::is_table)
+        .map(|r| r.owner)
+}
+
+/// `public.<name>` when it is a table (or partitioned table) of the CRM owner: the only
+/// relations the extension's statements read or write. A view, or a table someone else created
+/// under that name, is never read.
+pub fn crm_table(name: &str) -> Option<Relation> {
+    let owner = crm_owner()?;
+    relation(name).filter(|r| r.is_table() && r.owner == owner)
+}
+
+/// Runs `f` with the rights of `role`: current user `role`, in a security-restricted operation
+/// (no SET ROLE, no session-level changes), with the session's own search_path (its RESET
+/// value: the app's), so that the owner's triggers find their functions as in the app. Restored
+/// afterwards; an ERROR inside is restored by the (sub)transaction abort, as PostgreSQL does.
+pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    // SAFETY: the same sequence PostgreSQL's maintenance commands use (GetUserIdAndSecContext,
+    // NewGUCNestLevel, SetUserIdAndSecContext, set_config_option with GUC_ACTION_SAVE, then
+    // AtEOXact_GUC and the saved user back); strings are NUL-terminated and copied by the GUC code.
+    unsafe {
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_context: std::ffi::c_int = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
+        );
+        let reset = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
+        let app_path = if reset.is_null() {
+            CString::from(c"\"$user\", public")
+        } else {
+            CString::from(std::ffi::CStr::from_ptr(reset))
+        };
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            app_path.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let out = f();
+        pg_sys::AtEOXact_GUC(true, nest);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        out
+    }
+}
+
+/// Runs `f` as the CRM owner; None (and `f` not run) when there is no CRM table.
+pub fn as_crm_owner<T>(f: impl FnOnce() -> T) -> Option<T> {
+    crm_owner().map(|owner| as_role(owner, f))
+}
