@@ -35,6 +35,28 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.create_email_sends_policies() FROM PUBLIC;
 
+-- A user may change only some columns of their own profile (core::schema::PROFILE_OWNER_COLUMNS,
+-- read through profile_owner_columns()); the others (tokens, verification, score, auth method,
+-- email…) stay for admins, service_role and the owner. An allow-list, so a column the app adds
+-- later is privileged until it is listed. A BEFORE UPDATE trigger, since a policy cannot
+-- compare the old row with the new.
+CREATE FUNCTION @extschema@.guard_profile_columns() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    editable constant text[] := @extschema@.profile_owner_columns();
+BEGIN
+    IF pg_catalog.row_security_active(TG_RELID)
+       AND (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) editable) IS DISTINCT FROM (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) editable)
+       AND NOT (SELECT @extschema@.is_admin_user('{super_admin,admin}')) THEN
+        RAISE EXCEPTION 'daznode_crm: only these columns of a profile may be changed by its user: %', pg_catalog.array_to_string(editable, ', ')
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The other columns (tokens, verification, score, auth method, email) are changed by an admin or service_role.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.guard_profile_columns() FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -46,6 +68,8 @@ DECLARE
     dropped text[] := '{}';
     kept text[] := '{}';
     t text;
+    g record;
+    revoked text[] := '{}';
     admins constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin}''))';
     editors constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))';
     anyone_admin constant text := '(SELECT daznode_crm.is_admin_user())';
@@ -68,7 +92,31 @@ BEGIN
 
     FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
         EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
+        -- TRUNCATE ignores RLS, TRIGGER runs the grantee's code as whoever writes, REFERENCES
+        -- lets another table lock this one: the owner's alone (Supabase's default privileges
+        -- give them to anon, authenticated and service_role).
+        FOR g IN
+            SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
+            FROM pg_class c, aclexplode(c.relacl) AS a
+            WHERE c.oid = format('public.%I', t)::regclass AND a.grantee <> c.relowner
+              AND a.privilege_type IN ('TRUNCATE', 'TRIGGER', 'REFERENCES')
+        LOOP
+            EXECUTE format('REVOKE TRUNCATE, TRIGGER, REFERENCES ON public.%I FROM %s', t, g.grantee);
+            revoked := revoked || format('public.%s: %s', t, g.grantee);
+        END LOOP;
     END LOOP;
+    -- The renamed legacy users table holds passwords: its owner's only (also on databases
+    -- consolidated by an earlier version, before step 0004 did this itself).
+    IF to_regclass('public.users_backup') IS NOT NULL
+       AND (SELECT c.relowner FROM pg_class c WHERE c.oid = 'public.users_backup'::regclass) = @extschema@.crm_owner() THEN
+        PERFORM @extschema@.lock_down('public.users_backup'::regclass);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+               WHERE tgrelid = 'public.profiles'::regclass AND tgname = 'daznode_guard_profile_columns') THEN
+        DROP TRIGGER daznode_guard_profile_columns ON public.profiles;
+    END IF;
+    CREATE TRIGGER daznode_guard_profile_columns BEFORE UPDATE ON public.profiles
+        FOR EACH ROW EXECUTE FUNCTION @extschema@.guard_profile_columns();
 
     -- One SELECT policy per table, the admin test first: PostgreSQL ORs permissive policies and
     -- evaluates left to right, so for an admin the per-row part is a constant. Writes get their
@@ -107,7 +155,9 @@ BEGIN
 
     RETURN jsonb_build_object('rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
                               'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept),
-                              'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed');
+                              'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed',
+                              'privileges_revoked', to_jsonb(revoked),
+                              'profile_columns_guard', 'public.profiles: daznode_guard_profile_columns');
 END
 $step$;
 
@@ -118,9 +168,13 @@ $step$;
 CREATE FUNCTION @extschema@.step_analytics_views(populate boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
-    r text;
     created text[] := '{}';
+    o text;
 BEGIN
+    FOREACH o IN ARRAY ARRAY['crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
+                             'crm_campaigns_analytics_admin', 'crm_performance_monitor'] LOOP
+        PERFORM @extschema@.refuse_foreign_object(o);
+    END LOOP;
     IF to_regclass('public.crm_segments_stats_mv') IS NULL THEN
         CREATE MATERIALIZED VIEW public.crm_segments_stats_mv AS
         SELECT s.id, s.name, s.description, s.criteria, s.auto_update, s.created_at, s.updated_at,
@@ -164,21 +218,17 @@ $mv$
     END IF;
 
     -- Default privileges (Supabase grants every new table of public to anon and authenticated)
-    -- may have granted them: revoke from every role but the owner.
-    REVOKE ALL ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv FROM PUBLIC;
-    FOR r IN
-        SELECT DISTINCT a.grantee::regrole::text
-        FROM pg_class c, aclexplode(c.relacl) AS a
-        WHERE c.oid IN ('public.crm_segments_stats_mv'::regclass, 'public.crm_campaigns_analytics_mv'::regclass)
-          AND a.grantee <> c.relowner AND a.grantee <> 0
-    LOOP
-        EXECUTE format('REVOKE ALL ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv FROM %s', r);
-    END LOOP;
+    -- may have granted them: their owner's only.
+    PERFORM @extschema@.lock_down('public.crm_segments_stats_mv'::regclass);
+    PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_mv'::regclass);
 
     CREATE OR REPLACE VIEW public.crm_segments_stats_admin WITH (security_barrier = true) AS
     SELECT * FROM public.crm_segments_stats_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin}'));
     CREATE OR REPLACE VIEW public.crm_campaigns_analytics_admin WITH (security_barrier = true) AS
     SELECT * FROM public.crm_campaigns_analytics_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin,moderator}'));
+    -- Readable by everyone (they filter by is_admin_user()); nothing else (no TRIGGER, no writes).
+    PERFORM @extschema@.lock_down('public.crm_segments_stats_admin'::regclass);
+    PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_admin'::regclass);
     GRANT SELECT ON public.crm_segments_stats_admin, public.crm_campaigns_analytics_admin TO PUBLIC;
 
     -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures.
@@ -189,7 +239,7 @@ $mv$
            round(100.0 * io.heap_blks_hit / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 2) AS cache_hit_pct
     FROM pg_stat_user_tables s JOIN pg_statio_user_tables io USING (relid)
     WHERE s.schemaname = 'public' AND s.relname = ANY (@extschema@.crm_tables());
-    REVOKE ALL ON public.crm_performance_monitor FROM PUBLIC;
+    PERFORM @extschema@.lock_down('public.crm_performance_monitor'::regclass);
     GRANT SELECT ON public.crm_performance_monitor TO daznode_crm_maintenance;
 
     RETURN jsonb_build_object('created', to_jsonb(created),
@@ -206,3 +256,7 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() TO daznode_crm_maintenance;
+-- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
+GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
+    @extschema@.create_write_policies(text, text), @extschema@.create_email_sends_policies(),
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns() TO daznode_crm_maintenance;

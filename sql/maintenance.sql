@@ -53,3 +53,15 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;
+-- migrate() and its steps, for the CRM owner (a maintenance member; it refuses anyone else, see
+-- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
+GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
+    @extschema@.check_concurrent_indexes_status(), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
+    @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
+    @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
+    @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text)
+    TO daznode_crm_maintenance;
+GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_maintenance;
+GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
+GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;

@@ -34,6 +34,70 @@ CREATE INDEX migration_findings_step_kind ON @extschema@.migration_findings (ste
 
 REVOKE ALL ON @extschema@.schema_migrations, @extschema@.migration_findings FROM PUBLIC;
 
+-- The trust model (README "Security"): whatever the extension creates in public gets explicit
+-- privileges, never the defaults (Supabase's default privileges give anon, authenticated and
+-- service_role ALL on every new table). lock_down() revokes every grant on `rel` but its
+-- owner's, and enables row-level security on a table with no policy, so that only its owner
+-- and roles that bypass RLS read it; callers then grant what the role matrix says.
+CREATE FUNCTION @extschema@.lock_down(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    g record;
+BEGIN
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
+    FOR g IN
+        SELECT DISTINCT a.grantee::regrole::text AS grantee
+        FROM pg_class c, aclexplode(c.relacl) AS a
+        WHERE c.oid = rel AND a.grantee <> c.relowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM %s', rel, g.grantee);
+    END LOOP;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) IN ('r', 'p') THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+    END IF;
+END
+$fn$;
+
+-- Statements that change application tables run as their owner, so that the owner's triggers,
+-- defaults and casts run with the owner's rights and nobody else's: a superuser (or any other
+-- role) calling migrate() or the partition maintenance on tables a non-superuser owns is
+-- refused with 42501 and told to SET ROLE to the owner.
+CREATE FUNCTION @extschema@.require_crm_owner(what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    owner oid := @extschema@.crm_owner();
+BEGIN
+    IF owner IS NOT NULL AND owner <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = owner) THEN
+        RAISE EXCEPTION 'daznode_crm: % runs as the owner of the CRM tables, %, not as %', what, owner::regrole, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The owner''s triggers and defaults run with the rights of whoever changes its tables; daznode_crm never lends them more.',
+                  HINT = format('SET ROLE %s; (a member of daznode_crm_maintenance), then again.', owner::regrole);
+    END IF;
+END
+$fn$;
+
+-- An object the extension means to create, found already made by another role than the CRM
+-- owner, stops the step: it is never adopted (its owner could redefine it later).
+CREATE FUNCTION @extschema@.refuse_foreign_object(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    rel regclass := to_regclass('public.' || quote_ident(name));
+    owner oid;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = rel;
+    IF owner IS DISTINCT FROM coalesce(@extschema@.crm_owner(), (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'daznode_crm: % already exists and belongs to %, not to the CRM owner; daznode_crm never adopts an object it did not create', rel, owner::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Find out who made it and why; drop or rename it (ALTER ... %s RENAME TO ...), then CALL daznode_crm.migrate() again.', rel);
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text) FROM PUBLIC;
+
 -- 0001: the CRM tables that do not exist yet, in the shape the app uses. On an empty database
 -- that is all of them; on a legacy one, none. Later steps bring both to the same final shape.
 CREATE FUNCTION @extschema@.step_base_schema() RETURNS jsonb
@@ -439,6 +503,8 @@ BEGIN
         EXECUTE format('ALTER TABLE public.users_backup RENAME CONSTRAINT %I TO %I', con.conname, 'users_backup' || substr(con.conname, 6));
     END LOOP;
     COMMENT ON TABLE public.users_backup IS 'The legacy users table, kept by daznode_crm step 0004_consolidate_users; its rows now live in public.profiles.';
+    -- It holds the legacy password column: its owner only, never the API roles.
+    PERFORM @extschema@.lock_down('public.users_backup'::regclass);
 
     RETURN jsonb_build_object('users_rows', n_users, 'copied_to_profiles', n_copied,
                               'not_copied', n_not_copied, 'conflicts_reported', n_conflicts,
@@ -605,6 +671,7 @@ DECLARE
     max_attempts constant int := 5;
     applied int := 0;
 BEGIN
+    PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
         -- One migrate() at a time; the lock is re-taken in each step's transaction.
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.migrate'));

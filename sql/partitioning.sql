@@ -50,7 +50,31 @@ BEGIN
             RETURN NULL;
         END $body$$f$,
         fn_name, target, l.cols, l.new_values, l.assignments);
-    EXECUTE format('REVOKE ALL ON FUNCTION public.%I() FROM PUBLIC', fn_name);
+    PERFORM @extschema@.lock_down_function(format('public.%I()', fn_name)::regprocedure);
+    -- It writes the backup as the backup's owner, so that the owner's triggers there run with
+    -- the owner's rights, never with those of whoever ran the step.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = target) <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        EXECUTE format('ALTER FUNCTION public.%I() OWNER TO %s', fn_name, (SELECT c.relowner::regrole FROM pg_class c WHERE c.oid = target));
+    END IF;
+END
+$fn$;
+
+-- A function the extension creates in public: executable by nobody but its owner (Supabase's
+-- default privileges grant EXECUTE on new functions to the API roles, and PostgREST exposes
+-- public's functions). Trigger functions need no EXECUTE to fire.
+CREATE FUNCTION @extschema@.lock_down_function(fn regprocedure) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    g record;
+BEGIN
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    FOR g IN
+        SELECT DISTINCT a.grantee::regrole::text AS grantee
+        FROM pg_proc p, aclexplode(p.proacl) AS a
+        WHERE p.oid = fn AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %s', fn, g.grantee);
+    END LOOP;
 END
 $fn$;
 
@@ -255,6 +279,12 @@ BEGIN
             HINT = 'SELECT * FROM daznode_crm.cleanup_orphaned_records(); sends of missing campaigns are report-only: delete them by hand if they are gone.';
     END IF;
     SELECT r.rolsuper INTO is_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+    PERFORM @extschema@.require_crm_owner('migrate(''complete'')');
+    -- Names this step creates: a leftover of an interrupted run is dropped below, but only when
+    -- it is the CRM owner's; anything else stops the step.
+    PERFORM @extschema@.refuse_foreign_object('crm_email_sends_partitioned');
+    PERFORM @extschema@.refuse_foreign_object('crm_email_sends_changes');
+    PERFORM @extschema@.refuse_foreign_object('crm_email_sends_default');
 
     -- Leftovers of an interrupted run: the old table was never touched but for the trigger.
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_capture_email_sends') THEN
@@ -293,6 +323,13 @@ BEGIN
     CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends_partitioned DEFAULT;
     -- Unlogged: after a crash the run starts over anyway (the leftovers above).
     CREATE UNLOGGED TABLE public.crm_email_sends_changes (id uuid NOT NULL);
+    -- None of them is reachable by the API roles: the copy gets the old table's grants and
+    -- policies at the swap; the partitions and the log stay their owner's (RLS on, no policy:
+    -- read through the parent, whose policies apply).
+    PERFORM @extschema@.lock_down(c.oid::regclass)
+    FROM pg_catalog.pg_class c
+    WHERE c.oid = 'public.crm_email_sends_partitioned'::regclass OR c.oid = 'public.crm_email_sends_changes'::regclass
+       OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'public.crm_email_sends_partitioned'::regclass);
     CREATE FUNCTION public.daznode_capture_email_sends() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
     BEGIN
@@ -304,7 +341,7 @@ BEGIN
         END IF;
         RETURN NULL;
     END $body$;
-    REVOKE ALL ON FUNCTION public.daznode_capture_email_sends() FROM PUBLIC;
+    PERFORM @extschema@.lock_down_function('public.daznode_capture_email_sends()'::regprocedure);
     CREATE TRIGGER daznode_capture_email_sends AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
         FOR EACH ROW EXECUTE FUNCTION public.daznode_capture_email_sends();
     -- ALWAYS: writes made with session_replication_role = replica (a logical replication
@@ -423,10 +460,8 @@ BEGIN
         EXECUTE pg_catalog.format('GRANT %s ON public.crm_email_sends TO %s', g.privilege_type,
                                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
     END LOOP;
-    IF (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends_backup'::regclass) THEN
-        ALTER TABLE public.crm_email_sends ENABLE ROW LEVEL SECURITY;
-        PERFORM @extschema@.create_email_sends_policies();
-    END IF;
+    -- RLS is on since lock_down(); the old table's policies (step 0008) go with it.
+    PERFORM @extschema@.create_email_sends_policies();
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_backup'::regclass);
     -- From now on the backup follows every write, so that a rollback loses nothing.
     PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_backup', 'public.crm_email_sends_backup'::regclass);
@@ -456,6 +491,7 @@ DECLARE
     n_backup bigint;
     had_mv boolean;
 BEGIN
+    PERFORM @extschema@.require_crm_owner('rollback_email_sends_partitioning()');
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
        OR to_regclass('public.crm_email_sends_backup') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
@@ -479,6 +515,12 @@ BEGIN
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_partitioned;
     ALTER TABLE public.crm_email_sends_backup RENAME TO crm_email_sends;
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_backup_', 'crm_email_sends_', '');
+    -- Out of service: its owner's only, like its partitions.
+    PERFORM @extschema@.lock_down('public.crm_email_sends_partitioned'::regclass);
+    DROP POLICY IF EXISTS daznode_read ON public.crm_email_sends_partitioned;
+    DROP POLICY IF EXISTS daznode_insert ON public.crm_email_sends_partitioned;
+    DROP POLICY IF EXISTS daznode_update ON public.crm_email_sends_partitioned;
+    DROP POLICY IF EXISTS daznode_delete ON public.crm_email_sends_partitioned;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_partitioned'::regclass);
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
@@ -493,6 +535,7 @@ $fn$;
 CREATE FUNCTION @extschema@.finish_email_sends_partitioning(drop_backup boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
+    PERFORM @extschema@.require_crm_owner('finish_email_sends_partitioning()');
     IF to_regclass('public.crm_email_sends') IS NOT NULL THEN
         DROP TRIGGER IF EXISTS daznode_mirror_to_backup ON public.crm_email_sends;
     END IF;
@@ -507,11 +550,16 @@ $fn$;
 
 -- The monthly maintenance, for pg_cron: SELECT daznode_crm.cleanup_old_email_partitions();
 -- Each partition is its own subtransaction: one that cannot be locked in time is skipped and
--- reported, and never undoes the others (future partitions are created first).
+-- reported, and never undoes the others (future partitions are created first). SECURITY
+-- INVOKER, run by the CRM owner (require_crm_owner): rows moved out of the default partition
+-- fire the owner's triggers with the owner's rights. Partitions are known by oid: only those in
+-- public, named crm_email_sends_pYYYYMM and bounded by exactly that month are ever dropped; any
+-- other is reported and left alone.
 CREATE FUNCTION @extschema@.cleanup_old_email_partitions(
-    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false)
+    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false,
+    force boolean DEFAULT false)
 RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, action text, rows bigint)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     now_ts timestamptz := now();
     cutoff timestamptz;
@@ -521,74 +569,123 @@ DECLARE
     names text[];
     starts bigint[];
     ends bigint[];
-    default_name text;
+    default_rel regclass;
     stuck_months timestamp[];
+    new_part regclass;
 BEGIN
-    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL THEN
+    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL OR force IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint, premake);
+    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint,
+                                                          (extract(epoch FROM now_ts - (now_ts - interval '1 month')) * 1e6)::bigint,
+                                                          premake, force);
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
     END IF;
+    PERFORM @extschema@.require_crm_owner('cleanup_old_email_partitions()');
     IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN
         RETURN QUERY SELECT NULL::text, NULL::timestamptz, NULL::timestamptz, 'skipped: already running'::text, 0::bigint;
         RETURN;
     END IF;
     cutoff := now_ts - retention;
-    -- Rows outside every partition land in the default one; make sure there is one.
-    IF NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                   WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT') THEN
+
+    -- Every partition, by oid, with what it is: a month of ours, the default partition of ours
+    -- (public.crm_email_sends_default), or unexpected (another schema, name or bound).
+    DROP TABLE IF EXISTS pg_temp.daznode_partitions;
+    CREATE TEMP TABLE daznode_partitions ON COMMIT DROP AS
+    SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname, b.bound, b.s, b.e,
+           CASE WHEN b.bound = 'DEFAULT' THEN
+                    CASE WHEN n.nspname = 'public' AND c.relname = 'crm_email_sends_default' THEN 'default' ELSE 'unexpected' END
+                WHEN n.nspname = 'public' AND c.relname ~ '^crm_email_sends_p[0-9]{6}$' AND b.s IS NOT NULL AND b.e IS NOT NULL
+                     AND b.s = (to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp AT TIME ZONE 'UTC')
+                     AND b.e = ((to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp + interval '1 month') AT TIME ZONE 'UTC')
+                    THEN 'monthly'
+                ELSE 'unexpected' END AS kind
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) g
+    CROSS JOIN LATERAL (
+        SELECT g.bound,
+               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
+                    THEN substring(g.bound FROM 'FROM \(''([^'']+)''')::timestamptz END AS s,
+               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
+                    THEN substring(g.bound FROM 'TO \(''([^'']+)''')::timestamptz END AS e) b
+    WHERE i.inhparent = 'public.crm_email_sends'::regclass;
+
+    RETURN QUERY SELECT format('%I.%I', d.nspname, d.relname), d.s, d.e,
+                        ('unexpected partition, left alone: ' || d.bound)::text, NULL::bigint
+                 FROM pg_temp.daznode_partitions d WHERE d.kind = 'unexpected' ORDER BY 1;
+
+    -- Rows outside every partition land in the default one; make sure there is one. When a
+    -- default partition that is not ours is attached, rows are never moved out of it.
+    SELECT d.oid::regclass INTO default_rel FROM pg_temp.daznode_partitions d WHERE d.kind = 'default';
+    IF default_rel IS NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.daznode_partitions d WHERE d.bound = 'DEFAULT') THEN
         IF dry_run THEN
             RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'would create (default partition)'::text, 0::bigint;
         ELSE
+            PERFORM @extschema@.refuse_foreign_object('crm_email_sends_default');
             CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends DEFAULT;
+            PERFORM @extschema@.lock_down('public.crm_email_sends_default'::regclass);
+            default_rel := 'public.crm_email_sends_default'::regclass;
             RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'created (default partition)'::text, 0::bigint;
         END IF;
     END IF;
-    SELECT c.relname INTO default_name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
 
-    SELECT array_agg(c.relname::text ORDER BY c.relname),
-           array_agg((extract(epoch FROM substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \(''([^'']+)''')::timestamptz) * 1e6)::bigint ORDER BY c.relname),
-           array_agg((extract(epoch FROM substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''')::timestamptz) * 1e6)::bigint ORDER BY c.relname)
+    SELECT array_agg(d.relname ORDER BY d.relname),
+           array_agg((extract(epoch FROM d.s) * 1e6)::bigint ORDER BY d.relname),
+           array_agg((extract(epoch FROM d.e) * 1e6)::bigint ORDER BY d.relname)
     INTO names, starts, ends
-    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT';
+    FROM pg_temp.daznode_partitions d WHERE d.kind = 'monthly';
 
     -- Months that rows stuck in the default partition belong to (within retention) get their
-    -- partition too; creating it moves them.
-    IF default_name IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM public.%I', default_name) INTO stuck_months;
+    -- partition too; creating it moves them. A month an unexpected partition covers is left to it.
+    IF default_rel IS NOT NULL THEN
+        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM %s', default_rel) INTO stuck_months;
     END IF;
     FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
-        FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                              premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-        WHERE q.action = 'missing'
-        UNION
-        SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
-        FROM unnest(stuck_months) AS d(m)
-        WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
+        SELECT x.partition_name, x.s, x.e FROM (
+            SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
+            FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
+                                                  premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+            WHERE q.action = 'missing'
+            UNION
+            SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
+            FROM unnest(stuck_months) AS d(m)
+            WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
+        ) x
+        WHERE NOT EXISTS (SELECT 1 FROM pg_temp.daznode_partitions t
+                          WHERE t.kind <> 'default' AND t.s IS NOT NULL AND t.s < x.e AND x.s < t.e)
         ORDER BY 2
     LOOP
         IF dry_run THEN
-            EXECUTE format('SELECT count(*) FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) INTO moved USING p.s, p.e;
+            moved := 0;
+            IF default_rel IS NOT NULL THEN
+                EXECUTE format('SELECT count(*) FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel) INTO moved USING p.s, p.e;
+            END IF;
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'would create, moving rows from the default partition' ELSE 'would create' END, moved;
             CONTINUE;
         END IF;
+        PERFORM @extschema@.refuse_foreign_object(p.partition_name);
         -- Rows of that month in the default partition move into the new one; the lock on the
         -- default partition keeps new ones from landing there meanwhile.
-        IF @extschema@.run_with_lock_retries(ARRAY[
-               format('LOCK TABLE public.%I IN ACCESS EXCLUSIVE MODE', default_name),
-               format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name),
-               format('DELETE FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name),
-               format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
-               'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
-               'DROP TABLE pg_temp.daznode_moving'], 3, p.s, p.e) THEN
+        IF @extschema@.run_with_lock_retries(
+               CASE WHEN default_rel IS NOT NULL THEN ARRAY[
+                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_rel),
+                   format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
+                   format('DELETE FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
+                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
+                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name)),
+                   'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
+                   'DROP TABLE pg_temp.daznode_moving']
+               ELSE ARRAY[
+                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
+                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name))] END,
+               3, p.s, p.e) THEN
+            new_part := to_regclass('public.' || quote_ident(p.partition_name));
             -- Only the moved rows are in the new partition until this transaction commits.
-            EXECUTE format('SELECT count(*) FROM public.%I', p.partition_name) INTO moved;
+            EXECUTE format('SELECT count(*) FROM %s', new_part) INTO moved;
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
         ELSE
             RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
@@ -596,24 +693,26 @@ BEGIN
     END LOOP;
 
     FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
+        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.oid::regclass AS rel
         FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
                                               premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+        JOIN pg_temp.daznode_partitions d ON d.kind = 'monthly' AND d.relname = q.partition_name
         WHERE q.action = 'expired'
         ORDER BY 2
     LOOP
         -- Rows from the statistics (counting would read the partition the drop never reads).
         -- NULL when the partition was never analyzed.
-        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(p.partition_name));
+        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = p.rel;
         IF dry_run THEN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
         END IF;
         IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
                'CREATE SCHEMA IF NOT EXISTS crm_archive',
-               format('ALTER TABLE public.crm_email_sends DETACH PARTITION public.%I', p.partition_name),
-               format('ALTER TABLE public.%I SET SCHEMA crm_archive', p.partition_name)]
-           ELSE ARRAY[format('DROP TABLE public.%I', p.partition_name)] END, 3) THEN
+               format('ALTER TABLE public.crm_email_sends DETACH PARTITION %s', p.rel),
+               format('ALTER TABLE %s SET SCHEMA crm_archive', p.rel),
+               format('SELECT daznode_crm.lock_down(%s::oid::regclass)', p.rel::oid)]
+           ELSE ARRAY[format('DROP TABLE %s', p.rel)] END, 3) THEN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
         ELSE
             RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
@@ -626,8 +725,17 @@ REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschem
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
-    @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean),
-    @extschema@.check_partition_cleanup_arguments(bigint, integer),
+    @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
+    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean) TO daznode_crm_maintenance;
+-- For the CRM owner running migrate('complete'), the rollback and the cleanup (invoker rights).
+GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
+    @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz),
+    @extschema@.rollback_email_sends_partitioning(), @extschema@.replay_email_sends_changes(text, timestamptz, boolean),
+    @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),
+    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
+    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) TO daznode_crm_maintenance;

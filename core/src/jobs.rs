@@ -38,7 +38,7 @@ pub const JOBS: &[Job] = &[
         name: "daznode-crm-cleanup-email-partitions",
         schedule: "0 2 1 * *",
         command: "SELECT daznode_crm.cleanup_old_email_partitions()",
-        requires: "daznode_crm.cleanup_old_email_partitions(interval,integer,boolean,boolean)",
+        requires: "daznode_crm.cleanup_old_email_partitions(interval,integer,boolean,boolean,boolean)",
         requires_partitioned_sends: true,
         why: "monthly, at 02:00 on the 1st, as the guide says",
     },

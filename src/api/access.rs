@@ -26,6 +26,13 @@ fn current_user_id() -> Option<pgrx::Uuid> {
     caller_id().map(pgrx::Uuid::from_bytes)
 }
 
+/// The columns a user may change in their own profile (`core::schema::PROFILE_OWNER_COLUMNS`);
+/// the trigger of step 0008 refuses changes to the others. `SELECT daznode_crm.profile_owner_columns();`
+#[pg_extern(immutable, parallel_safe)]
+fn profile_owner_columns() -> Vec<&'static str> {
+    daznode_crm_core::schema::PROFILE_OWNER_COLUMNS.to_vec()
+}
+
 /// Is the caller an admin, with one of `allowed_roles` (any admin role when NULL)? It answers
 /// only for the caller: there is no user parameter. RLS policies call it as
 /// `USING ((SELECT daznode_crm.is_admin_user('{admin,super_admin}')))`, once per query.

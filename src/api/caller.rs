@@ -276,11 +276,20 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
     }
     let plain = form.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && user_id_is_uuid && has_role;
     // relhassubclass stays set after the last child goes (until VACUUM): ask pg_inherits then.
-    let children = form.relhassubclass
-        && !pg_sys::find_inheritance_children(relid, pg_sys::NoLock as pg_sys::LOCKMODE).is_null();
+    let children = form.relhassubclass && has_children(relid);
     let owner = form.relowner;
     pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     plain.then_some((owner, !children))
+}
+
+fn has_children(relid: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(true)
 }
 
 /// Does a subscription replicate into this table? Its apply worker fires row triggers only, so

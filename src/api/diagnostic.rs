@@ -181,7 +181,7 @@ fn orphans(checks: &mut Vec<Check>) {
                 continue;
             }
         };
-        let n = app_count(&rule.count_sql(&parents));
+        let n = app_count(&rule.count_sql(&parents), &[]);
         let status = match (n, rule.action) {
             (0, _) => Status::Ok,
             (_, OrphanAction::Report) => Status::Warning,

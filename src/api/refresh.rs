@@ -187,7 +187,21 @@ fn schedule_crm_maintenance() -> TableIterator<
                 "skipped: public.crm_email_sends is not partitioned yet (CALL daznode_crm.migrate('complete'))".to_string()
             } else {
                 let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
-                count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);
+                // The jobs run as the CRM owner, whoever schedules them: the maintenance they run
+                // changes the owner's tables with the owner's rights (README "Security"). A
+                // superuser schedules them for the owner; anyone else, for themselves.
+                match job_user() {
+                    Some(user) => {
+                        count("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username <> $2", &[job.name.into(), user.as_str().into()]);
+                        count(
+                            "SELECT cron.schedule_in_database($1, $2, $3, current_database(), $4)",
+                            &[job.name.into(), job.schedule.into(), job.command.into(), user.as_str().into()],
+                        );
+                    }
+                    None => {
+                        count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);
+                    }
+                }
                 if existed { "updated".to_string() } else { "scheduled".to_string() }
             };
             (job.name.to_string(), job.schedule.to_string(), job.command.to_string(), action)
@@ -214,6 +228,16 @@ fn unschedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, Strin
         })
         .collect();
     TableIterator::new(out)
+}
+
+/// The CRM owner's name when a superuser schedules jobs for it; None to schedule as the caller.
+fn job_user() -> Option<String> {
+    crate::api::spi::text(
+        "SELECT r.rolname::text FROM pg_roles r
+         WHERE r.oid = daznode_crm.crm_owner() AND r.rolname <> current_user
+           AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        &[],
+    )
 }
 
 fn pg_cron_installed() -> bool {

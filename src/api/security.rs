@@ -56,6 +56,13 @@ pub fn crm_owner() -> Option<pg_sys::Oid> {
         .map(|r| r.owner)
 }
 
+/// The role the CRM tables belong to, NULL before any exists: who the steps and the partition
+/// maintenance must run as. `SELECT daznode_crm.crm_owner()::regrole;`
+#[pg_extern(stable, parallel_safe, name = "crm_owner")]
+fn crm_owner_sql() -> Option<pg_sys::Oid> {
+    crm_owner()
+}
+
 /// `public.<name>` when it is a table (or partitioned table) of the CRM owner: the only
 /// relations the extension's statements read or write. A view, or a table someone else created
 /// under that name, is never read.
