@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# The security suite (issue #12), in the Supabase role model: the tables belong to a
+# non-superuser owner with CREATEROLE and BYPASSRLS (Supabase's `postgres`, here app_owner),
+# auth.uid() to another non-superuser (supabase_auth_admin), default privileges give anon,
+# authenticated and service_role ALL on everything new in public (and CREATE on public), and API
+# requests come as PostgREST makes them: login `authenticator`, SET LOCAL ROLE, and only
+# request.jwt.claims. One scenario per finding of the issue, each run as the exact attacker role,
+# expecting its SQLSTATE or a harmless result; then the whole guide as the owner, pg_cron
+# included, and role-cache correctness under a real logical-replication subscription.
+# Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
+set -uo pipefail
+export PGOPTIONS="-c client_min_messages=error"
+DIR=/tmp/daznode_crm-it-security
+PORT=54337
+source "$(dirname "$0")/lib.sh"
+
+cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'" "wal_level = logical" \
+    "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'sec'" "cron.use_background_workers = on" \
+    "max_worker_processes = 16"
+trap '[ -n "${KEEP:-}" ] || cluster_stop "$DIR"' EXIT
+
+# as USER DB SQL: a login as USER (trust auth), errors shown as "ERROR: <SQLSTATE>".
+as() {
+    local user=$1 db=$2; shift 2
+    "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U "$user" -d "$db" -v VERBOSITY=sqlstate -v ON_ERROR_STOP=1 -c "$*" 2>&1 \
+        | sed -E 's/^psql:[^:]*: //' | tr '\n' ' ' | sed 's/ *$//'
+}
+# api DB ROLE N SQL: a PostgREST request of ROLE with the JWT of fixture profile N (0: no JWT).
+api() {
+    local db=$1 role=$2 n=$3 sql=$4 claims=""
+    [ "$n" = 0 ] || claims="SET LOCAL request.jwt.claims = '{\"sub\": \"$(uuid_of "$n")\", \"role\": \"$role\"}';"
+    as authenticator "$db" "BEGIN; SET LOCAL ROLE $role; $claims $sql; COMMIT;"
+}
+uuid_of() { q postgres -c "SELECT md5('profile' || $1)::uuid"; }
+owner() { as app_owner "$@"; }
+not_super() { q postgres -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolsuper AND rolname <> 'postgres'"; }
+
+quiet postgres <<'SQL'
+CREATE ROLE app_owner LOGIN CREATEROLE BYPASSRLS;
+CREATE ROLE supabase_auth_admin NOLOGIN;
+CREATE ROLE anon NOLOGIN;
+CREATE ROLE authenticated NOLOGIN;
+CREATE ROLE service_role NOLOGIN BYPASSRLS;
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT anon, authenticated, service_role TO authenticator;
+CREATE ROLE dba LOGIN;
+SQL
+
+# supabase_db NAME: the extension (installed by the superuser), Supabase's roles and default
+# privileges, and a legacy DazNode database with dirty rows, owned by app_owner.
+supabase_db() {
+    quiet postgres -c "CREATE DATABASE $1"
+    quiet "$1" <<'SQL'
+GRANT ALL ON SCHEMA public TO app_owner, anon, authenticated, service_role;
+SELECT format($$GRANT CREATE ON DATABASE %I TO app_owner$$, current_database()) \gexec
+CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role, app_owner;
+SET ROLE supabase_auth_admin;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  select
+  coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;
+GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role;
+RESET ROLE;
+CREATE EXTENSION daznode_crm;
+GRANT daznode_crm_maintenance TO app_owner, dba;
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+SQL
+    # The generator loads in replica mode (a superuser's right); then everything is app_owner's.
+    quiet "$1" -f fixtures/legacy/schema.sql
+    quiet "$1" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+    quiet "$1" <<'SQL'
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') LOOP
+        EXECUTE format('ALTER %s %s OWNER TO app_owner', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, r.rel);
+    END LOOP;
+    FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO app_owner', r.fn);
+    END LOOP;
+END $$;
+GRANT ALL ON ALL TABLES IN SCHEMA public TO anon, authenticated, service_role;
+SQL
+}
+
+# An owner's function that tries to make app_owner a superuser, and says what it ran as.
+EVIL='CREATE OR REPLACE FUNCTION public.evil() RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+    BEGIN EXECUTE $$ALTER ROLE app_owner SUPERUSER$$; EXCEPTION WHEN OTHERS THEN NULL; END;
+    INSERT INTO public.evil_log VALUES (current_user);
+    RETURN $$super_admin$$;
+END $f$;
+CREATE TABLE IF NOT EXISTS public.evil_log (ran_as text);
+GRANT ALL ON public.evil_log TO PUBLIC;'
+evil_log() { q "$1" -c "SELECT coalesce(string_agg(DISTINCT ran_as, ','), 'nothing') FROM public.evil_log"; }
+
+echo "# the guide, as the non-superuser owner (app_owner, a member of daznode_crm_maintenance)"
+supabase_db sec
+expect_eq "the owner is no superuser" "$(q sec -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'app_owner'")" "f"
+expect_eq "diagnostic as the owner" "$(owner sec "SELECT count(*) > 10 FROM daznode_crm.run_pre_migration_diagnostic()")" "t"
+expect_eq "orphan cleanup as the owner" "$(owner sec "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records() WHERE action NOT LIKE 'skipped%'")" "10"
+out=$(owner sec "CALL daznode_crm.migrate()")
+expect_eq "migrate() as the owner" "$(echo "$out" | grep -c ERROR)|$(q sec -c "SELECT count(*) FROM daznode_crm.schema_migrations")" "0|9"
+"$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d sec -v ON_ERROR_STOP=1 -f demo/30-resolve-findings.sql >/dev/null 2>&1
+expect_eq "findings resolved and every planned index built, as the owner" \
+    "$(q sec -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
+out=$(owner sec "CALL daznode_crm.migrate('complete')")
+expect_eq "migrate('complete') as the owner" "$(echo "$out" | grep -c ERROR)|$(q sec -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")" "0|p"
+expect_eq "everything it made belongs to the owner" \
+    "$(q sec -c "SELECT string_agg(DISTINCT relowner::regrole::text, ',') FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'crm\_%'")" "app_owner"
+expect_eq "materialized views refreshed as the owner" "$(owner sec "SELECT count(*) FROM daznode_crm.refresh_crm_materialized_views(concurrently => false) WHERE mode IN ('full', 'concurrently', 'skipped')")" "2"
+expect_eq "segments refreshed as the owner" "$(owner sec "SELECT count(*) FROM daznode_crm.refresh_auto_update_segments() WHERE problem IS NULL")" \
+    "$(q sec -c "SELECT count(*) FROM public.crm_customer_segments WHERE auto_update")"
+expect_eq "partition cleanup as the owner" "$(owner sec "SELECT count(*) > 0 FROM daznode_crm.cleanup_old_email_partitions(dry_run => true)")" "t"
+expect_eq "performance diagnosis as a maintenance member who owns nothing" "$(as dba sec "SELECT count(*) > 10 FROM daznode_crm.diagnose_crm_performance()")" "t"
+expect_eq "migrate() by a maintenance member who does not own the tables: 42501" "$(as dba sec "CALL daznode_crm.migrate()")" "ERROR:  42501"
+expect_eq "migrate() by a superuser on a non-superuser's tables: 42501 (SET ROLE to the owner)" \
+    "$(as postgres sec "CALL daznode_crm.migrate('complete')")" "ERROR:  42501"
+expect_eq "partition cleanup by a superuser on a non-superuser's tables: 42501" \
+    "$(as postgres sec "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions()")" "ERROR:  42501"
+quiet sec -c "CREATE EXTENSION pg_cron" -c "GRANT USAGE ON SCHEMA cron TO app_owner"
+owner sec "SELECT count(*) FROM daznode_crm.schedule_crm_maintenance()" >/dev/null
+expect_eq "pg_cron jobs scheduled by the owner run as the owner" \
+    "$(q sec -c "SELECT string_agg(DISTINCT username, ',') || ':' || count(*) FROM cron.job")" "app_owner:3"
+quiet sec -c "UPDATE cron.job SET schedule = '* * * * *'"
+
+echo "# 1. no way up to superuser through code the owner controls"
+quiet sec -c "SET ROLE app_owner; $EVIL"
+# a. is_admin_user() reading a view, a policy or a cast of the owner's
+owner sec "ALTER TABLE public.admin_roles RENAME TO admin_roles_real; CREATE VIEW public.admin_roles AS SELECT user_id, public.evil() AS role FROM public.admin_roles_real" >/dev/null
+expect_eq "admin_roles replaced by a view: an anon request with a JWT runs none of it, and is nobody's admin" \
+    "$(api sec anon 5 "SELECT daznode_crm.is_admin_user()")|$(evil_log sec)|$(not_super)" "f|nothing|"
+owner sec "DROP VIEW public.admin_roles; ALTER TABLE public.admin_roles_real RENAME TO admin_roles" >/dev/null
+owner sec "ALTER TABLE public.admin_roles FORCE ROW LEVEL SECURITY; CREATE POLICY evil ON public.admin_roles USING (public.evil() IS NOT NULL)" >/dev/null
+api sec authenticated 5 "SELECT daznode_crm.is_admin_user()" >/dev/null
+expect_eq "a forced policy on admin_roles: the lookup runs as the owner (who bypasses RLS here), never as the extension's owner" "$(evil_log sec)|$(not_super)" "nothing|"
+owner sec "DROP POLICY evil ON public.admin_roles; ALTER TABLE public.admin_roles NO FORCE ROW LEVEL SECURITY; TRUNCATE public.evil_log" >/dev/null
+owner sec "CREATE TYPE public.role_t AS ENUM ('super_admin', 'admin', 'moderator', 'support');
+           CREATE FUNCTION public.role_to_text(public.role_t) RETURNS text LANGUAGE sql AS \$\$ SELECT public.evil() \$\$;
+           CREATE CAST (public.role_t AS text) WITH FUNCTION public.role_to_text(public.role_t) AS IMPLICIT;
+           ALTER TABLE public.admin_roles DISABLE TRIGGER USER;
+           ALTER TABLE public.admin_roles ALTER COLUMN role TYPE public.role_t USING role::text::public.role_t;
+           ALTER TABLE public.admin_roles ENABLE TRIGGER USER" >/dev/null
+quiet sec -c "TRUNCATE public.evil_log"
+expect_eq "role as an enum with the owner's cast to text: read through its output function, the cast never runs" \
+    "$(api sec authenticated 2 "SELECT daznode_crm.is_admin_user('{admin}')")|$(evil_log sec)|$(not_super)" "t|nothing|"
+# b. writes of app tables by the segment refresh and the orphan cleanup, as superuser and as a maintenance member
+owner sec "CREATE FUNCTION public.evil_trigger() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM public.evil(); RETURN NULL; END \$\$;
+           CREATE TRIGGER evil AFTER INSERT OR UPDATE OR DELETE ON public.crm_customer_segment_members FOR EACH STATEMENT EXECUTE FUNCTION public.evil_trigger();
+           CREATE TRIGGER evil AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends FOR EACH STATEMENT EXECUTE FUNCTION public.evil_trigger();
+           CREATE TRIGGER evil AFTER INSERT OR UPDATE OR DELETE ON public.admin_roles FOR EACH STATEMENT EXECUTE FUNCTION public.evil_trigger()" >/dev/null
+seg=$(q sec -c "SELECT id FROM public.crm_customer_segments WHERE auto_update ORDER BY name LIMIT 1")
+for who in postgres dba; do
+    as "$who" sec "SELECT count(*) FROM daznode_crm.refresh_segment('$seg'); SELECT count(*) FROM daznode_crm.refresh_auto_update_segments(); SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()" >/dev/null
+done
+expect_eq "the owner's triggers fired by refresh_segment, refresh_auto_update_segments and the cleanup run as the owner" \
+    "$(evil_log sec)|$(not_super)" "app_owner|"
+# c. the diagnostic reading a view planted where a table was
+quiet sec -c "TRUNCATE public.evil_log"
+as authenticator sec "SET ROLE anon; CREATE FUNCTION public.anon_evil() RETURNS text LANGUAGE plpgsql AS \$f\$ BEGIN INSERT INTO public.evil_log VALUES (current_user); BEGIN EXECUTE \$\$ALTER ROLE anon SUPERUSER\$\$; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN 'x'; END \$f\$;
+    CREATE VIEW public.users AS SELECT id, public.anon_evil() AS email FROM public.profiles" >/dev/null
+diag=$(as postgres sec "SELECT status FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'object: public.users'")
+expect_eq "a view planted by anon at public.users: reported ERROR, never read by the diagnostic" "$diag|$(evil_log sec)|$(not_super)" "ERROR|nothing|"
+quiet sec -c "DROP VIEW public.users"
+# d. the reverse mirror writing the backup (a trigger of the owner's on crm_email_sends itself
+# would run as whoever writes, superuser included: PostgreSQL's rule, not the extension's)
+owner sec "DROP TRIGGER evil ON public.crm_email_sends" >/dev/null
+owner sec "CREATE TRIGGER evil AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends_backup FOR EACH STATEMENT EXECUTE FUNCTION public.evil_trigger()" >/dev/null
+quiet sec -c "TRUNCATE public.evil_log"
+as postgres sec "UPDATE public.crm_email_sends SET status = status WHERE id IN (SELECT id FROM public.crm_email_sends LIMIT 3)" >/dev/null
+api sec service_role 0 "UPDATE public.crm_email_sends SET status = status WHERE id IN (SELECT id FROM public.crm_email_sends LIMIT 3)" >/dev/null
+expect_eq "a superuser's and service_role's writes: the mirror writes the backup as its owner, whose triggers run as the owner" \
+    "$(evil_log sec)|$(not_super)" "app_owner|"
+expect_eq "the mirror function belongs to the backup's owner" \
+    "$(q sec -c "SELECT proowner::regrole FROM pg_proc WHERE oid = 'public.daznode_mirror_to_backup()'::regprocedure")" "app_owner"
+# e. an object of step 0009 made first by someone else
+supabase_db squat
+as authenticator squat "SET ROLE anon; CREATE VIEW public.crm_performance_monitor AS SELECT 1 AS x" >/dev/null
+out=$(as app_owner squat "CALL daznode_crm.migrate()")
+expect_eq "crm_performance_monitor made first by anon: migrate() stops at 0009 with 42501, the view is not adopted" \
+    "$out|$(q squat -c "SELECT relowner::regrole FROM pg_class WHERE oid = 'public.crm_performance_monitor'::regclass")|$(q squat -c "SELECT count(*) FROM daznode_crm.schema_migrations WHERE step = '0009_analytics_views'")" \
+    "ERROR:  42501|anon|0"
+
+echo "# 2. nothing the extension creates is a way around RLS"
+part=$(q sec -c "SELECT 'public.' || relname FROM pg_class WHERE relname ~ '^crm_email_sends_p[0-9]{6}$' ORDER BY relname DESC LIMIT 1 OFFSET 3")
+for r in anon authenticated; do
+    expect_eq "$r reads a partition directly: 42501" "$(api sec $r 5 "SELECT count(*) FROM $part")" "ERROR:  42501"
+    expect_eq "$r inserts into the default partition directly: 42501" \
+        "$(api sec $r 2 "INSERT INTO public.crm_email_sends_default (id, campaign_id, created_at) SELECT gen_random_uuid(), id, '1990-01-01' FROM public.crm_email_campaigns LIMIT 1")" "ERROR:  42501"
+done
+expect_eq "every table in public has RLS on (splinter's rls_disabled_in_public)" \
+    "$(q sec -c "SELECT coalesce(string_agg(relname, ','), 'none') FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') AND NOT relrowsecurity AND relname <> 'evil_log'")" "none"
+expect_eq "no API role holds a privilege on a partition, the backup of users, or a materialized view" \
+    "$(q sec -c "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE c.relnamespace = 'public'::regnamespace
+                 AND (c.relispartition OR c.relname = 'users_backup' OR c.relkind = 'm') AND a.grantee IN ('anon'::regrole, 'authenticated'::regrole, 'service_role'::regrole, 0)")" "0"
+
+echo "# 3. privileges within the role matrix"
+expect_eq "a signed-in user with no role empties admin_roles: 42501" "$(api sec authenticated 5 "TRUNCATE public.admin_roles")" "ERROR:  42501"
+expect_eq "they attach a trigger to admin_roles: 42501" \
+    "$(api sec authenticated 5 "CREATE TRIGGER x BEFORE INSERT ON public.admin_roles FOR EACH ROW EXECUTE FUNCTION public.evil_trigger()")" "ERROR:  42501"
+expect_eq "service_role truncates a CRM table: 42501" "$(api sec service_role 0 "TRUNCATE public.crm_email_templates")" "ERROR:  42501"
+for r in anon authenticated; do
+    expect_eq "$r reads crm_performance_monitor: 42501" "$(api sec $r 1 "SELECT count(*) FROM public.crm_performance_monitor")" "ERROR:  42501"
+    expect_eq "$r reads or writes users_backup: 42501" \
+        "$(api sec $r 1 "SELECT count(*) FROM public.users_backup") $(api sec $r 1 "DELETE FROM public.users_backup")" "ERROR:  42501 ERROR:  42501"
+done
+
+echo "# 4. a customer edits only what is theirs to edit"
+for col in "t4g_tokens = 1000000" "email_verified = NOT coalesce(email_verified, false)" "verified_at = now()" "profile_score = 100" "auth_method = 'admin'" "email = 'x@daznode.io'"; do
+    expect_eq "customer sets $col on their own profile: 42501" \
+        "$(api sec authenticated 5 "UPDATE public.profiles SET $col WHERE id = md5('profile5')::uuid")" "ERROR:  42501"
+done
+expect_eq "customer sets their city: 1 row" \
+    "$(api sec authenticated 5 "WITH u AS (UPDATE public.profiles SET ville = 'Lyon' WHERE id = md5('profile5')::uuid RETURNING 1) SELECT count(*) FROM u")" "1"
+expect_eq "an admin and service_role set tokens: 1 row each" \
+    "$(api sec authenticated 2 "WITH u AS (UPDATE public.profiles SET t4g_tokens = 7 WHERE id = md5('profile5')::uuid RETURNING 1) SELECT count(*) FROM u") $(api sec service_role 0 "WITH u AS (UPDATE public.profiles SET t4g_tokens = 8 WHERE id = md5('profile5')::uuid RETURNING 1) SELECT count(*) FROM u")" "1 1"
+
+echo "# 5. partitions are known by identity"
+quiet sec -c "CREATE TABLE public.victim (x int)"
+owner sec "CREATE SCHEMA otherschema; CREATE TABLE otherschema.victim (LIKE public.crm_email_sends INCLUDING CONSTRAINTS);
+           ALTER TABLE public.crm_email_sends ATTACH PARTITION otherschema.victim FOR VALUES FROM ('1999-01-01') TO ('1999-02-01');
+           CREATE TABLE public.crm_email_sends_p199801 (LIKE public.crm_email_sends INCLUDING CONSTRAINTS);
+           ALTER TABLE public.crm_email_sends ATTACH PARTITION public.crm_email_sends_p199801 FOR VALUES FROM (MINVALUE) TO ('1998-06-01')" >/dev/null
+out=$(owner sec "SELECT string_agg(partition_name || ':' || split_part(action, ':', 1), ',' ORDER BY partition_name) FROM daznode_crm.cleanup_old_email_partitions() WHERE action LIKE 'unexpected%'")
+expect_eq "a partition in another schema and one bounded by MINVALUE: reported, not dropped, the run goes on" \
+    "$out|$(q sec -c "SELECT count(*) FROM pg_class WHERE oid IN (to_regclass('public.victim'), to_regclass('otherschema.victim'), to_regclass('public.crm_email_sends_p199801'))")" \
+    "otherschema.victim:unexpected partition, left alone,public.crm_email_sends_p199801:unexpected partition, left alone|3"
+
+echo "# 6. the role cache"
+owner sec "CREATE TABLE public.admin_roles_child () INHERITS (public.admin_roles);
+           INSERT INTO public.admin_roles_child (user_id, role) VALUES (md5('profile5')::uuid, 'super_admin')" >/dev/null
+expect_eq "a row in an inheritance child of admin_roles makes nobody admin" "$(api sec authenticated 5 "SELECT daznode_crm.is_admin_user()")" "f"
+owner sec "DROP TABLE public.admin_roles_child" >/dev/null
+
+echo "# 7. recommendations are quoted"
+owner sec "ALTER TABLE public.crm_email_templates ADD COLUMN \"x); DROP TABLE public.profiles; --\" uuid CONSTRAINT \"fk; DROP TABLE public.orders; --\" REFERENCES public.profiles (id)" >/dev/null
+rec=$(as dba sec "SELECT recommendation FROM daznode_crm.diagnose_crm_performance() WHERE area = 'foreign keys' AND recommendation LIKE '%DROP TABLE%'")
+owner sec "${rec%%;*}" >/dev/null
+expect_eq "a column named like SQL: the advice quotes it, and running it drops nothing" \
+    "$(q sec -c "SELECT to_regclass('public.profiles') IS NOT NULL AND to_regclass('public.orders') IS NOT NULL")|$(grep -c '"x); DROP TABLE public.profiles; --"' <<<"$rec")" "t|1"
+owner sec "ALTER TABLE public.crm_email_templates DROP COLUMN \"x); DROP TABLE public.profiles; --\"" >/dev/null
+
+echo "# 8. bad input"
+owner sec "INSERT INTO public.crm_customer_segments (name, criteria, auto_update) VALUES
+    ('deep', (repeat('{\"a\":', 200) || '1' || repeat('}', 200))::jsonb, true),
+    ('huge', ('{\"orders\": {\"count\": {\"min\": 1' || repeat('0', 400) || '}}}')::jsonb, true),
+    ('long', jsonb_build_object('profile', jsonb_build_object('email_verified', repeat('y', 10000000))), true)" >/dev/null
+for s in deep huge long; do
+    out=$(as dba sec "SELECT * FROM daznode_crm.refresh_segment('$(q sec -c "SELECT id FROM public.crm_customer_segments WHERE name = '$s'")')")
+    expect_eq "criteria '$s': 22023, never XX000" "$out" "ERROR:  22023"
+done
+msg=$("$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U dba -d sec -c "SELECT * FROM daznode_crm.refresh_segment('$(q sec -c "SELECT id FROM public.crm_customer_segments WHERE name = 'long'")')" 2>&1)
+expect_eq "the 10 MB value's error message is short" "$([ "${#msg}" -lt 1000 ] && echo short || echo "${#msg} bytes")" "short"
+expect_eq "one bad segment gets its own problem row; the others are refreshed" \
+    "$(as dba sec "SELECT count(*) FILTER (WHERE problem IS NOT NULL) || ',' || count(*) FILTER (WHERE problem IS NULL) FROM daznode_crm.refresh_auto_update_segments()")" \
+    "3,$(q sec -c "SELECT count(*) - 3 FROM public.crm_customer_segments WHERE auto_update")"
+owner sec "DELETE FROM public.crm_customer_segments WHERE name IN ('deep', 'huge', 'long')" >/dev/null
+before=$(q sec -c "SELECT (SELECT count(*) FROM public.admin_roles) || ',' || (SELECT count(*) FROM public.crm_customer_segment_members) || ',' || (SELECT count(customer_id) FROM public.crm_email_sends)")
+owner sec "ALTER TABLE public.profiles RENAME TO profiles_away" >/dev/null
+out=$(as dba sec "SELECT count(*) FILTER (WHERE action LIKE 'skipped%') FROM daznode_crm.cleanup_orphaned_records()")
+owner sec "ALTER TABLE public.profiles_away RENAME TO profiles" >/dev/null
+expect_eq "profiles briefly missing: the cleanup skips its rules and deletes nothing" \
+    "$out|$(q sec -c "SELECT (SELECT count(*) FROM public.admin_roles) || ',' || (SELECT count(*) FROM public.crm_customer_segment_members) || ',' || (SELECT count(customer_id) FROM public.crm_email_sends)")" \
+    "6|$before"
+expect_eq "a retention of 1 microsecond: 22023; with force => true it is accepted" \
+    "$(owner sec "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions('1 microsecond', dry_run => true)")|$(owner sec "SELECT count(*) > 0 FROM daznode_crm.cleanup_old_email_partitions('1 microsecond', dry_run => true, force => true)")" \
+    "ERROR:  22023|t"
+
+echo "# 9. look-alike emails"
+twin=$(q sec -c "SELECT normalize(email, NFD) FROM public.profiles WHERE email ~ '[^[:ascii:]]' OR true ORDER BY id LIMIT 1")
+expect_eq "the decomposed form of an address: one more address is refused (23505)" \
+    "$(api sec service_role 0 "INSERT INTO public.profiles (id, email, nom, prenom) VALUES (gen_random_uuid(), 'jose' || U&'\\0301' || '@twin.io', 'a', 'b'), (gen_random_uuid(), 'jos' || U&'\\00E9' || '@twin.io', 'a', 'b')")" "ERROR:  23505"
+for c in 00AD 034F 061C 2066 2069 FE0F; do
+    expect_eq "an address holding U+$c is invalid" "$(q sec -c "SELECT daznode_crm.is_valid_email('ali' || U&'\\$c' || 'ce@x.io')")" "f"
+done
+expect_eq "an address holding a tag character is invalid" "$(q sec -c "SELECT daznode_crm.is_valid_email('alice' || U&'\\+0E0041' || '@x.io')")" "f"
+
+echo "# pg_cron: the owner's jobs really run"
+for _ in $(seq 1 100); do
+    [ "$(q sec -c "SELECT count(DISTINCT jobid) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed')")" -ge 3 ] && break
+    sleep 2
+done
+expect_eq "the three jobs ran as the owner and succeeded" \
+    "$(q sec -c "SELECT string_agg(DISTINCT j.username || ':' || d.status, ',') FROM cron.job_run_details d JOIN cron.job j USING (jobid)")" "app_owner:succeeded"
+quiet sec -c "SELECT cron.unschedule(jobid) FROM cron.job"
+
+echo "# 6b. the role cache under logical replication"
+supabase_db pub
+supabase_db sub
+for db in pub sub; do as app_owner $db "CALL daznode_crm.migrate()" >/dev/null; done
+quiet pub -c "CREATE PUBLICATION roles FOR TABLE public.admin_roles" -c "SELECT pg_create_logical_replication_slot('roles', 'pgoutput')"
+quiet sub -c "TRUNCATE public.admin_roles" \
+    -c "CREATE SUBSCRIPTION roles CONNECTION 'host=$DIR port=$PORT dbname=pub user=postgres' PUBLICATION roles WITH (create_slot = false, slot_name = 'roles')"
+for _ in $(seq 1 50); do
+    [ "$(q sub -c "SELECT count(*) FROM public.admin_roles")" = "$(q pub -c "SELECT count(*) FROM public.admin_roles")" ] && break
+    sleep 0.2
+done
+# A second session keeps a connection open (as PostgREST does) and asks before and after a
+# demotion made on the publisher.
+coproc WATCH { "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U authenticator -d sub 2>&1; }
+ask() { echo "BEGIN; SET LOCAL ROLE authenticated; SET LOCAL request.jwt.claims = '{\"sub\": \"$(uuid_of 2)\"}'; SELECT daznode_crm.is_admin_user(); COMMIT;" >&"${WATCH[1]}"; read -r -t 10 line <&"${WATCH[0]}"; echo "$line"; }
+first=$(ask)
+quiet pub -c "DELETE FROM public.admin_roles WHERE user_id = md5('profile2')::uuid"
+for _ in $(seq 1 50); do
+    [ "$(q sub -c "SELECT count(*) FROM public.admin_roles WHERE user_id = md5('profile2')::uuid")" = 0 ] && break
+    sleep 0.2
+done
+second=$(ask)
+echo '\q' >&"${WATCH[1]}"
+expect_eq "a demotion replicated into admin_roles is seen by a session that had cached the role" "$first|$second" "t|f"
+quiet sub -c "ALTER SUBSCRIPTION roles DISABLE" -c "ALTER SUBSCRIPTION roles SET (slot_name = NONE)" -c "DROP SUBSCRIPTION roles"
+quiet pub -c "SELECT pg_drop_replication_slot('roles')"
+
+summary
