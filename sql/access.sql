@@ -108,7 +108,7 @@ BEGIN
     -- The renamed legacy users table holds passwords: its owner's only (also on databases
     -- consolidated by an earlier version, before step 0004 did this itself).
     IF to_regclass('public.users_backup') IS NOT NULL
-       AND (SELECT c.relowner FROM pg_class c WHERE c.oid = 'public.users_backup'::regclass) = @extschema@.crm_owner() THEN
+       AND (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('public.users_backup')) = @extschema@.crm_owner() THEN
         PERFORM @extschema@.lock_down('public.users_backup'::regclass);
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger

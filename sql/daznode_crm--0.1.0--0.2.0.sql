@@ -14,17 +14,19 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_concurrent_indexes_status_wrapper';
 
--- src/api/partitions.rs:10
+-- src/api/partitions.rs:11
 -- daznode_crm::api::partitions::check_partition_cleanup_arguments
 CREATE  FUNCTION "check_partition_cleanup_arguments"(
 	"retention_micros" bigint, /* i64 */
-	"premake" INT /* i32 */
+	"month_micros" bigint, /* i64 */
+	"premake" INT, /* i32 */
+	"force" bool /* bool */
 ) RETURNS bool /* bool */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_partition_cleanup_arguments_wrapper';
 
--- src/api/cleanup.rs:11
+-- src/api/cleanup.rs:12
 -- daznode_crm::api::cleanup::cleanup_orphaned_records
 CREATE  FUNCTION "cleanup_orphaned_records"(
 	"dry_run" bool DEFAULT false /* bool */
@@ -46,6 +48,13 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'concurrent_index_plan_wrapper';
 
+-- src/api/security.rs:61
+-- daznode_crm::api::security::crm_owner
+CREATE  FUNCTION "crm_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
+
 -- src/api/migrations.rs:96
 -- daznode_crm::api::migrations::crm_tables
 CREATE  FUNCTION "crm_tables"() RETURNS TEXT[] /* Vec < String > */
@@ -53,7 +62,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:18
+-- src/api/access.rs:20
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
@@ -75,7 +84,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'diagnose_crm_performance_wrapper';
 
--- src/api/partitions.rs:18
+-- src/api/partitions.rs:19
 -- daznode_crm::api::partitions::email_partition_plan
 CREATE  FUNCTION "email_partition_plan"(
 	"now_micros" bigint, /* i64 */
@@ -94,7 +103,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
--- src/api/access.rs:30
+-- src/api/access.rs:39
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
@@ -163,7 +172,14 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:106
+-- src/api/access.rs:31
+-- daznode_crm::api::access::profile_owner_columns
+CREATE  FUNCTION "profile_owner_columns"() RETURNS TEXT[] /* Vec < & '_ str > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'profile_owner_columns_wrapper';
+
+-- src/api/access.rs:140
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -186,7 +202,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:45
+-- src/api/access.rs:54
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
@@ -200,7 +216,7 @@ CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURN
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
 
--- src/api/diagnostic.rs:24
+-- src/api/diagnostic.rs:25
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
 CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
 	"check_name" TEXT,  /* String */
@@ -277,6 +293,70 @@ SELECT pg_catalog.pg_extension_config_dump(
 CREATE INDEX migration_findings_step_kind ON @extschema@.migration_findings (step, kind);
 
 REVOKE ALL ON @extschema@.schema_migrations, @extschema@.migration_findings FROM PUBLIC;
+
+-- The trust model (README "Security"): whatever the extension creates in public gets explicit
+-- privileges, never the defaults (Supabase's default privileges give anon, authenticated and
+-- service_role ALL on every new table). lock_down() revokes every grant on `rel` but its
+-- owner's, and enables row-level security on a table with no policy, so that only its owner
+-- and roles that bypass RLS read it; callers then grant what the role matrix says.
+CREATE FUNCTION @extschema@.lock_down(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    g record;
+BEGIN
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', rel);
+    FOR g IN
+        SELECT DISTINCT a.grantee::regrole::text AS grantee
+        FROM pg_class c, aclexplode(c.relacl) AS a
+        WHERE c.oid = rel AND a.grantee <> c.relowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM %s', rel, g.grantee);
+    END LOOP;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) IN ('r', 'p') THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+    END IF;
+END
+$fn$;
+
+-- Statements that change application tables run as their owner, so that the owner's triggers,
+-- defaults and casts run with the owner's rights and nobody else's: a superuser (or any other
+-- role) calling migrate() or the partition maintenance on tables a non-superuser owns is
+-- refused with 42501 and told to SET ROLE to the owner.
+CREATE FUNCTION @extschema@.require_crm_owner(what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    owner oid := @extschema@.crm_owner();
+BEGIN
+    IF owner IS NOT NULL AND owner <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = owner) THEN
+        RAISE EXCEPTION 'daznode_crm: % runs as the owner of the CRM tables, %, not as %', what, owner::regrole, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The owner''s triggers and defaults run with the rights of whoever changes its tables; daznode_crm never lends them more.',
+                  HINT = format('SET ROLE %s; (a member of daznode_crm_maintenance), then again.', owner::regrole);
+    END IF;
+END
+$fn$;
+
+-- An object the extension means to create, found already made by another role than the CRM
+-- owner, stops the step: it is never adopted (its owner could redefine it later).
+CREATE FUNCTION @extschema@.refuse_foreign_object(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    rel regclass := to_regclass('public.' || quote_ident(name));
+    owner oid;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = rel;
+    IF owner IS DISTINCT FROM coalesce(@extschema@.crm_owner(), (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'daznode_crm: % already exists and belongs to %, not to the CRM owner; daznode_crm never adopts an object it did not create', rel, owner::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Find out who made it and why; drop or rename it (ALTER ... %s RENAME TO ...), then CALL daznode_crm.migrate() again.', rel);
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text) FROM PUBLIC;
 
 -- 0001: the CRM tables that do not exist yet, in the shape the app uses. On an empty database
 -- that is all of them; on a legacy one, none. Later steps bring both to the same final shape.
@@ -683,6 +763,8 @@ BEGIN
         EXECUTE format('ALTER TABLE public.users_backup RENAME CONSTRAINT %I TO %I', con.conname, 'users_backup' || substr(con.conname, 6));
     END LOOP;
     COMMENT ON TABLE public.users_backup IS 'The legacy users table, kept by daznode_crm step 0004_consolidate_users; its rows now live in public.profiles.';
+    -- It holds the legacy password column: its owner only, never the API roles.
+    PERFORM @extschema@.lock_down('public.users_backup'::regclass);
 
     RETURN jsonb_build_object('users_rows', n_users, 'copied_to_profiles', n_copied,
                               'not_copied', n_not_copied, 'conflicts_reported', n_conflicts,
@@ -849,6 +931,7 @@ DECLARE
     max_attempts constant int := 5;
     applied int := 0;
 BEGIN
+    PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
         -- One migrate() at a time; the lock is re-taken in each step's transaction.
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.migrate'));
@@ -919,7 +1002,7 @@ CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETU
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:200
+-- src/api/refresh.rs:214
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -930,7 +1013,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:17
+-- src/api/mod.rs:18
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -997,15 +1080,27 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;
+-- migrate() and its steps, for the CRM owner (a maintenance member; it refuses anyone else, see
+-- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
+GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
+    @extschema@.check_concurrent_indexes_status(), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
+    @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
+    @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
+    @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text)
+    TO daznode_crm_maintenance;
+GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_maintenance;
+GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
+GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 
--- src/api/caller.rs:471
+-- src/api/caller.rs:536
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
 	RETURNS TRIGGER
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:33
+-- src/api/mod.rs:34
 -- requires:
 --   migrations
 --   maintenance
@@ -1052,6 +1147,28 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.create_email_sends_policies() FROM PUBLIC;
 
+-- A user may change only some columns of their own profile (core::schema::PROFILE_OWNER_COLUMNS,
+-- read through profile_owner_columns()); the others (tokens, verification, score, auth method,
+-- email…) stay for admins, service_role and the owner. An allow-list, so a column the app adds
+-- later is privileged until it is listed. A BEFORE UPDATE trigger, since a policy cannot
+-- compare the old row with the new.
+CREATE FUNCTION @extschema@.guard_profile_columns() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    editable constant text[] := @extschema@.profile_owner_columns();
+BEGIN
+    IF pg_catalog.row_security_active(TG_RELID)
+       AND (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) editable) IS DISTINCT FROM (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) editable)
+       AND NOT (SELECT @extschema@.is_admin_user('{super_admin,admin}')) THEN
+        RAISE EXCEPTION 'daznode_crm: only these columns of a profile may be changed by its user: %', pg_catalog.array_to_string(editable, ', ')
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The other columns (tokens, verification, score, auth method, email) are changed by an admin or service_role.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.guard_profile_columns() FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -1063,6 +1180,8 @@ DECLARE
     dropped text[] := '{}';
     kept text[] := '{}';
     t text;
+    g record;
+    revoked text[] := '{}';
     admins constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin}''))';
     editors constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))';
     anyone_admin constant text := '(SELECT daznode_crm.is_admin_user())';
@@ -1085,7 +1204,31 @@ BEGIN
 
     FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
         EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
+        -- TRUNCATE ignores RLS, TRIGGER runs the grantee's code as whoever writes, REFERENCES
+        -- lets another table lock this one: the owner's alone (Supabase's default privileges
+        -- give them to anon, authenticated and service_role).
+        FOR g IN
+            SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee
+            FROM pg_class c, aclexplode(c.relacl) AS a
+            WHERE c.oid = format('public.%I', t)::regclass AND a.grantee <> c.relowner
+              AND a.privilege_type IN ('TRUNCATE', 'TRIGGER', 'REFERENCES')
+        LOOP
+            EXECUTE format('REVOKE TRUNCATE, TRIGGER, REFERENCES ON public.%I FROM %s', t, g.grantee);
+            revoked := revoked || format('public.%s: %s', t, g.grantee);
+        END LOOP;
     END LOOP;
+    -- The renamed legacy users table holds passwords: its owner's only (also on databases
+    -- consolidated by an earlier version, before step 0004 did this itself).
+    IF to_regclass('public.users_backup') IS NOT NULL
+       AND (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('public.users_backup')) = @extschema@.crm_owner() THEN
+        PERFORM @extschema@.lock_down('public.users_backup'::regclass);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+               WHERE tgrelid = 'public.profiles'::regclass AND tgname = 'daznode_guard_profile_columns') THEN
+        DROP TRIGGER daznode_guard_profile_columns ON public.profiles;
+    END IF;
+    CREATE TRIGGER daznode_guard_profile_columns BEFORE UPDATE ON public.profiles
+        FOR EACH ROW EXECUTE FUNCTION @extschema@.guard_profile_columns();
 
     -- One SELECT policy per table, the admin test first: PostgreSQL ORs permissive policies and
     -- evaluates left to right, so for an admin the per-row part is a constant. Writes get their
@@ -1124,7 +1267,9 @@ BEGIN
 
     RETURN jsonb_build_object('rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
                               'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept),
-                              'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed');
+                              'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed',
+                              'privileges_revoked', to_jsonb(revoked),
+                              'profile_columns_guard', 'public.profiles: daznode_guard_profile_columns');
 END
 $step$;
 
@@ -1135,9 +1280,13 @@ $step$;
 CREATE FUNCTION @extschema@.step_analytics_views(populate boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
-    r text;
     created text[] := '{}';
+    o text;
 BEGIN
+    FOREACH o IN ARRAY ARRAY['crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
+                             'crm_campaigns_analytics_admin', 'crm_performance_monitor'] LOOP
+        PERFORM @extschema@.refuse_foreign_object(o);
+    END LOOP;
     IF to_regclass('public.crm_segments_stats_mv') IS NULL THEN
         CREATE MATERIALIZED VIEW public.crm_segments_stats_mv AS
         SELECT s.id, s.name, s.description, s.criteria, s.auto_update, s.created_at, s.updated_at,
@@ -1181,21 +1330,17 @@ $mv$
     END IF;
 
     -- Default privileges (Supabase grants every new table of public to anon and authenticated)
-    -- may have granted them: revoke from every role but the owner.
-    REVOKE ALL ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv FROM PUBLIC;
-    FOR r IN
-        SELECT DISTINCT a.grantee::regrole::text
-        FROM pg_class c, aclexplode(c.relacl) AS a
-        WHERE c.oid IN ('public.crm_segments_stats_mv'::regclass, 'public.crm_campaigns_analytics_mv'::regclass)
-          AND a.grantee <> c.relowner AND a.grantee <> 0
-    LOOP
-        EXECUTE format('REVOKE ALL ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv FROM %s', r);
-    END LOOP;
+    -- may have granted them: their owner's only.
+    PERFORM @extschema@.lock_down('public.crm_segments_stats_mv'::regclass);
+    PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_mv'::regclass);
 
     CREATE OR REPLACE VIEW public.crm_segments_stats_admin WITH (security_barrier = true) AS
     SELECT * FROM public.crm_segments_stats_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin}'));
     CREATE OR REPLACE VIEW public.crm_campaigns_analytics_admin WITH (security_barrier = true) AS
     SELECT * FROM public.crm_campaigns_analytics_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin,moderator}'));
+    -- Readable by everyone (they filter by is_admin_user()); nothing else (no TRIGGER, no writes).
+    PERFORM @extschema@.lock_down('public.crm_segments_stats_admin'::regclass);
+    PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_admin'::regclass);
     GRANT SELECT ON public.crm_segments_stats_admin, public.crm_campaigns_analytics_admin TO PUBLIC;
 
     -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures.
@@ -1206,7 +1351,7 @@ $mv$
            round(100.0 * io.heap_blks_hit / nullif(io.heap_blks_hit + io.heap_blks_read, 0), 2) AS cache_hit_pct
     FROM pg_stat_user_tables s JOIN pg_statio_user_tables io USING (relid)
     WHERE s.schemaname = 'public' AND s.relname = ANY (@extschema@.crm_tables());
-    REVOKE ALL ON public.crm_performance_monitor FROM PUBLIC;
+    PERFORM @extschema@.lock_down('public.crm_performance_monitor'::regclass);
     GRANT SELECT ON public.crm_performance_monitor TO daznode_crm_maintenance;
 
     RETURN jsonb_build_object('created', to_jsonb(created),
@@ -1223,8 +1368,12 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() TO daznode_crm_maintenance;
+-- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
+GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
+    @extschema@.create_write_policies(text, text), @extschema@.create_email_sends_policies(),
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns() TO daznode_crm_maintenance;
 
--- src/api/mod.rs:47
+-- src/api/mod.rs:48
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments
@@ -1282,7 +1431,31 @@ BEGIN
             RETURN NULL;
         END $body$$f$,
         fn_name, target, l.cols, l.new_values, l.assignments);
-    EXECUTE format('REVOKE ALL ON FUNCTION public.%I() FROM PUBLIC', fn_name);
+    PERFORM @extschema@.lock_down_function(format('public.%I()', fn_name)::regprocedure);
+    -- It writes the backup as the backup's owner, so that the owner's triggers there run with
+    -- the owner's rights, never with those of whoever ran the step.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = target) <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        EXECUTE format('ALTER FUNCTION public.%I() OWNER TO %s', fn_name, (SELECT c.relowner::regrole FROM pg_class c WHERE c.oid = target));
+    END IF;
+END
+$fn$;
+
+-- A function the extension creates in public: executable by nobody but its owner (Supabase's
+-- default privileges grant EXECUTE on new functions to the API roles, and PostgREST exposes
+-- public's functions). Trigger functions need no EXECUTE to fire.
+CREATE FUNCTION @extschema@.lock_down_function(fn regprocedure) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    g record;
+BEGIN
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    FOR g IN
+        SELECT DISTINCT a.grantee::regrole::text AS grantee
+        FROM pg_proc p, aclexplode(p.proacl) AS a
+        WHERE p.oid = fn AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %s', fn, g.grantee);
+    END LOOP;
 END
 $fn$;
 
@@ -1487,6 +1660,12 @@ BEGIN
             HINT = 'SELECT * FROM daznode_crm.cleanup_orphaned_records(); sends of missing campaigns are report-only: delete them by hand if they are gone.';
     END IF;
     SELECT r.rolsuper INTO is_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+    PERFORM @extschema@.require_crm_owner('migrate(''complete'')');
+    -- Names this step creates: a leftover of an interrupted run is dropped below, but only when
+    -- it is the CRM owner's; anything else stops the step.
+    PERFORM @extschema@.refuse_foreign_object('crm_email_sends_partitioned');
+    PERFORM @extschema@.refuse_foreign_object('crm_email_sends_changes');
+    PERFORM @extschema@.refuse_foreign_object('crm_email_sends_default');
 
     -- Leftovers of an interrupted run: the old table was never touched but for the trigger.
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_capture_email_sends') THEN
@@ -1525,6 +1704,13 @@ BEGIN
     CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends_partitioned DEFAULT;
     -- Unlogged: after a crash the run starts over anyway (the leftovers above).
     CREATE UNLOGGED TABLE public.crm_email_sends_changes (id uuid NOT NULL);
+    -- None of them is reachable by the API roles: the copy gets the old table's grants and
+    -- policies at the swap; the partitions and the log stay their owner's (RLS on, no policy:
+    -- read through the parent, whose policies apply).
+    PERFORM @extschema@.lock_down(c.oid::regclass)
+    FROM pg_catalog.pg_class c
+    WHERE c.oid = 'public.crm_email_sends_partitioned'::regclass OR c.oid = 'public.crm_email_sends_changes'::regclass
+       OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'public.crm_email_sends_partitioned'::regclass);
     CREATE FUNCTION public.daznode_capture_email_sends() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
     BEGIN
@@ -1536,7 +1722,7 @@ BEGIN
         END IF;
         RETURN NULL;
     END $body$;
-    REVOKE ALL ON FUNCTION public.daznode_capture_email_sends() FROM PUBLIC;
+    PERFORM @extschema@.lock_down_function('public.daznode_capture_email_sends()'::regprocedure);
     CREATE TRIGGER daznode_capture_email_sends AFTER INSERT OR UPDATE OR DELETE ON public.crm_email_sends
         FOR EACH ROW EXECUTE FUNCTION public.daznode_capture_email_sends();
     -- ALWAYS: writes made with session_replication_role = replica (a logical replication
@@ -1655,10 +1841,8 @@ BEGIN
         EXECUTE pg_catalog.format('GRANT %s ON public.crm_email_sends TO %s', g.privilege_type,
                                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
     END LOOP;
-    IF (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends_backup'::regclass) THEN
-        ALTER TABLE public.crm_email_sends ENABLE ROW LEVEL SECURITY;
-        PERFORM @extschema@.create_email_sends_policies();
-    END IF;
+    -- RLS is on since lock_down(); the old table's policies (step 0008) go with it.
+    PERFORM @extschema@.create_email_sends_policies();
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_backup'::regclass);
     -- From now on the backup follows every write, so that a rollback loses nothing.
     PERFORM @extschema@.create_email_sends_mirror('daznode_mirror_to_backup', 'public.crm_email_sends_backup'::regclass);
@@ -1688,6 +1872,7 @@ DECLARE
     n_backup bigint;
     had_mv boolean;
 BEGIN
+    PERFORM @extschema@.require_crm_owner('rollback_email_sends_partitioning()');
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
        OR to_regclass('public.crm_email_sends_backup') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
@@ -1711,6 +1896,12 @@ BEGIN
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_partitioned;
     ALTER TABLE public.crm_email_sends_backup RENAME TO crm_email_sends;
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_backup_', 'crm_email_sends_', '');
+    -- Out of service: its owner's only, like its partitions.
+    PERFORM @extschema@.lock_down('public.crm_email_sends_partitioned'::regclass);
+    DROP POLICY IF EXISTS daznode_read ON public.crm_email_sends_partitioned;
+    DROP POLICY IF EXISTS daznode_insert ON public.crm_email_sends_partitioned;
+    DROP POLICY IF EXISTS daznode_update ON public.crm_email_sends_partitioned;
+    DROP POLICY IF EXISTS daznode_delete ON public.crm_email_sends_partitioned;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_partitioned'::regclass);
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
@@ -1725,6 +1916,7 @@ $fn$;
 CREATE FUNCTION @extschema@.finish_email_sends_partitioning(drop_backup boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
+    PERFORM @extschema@.require_crm_owner('finish_email_sends_partitioning()');
     IF to_regclass('public.crm_email_sends') IS NOT NULL THEN
         DROP TRIGGER IF EXISTS daznode_mirror_to_backup ON public.crm_email_sends;
     END IF;
@@ -1739,11 +1931,16 @@ $fn$;
 
 -- The monthly maintenance, for pg_cron: SELECT daznode_crm.cleanup_old_email_partitions();
 -- Each partition is its own subtransaction: one that cannot be locked in time is skipped and
--- reported, and never undoes the others (future partitions are created first).
+-- reported, and never undoes the others (future partitions are created first). SECURITY
+-- INVOKER, run by the CRM owner (require_crm_owner): rows moved out of the default partition
+-- fire the owner's triggers with the owner's rights. Partitions are known by oid: only those in
+-- public, named crm_email_sends_pYYYYMM and bounded by exactly that month are ever dropped; any
+-- other is reported and left alone.
 CREATE FUNCTION @extschema@.cleanup_old_email_partitions(
-    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false)
+    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false,
+    force boolean DEFAULT false)
 RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, action text, rows bigint)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     now_ts timestamptz := now();
     cutoff timestamptz;
@@ -1753,74 +1950,123 @@ DECLARE
     names text[];
     starts bigint[];
     ends bigint[];
-    default_name text;
+    default_rel regclass;
     stuck_months timestamp[];
+    new_part regclass;
 BEGIN
-    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL THEN
+    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL OR force IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint, premake);
+    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint,
+                                                          (extract(epoch FROM now_ts - (now_ts - interval '1 month')) * 1e6)::bigint,
+                                                          premake, force);
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
     END IF;
+    PERFORM @extschema@.require_crm_owner('cleanup_old_email_partitions()');
     IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN
         RETURN QUERY SELECT NULL::text, NULL::timestamptz, NULL::timestamptz, 'skipped: already running'::text, 0::bigint;
         RETURN;
     END IF;
     cutoff := now_ts - retention;
-    -- Rows outside every partition land in the default one; make sure there is one.
-    IF NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                   WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT') THEN
+
+    -- Every partition, by oid, with what it is: a month of ours, the default partition of ours
+    -- (public.crm_email_sends_default), or unexpected (another schema, name or bound).
+    DROP TABLE IF EXISTS pg_temp.daznode_partitions;
+    CREATE TEMP TABLE daznode_partitions ON COMMIT DROP AS
+    SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname, b.bound, b.s, b.e,
+           CASE WHEN b.bound = 'DEFAULT' THEN
+                    CASE WHEN n.nspname = 'public' AND c.relname = 'crm_email_sends_default' THEN 'default' ELSE 'unexpected' END
+                WHEN n.nspname = 'public' AND c.relname ~ '^crm_email_sends_p[0-9]{6}$' AND b.s IS NOT NULL AND b.e IS NOT NULL
+                     AND b.s = (to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp AT TIME ZONE 'UTC')
+                     AND b.e = ((to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp + interval '1 month') AT TIME ZONE 'UTC')
+                    THEN 'monthly'
+                ELSE 'unexpected' END AS kind
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) g
+    CROSS JOIN LATERAL (
+        SELECT g.bound,
+               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
+                    THEN substring(g.bound FROM 'FROM \(''([^'']+)''')::timestamptz END AS s,
+               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
+                    THEN substring(g.bound FROM 'TO \(''([^'']+)''')::timestamptz END AS e) b
+    WHERE i.inhparent = 'public.crm_email_sends'::regclass;
+
+    RETURN QUERY SELECT format('%I.%I', d.nspname, d.relname), d.s, d.e,
+                        ('unexpected partition, left alone: ' || d.bound)::text, NULL::bigint
+                 FROM pg_temp.daznode_partitions d WHERE d.kind = 'unexpected' ORDER BY 1;
+
+    -- Rows outside every partition land in the default one; make sure there is one. When a
+    -- default partition that is not ours is attached, rows are never moved out of it.
+    SELECT d.oid::regclass INTO default_rel FROM pg_temp.daznode_partitions d WHERE d.kind = 'default';
+    IF default_rel IS NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.daznode_partitions d WHERE d.bound = 'DEFAULT') THEN
         IF dry_run THEN
             RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'would create (default partition)'::text, 0::bigint;
         ELSE
+            PERFORM @extschema@.refuse_foreign_object('crm_email_sends_default');
             CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends DEFAULT;
+            PERFORM @extschema@.lock_down('public.crm_email_sends_default'::regclass);
+            default_rel := 'public.crm_email_sends_default'::regclass;
             RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'created (default partition)'::text, 0::bigint;
         END IF;
     END IF;
-    SELECT c.relname INTO default_name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
 
-    SELECT array_agg(c.relname::text ORDER BY c.relname),
-           array_agg((extract(epoch FROM substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \(''([^'']+)''')::timestamptz) * 1e6)::bigint ORDER BY c.relname),
-           array_agg((extract(epoch FROM substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']+)''')::timestamptz) * 1e6)::bigint ORDER BY c.relname)
+    SELECT array_agg(d.relname ORDER BY d.relname),
+           array_agg((extract(epoch FROM d.s) * 1e6)::bigint ORDER BY d.relname),
+           array_agg((extract(epoch FROM d.e) * 1e6)::bigint ORDER BY d.relname)
     INTO names, starts, ends
-    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT';
+    FROM pg_temp.daznode_partitions d WHERE d.kind = 'monthly';
 
     -- Months that rows stuck in the default partition belong to (within retention) get their
-    -- partition too; creating it moves them.
-    IF default_name IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM public.%I', default_name) INTO stuck_months;
+    -- partition too; creating it moves them. A month an unexpected partition covers is left to it.
+    IF default_rel IS NOT NULL THEN
+        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM %s', default_rel) INTO stuck_months;
     END IF;
     FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
-        FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                              premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-        WHERE q.action = 'missing'
-        UNION
-        SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
-        FROM unnest(stuck_months) AS d(m)
-        WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
+        SELECT x.partition_name, x.s, x.e FROM (
+            SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
+            FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
+                                                  premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+            WHERE q.action = 'missing'
+            UNION
+            SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
+            FROM unnest(stuck_months) AS d(m)
+            WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
+        ) x
+        WHERE NOT EXISTS (SELECT 1 FROM pg_temp.daznode_partitions t
+                          WHERE t.kind <> 'default' AND t.s IS NOT NULL AND t.s < x.e AND x.s < t.e)
         ORDER BY 2
     LOOP
         IF dry_run THEN
-            EXECUTE format('SELECT count(*) FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name) INTO moved USING p.s, p.e;
+            moved := 0;
+            IF default_rel IS NOT NULL THEN
+                EXECUTE format('SELECT count(*) FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel) INTO moved USING p.s, p.e;
+            END IF;
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'would create, moving rows from the default partition' ELSE 'would create' END, moved;
             CONTINUE;
         END IF;
+        PERFORM @extschema@.refuse_foreign_object(p.partition_name);
         -- Rows of that month in the default partition move into the new one; the lock on the
         -- default partition keeps new ones from landing there meanwhile.
-        IF @extschema@.run_with_lock_retries(ARRAY[
-               format('LOCK TABLE public.%I IN ACCESS EXCLUSIVE MODE', default_name),
-               format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name),
-               format('DELETE FROM public.%I WHERE created_at >= $1 AND created_at < $2', default_name),
-               format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
-               'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
-               'DROP TABLE pg_temp.daznode_moving'], 3, p.s, p.e) THEN
+        IF @extschema@.run_with_lock_retries(
+               CASE WHEN default_rel IS NOT NULL THEN ARRAY[
+                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_rel),
+                   format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
+                   format('DELETE FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
+                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
+                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name)),
+                   'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
+                   'DROP TABLE pg_temp.daznode_moving']
+               ELSE ARRAY[
+                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
+                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name))] END,
+               3, p.s, p.e) THEN
+            new_part := to_regclass('public.' || quote_ident(p.partition_name));
             -- Only the moved rows are in the new partition until this transaction commits.
-            EXECUTE format('SELECT count(*) FROM public.%I', p.partition_name) INTO moved;
+            EXECUTE format('SELECT count(*) FROM %s', new_part) INTO moved;
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
         ELSE
             RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
@@ -1828,24 +2074,26 @@ BEGIN
     END LOOP;
 
     FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
+        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.oid::regclass AS rel
         FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
                                               premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+        JOIN pg_temp.daznode_partitions d ON d.kind = 'monthly' AND d.relname = q.partition_name
         WHERE q.action = 'expired'
         ORDER BY 2
     LOOP
         -- Rows from the statistics (counting would read the partition the drop never reads).
         -- NULL when the partition was never analyzed.
-        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(p.partition_name));
+        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = p.rel;
         IF dry_run THEN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
         END IF;
         IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
                'CREATE SCHEMA IF NOT EXISTS crm_archive',
-               format('ALTER TABLE public.crm_email_sends DETACH PARTITION public.%I', p.partition_name),
-               format('ALTER TABLE public.%I SET SCHEMA crm_archive', p.partition_name)]
-           ELSE ARRAY[format('DROP TABLE public.%I', p.partition_name)] END, 3) THEN
+               format('ALTER TABLE public.crm_email_sends DETACH PARTITION %s', p.rel),
+               format('ALTER TABLE %s SET SCHEMA crm_archive', p.rel),
+               format('SELECT daznode_crm.lock_down(%s::oid::regclass)', p.rel::oid)]
+           ELSE ARRAY[format('DROP TABLE %s', p.rel)] END, 3) THEN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
         ELSE
             RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
@@ -1858,8 +2106,17 @@ REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschem
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
-    @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean),
-    @extschema@.check_partition_cleanup_arguments(bigint, integer),
+    @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
+    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean) TO daznode_crm_maintenance;
+-- For the CRM owner running migrate('complete'), the rollback and the cleanup (invoker rights).
+GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
+    @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz),
+    @extschema@.rollback_email_sends_partitioning(), @extschema@.replay_email_sends_changes(text, timestamptz, boolean),
+    @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),
+    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
+    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) TO daznode_crm_maintenance;
