@@ -27,7 +27,7 @@ fn cleanup_orphaned_records(
         let table = format!("public.{}", rule.child_table);
         let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
         let (Some(owner), true) = (owner, column_exists(rule.child_table, rule.child_column)) else {
-            out.push(skip(format!("{table}.{} does not exist (or is not a table of the CRM owner)", rule.child_column)));
+            out.push(skip("column does not exist".to_string()));
             continue;
         };
         let parents = match rule.parents_present(column_exists) {

@@ -117,3 +117,45 @@ pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
 pub fn as_crm_owner<T>(f: impl FnOnce() -> T) -> Option<T> {
     crm_owner().map(|owner| as_role(owner, f))
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    fn current_user() -> String {
+        Spi::get_one::<String>("SELECT current_user::text").unwrap().unwrap()
+    }
+
+    #[pg_test]
+    fn as_role_runs_as_the_role_and_comes_back() {
+        Spi::run("CREATE ROLE daznode_test_owner NOLOGIN").unwrap();
+        let role = Spi::get_one::<pg_sys::Oid>("SELECT 'daznode_test_owner'::regrole::oid").unwrap().unwrap();
+        let before = current_user();
+        let inside = as_role(role, current_user);
+        assert_eq!(inside, "daznode_test_owner");
+        assert_eq!(current_user(), before);
+    }
+
+    #[pg_test(error = "cannot set parameter \"role\" within security-definer function")]
+    fn code_run_as_a_role_cannot_set_role_back() {
+        Spi::run("CREATE ROLE daznode_test_owner NOLOGIN").unwrap();
+        let role = Spi::get_one::<pg_sys::Oid>("SELECT 'daznode_test_owner'::regrole::oid").unwrap().unwrap();
+        as_role(role, || Spi::run("SET ROLE NONE").unwrap());
+    }
+
+    #[pg_test]
+    fn only_tables_of_the_crm_owner_are_crm_tables() {
+        assert_eq!(crm_owner(), None);
+        Spi::run("CREATE ROLE daznode_test_other NOLOGIN").unwrap();
+        Spi::run("CREATE TABLE public.profiles (id uuid PRIMARY KEY)").unwrap();
+        Spi::run("CREATE VIEW public.orders AS SELECT id AS user_id FROM public.profiles").unwrap();
+        Spi::run("CREATE TABLE public.subscriptions (user_id uuid)").unwrap();
+        Spi::run("ALTER TABLE public.subscriptions OWNER TO daznode_test_other").unwrap();
+        assert!(crm_owner().is_some());
+        assert!(crm_table("profiles").is_some());
+        assert_eq!(relation("orders").map(|r| r.kind), Some(b'v'));
+        assert!(crm_table("orders").is_none(), "a view is never a CRM table");
+        assert!(crm_table("subscriptions").is_none(), "another role's table is never a CRM table");
+    }
+}
