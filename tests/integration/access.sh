@@ -122,6 +122,16 @@ expect_eq "every policy calls the functions once per query (diagnose_crm_perform
 setup_db plain plain
 matrix plain app_user
 
+echo "# the Supabase role model: tables of a non-superuser owner who runs the migration, auth.uid() of another"
+supabase_roles
+supabase_like_db owned
+expect_eq "migrate() as the owner" "$(as_login app_owner owned "CALL daznode_crm.migrate()")" ""
+matrix owned authenticated
+expect_eq "service_role bypasses RLS and reads everything" \
+    "$(as owned service_role 0 "SELECT count(*) FROM public.crm_customer_segments")" "$(q owned -c "SELECT count(*) FROM public.crm_customer_segments")"
+expect_eq "auth.uid() owned by supabase_auth_admin: the JWT claims give the same identity" \
+    "$(as owned authenticated 2 "SELECT daznode_crm.current_user_id() = auth.uid(), daznode_crm.is_admin_user()")" "t|t"
+
 echo "# is_admin_user() cannot be steered"
 expect_eq "there is no way to ask about another user" \
     "$(as plain app_user 5 "SELECT daznode_crm.is_admin_user(md5('profile1')::uuid)" | grep -c 'does not exist')" "1"

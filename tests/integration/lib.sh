@@ -19,6 +19,80 @@ legacy_db() {
 }
 # What a DBA does with the migration's findings: the demo's step, quietly.
 resolve_findings() { quiet "$1" -f demo/30-resolve-findings.sql; }
+# as_login USER DB SQL: a login as USER (trust auth), errors shown as "ERROR: <SQLSTATE>".
+as_login() {
+    local user=$1 db=$2; shift 2
+    "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U "$user" -d "$db" -v VERBOSITY=sqlstate -v ON_ERROR_STOP=1 -c "$*" 2>&1 \
+        | sed -E 's/^psql:[^:]*: //' | tr '\n' ' ' | sed 's/ *$//'
+}
+
+# The Supabase role model (README "Security"), cluster-wide: app_owner owns the tables (Supabase's
+# `postgres`: no superuser, CREATEROLE, BYPASSRLS), supabase_auth_admin owns auth.uid(), the API
+# roles, PostgREST's authenticator (NOINHERIT, SET ROLE to them), and dba, a maintenance member
+# who owns nothing. Roles that exist already are kept.
+supabase_roles() {
+    quiet postgres <<'SQL'
+DO $$
+DECLARE r text[];
+BEGIN
+    FOREACH r SLICE 1 IN ARRAY ARRAY[['app_owner', 'LOGIN CREATEROLE BYPASSRLS'], ['supabase_auth_admin', 'NOLOGIN'],
+                                     ['anon', 'NOLOGIN'], ['authenticated', 'NOLOGIN'], ['service_role', 'NOLOGIN BYPASSRLS'],
+                                     ['authenticator', 'LOGIN NOINHERIT'], ['dba', 'LOGIN']] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r[1]) THEN
+            EXECUTE format('CREATE ROLE %I %s', r[1], r[2]);
+        END IF;
+    END LOOP;
+END $$;
+GRANT anon, authenticated, service_role TO authenticator;
+SQL
+}
+
+# supabase_like_db NAME: the extension (installed by the superuser), Supabase's roles and default
+# privileges, and a legacy DazNode database with dirty rows, owned by app_owner.
+supabase_like_db() {
+    quiet postgres -c "CREATE DATABASE $1"
+    quiet "$1" <<'SQL'
+GRANT ALL ON SCHEMA public TO app_owner, anon, authenticated, service_role;
+SELECT format($$GRANT CREATE ON DATABASE %I TO app_owner$$, current_database()) \gexec
+CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role, app_owner;
+SET ROLE supabase_auth_admin;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  select
+  coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;
+GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role;
+RESET ROLE;
+CREATE EXTENSION daznode_crm;
+GRANT daznode_crm_maintenance TO app_owner, dba;
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+SQL
+    # The generator loads in replica mode (a superuser's right); then everything is app_owner's.
+    quiet "$1" -f fixtures/legacy/schema.sql
+    quiet "$1" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+    quiet "$1" <<'SQL'
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') LOOP
+        EXECUTE format('ALTER %s %s OWNER TO app_owner', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, r.rel);
+    END LOOP;
+    FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO app_owner', r.fn);
+    END LOOP;
+END $$;
+GRANT ALL ON ALL TABLES IN SCHEMA public TO anon, authenticated, service_role;
+SQL
+}
+
 summary() {
     echo
     echo "$passed passed, $failed failed"

@@ -19,12 +19,7 @@ cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'" "wal_level = logical" \
     "max_worker_processes = 16"
 trap '[ -n "${KEEP:-}" ] || cluster_stop "$DIR"' EXIT
 
-# as USER DB SQL: a login as USER (trust auth), errors shown as "ERROR: <SQLSTATE>".
-as() {
-    local user=$1 db=$2; shift 2
-    "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U "$user" -d "$db" -v VERBOSITY=sqlstate -v ON_ERROR_STOP=1 -c "$*" 2>&1 \
-        | sed -E 's/^psql:[^:]*: //' | tr '\n' ' ' | sed 's/ *$//'
-}
+as() { as_login "$@"; }
 # api DB ROLE N SQL: a PostgREST request of ROLE with the JWT of fixture profile N (0: no JWT).
 api() {
     local db=$1 role=$2 n=$3 sql=$4 claims=""
@@ -35,62 +30,7 @@ uuid_of() { q postgres -c "SELECT md5('profile' || $1)::uuid"; }
 owner() { as app_owner "$@"; }
 not_super() { q postgres -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolsuper AND rolname <> 'postgres'"; }
 
-quiet postgres <<'SQL'
-CREATE ROLE app_owner LOGIN CREATEROLE BYPASSRLS;
-CREATE ROLE supabase_auth_admin NOLOGIN;
-CREATE ROLE anon NOLOGIN;
-CREATE ROLE authenticated NOLOGIN;
-CREATE ROLE service_role NOLOGIN BYPASSRLS;
-CREATE ROLE authenticator LOGIN NOINHERIT;
-GRANT anon, authenticated, service_role TO authenticator;
-CREATE ROLE dba LOGIN;
-SQL
-
-# supabase_db NAME: the extension (installed by the superuser), Supabase's roles and default
-# privileges, and a legacy DazNode database with dirty rows, owned by app_owner.
-supabase_db() {
-    quiet postgres -c "CREATE DATABASE $1"
-    quiet "$1" <<'SQL'
-GRANT ALL ON SCHEMA public TO app_owner, anon, authenticated, service_role;
-SELECT format($$GRANT CREATE ON DATABASE %I TO app_owner$$, current_database()) \gexec
-CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin;
-GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role, app_owner;
-SET ROLE supabase_auth_admin;
-CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
-  select
-  coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
-$$;
-GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role;
-RESET ROLE;
-CREATE EXTENSION daznode_crm;
-GRANT daznode_crm_maintenance TO app_owner, dba;
-ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
-SQL
-    # The generator loads in replica mode (a superuser's right); then everything is app_owner's.
-    quiet "$1" -f fixtures/legacy/schema.sql
-    quiet "$1" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
-    quiet "$1" <<'SQL'
-DO $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c
-             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') LOOP
-        EXECUTE format('ALTER %s %s OWNER TO app_owner', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, r.rel);
-    END LOOP;
-    FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace LOOP
-        EXECUTE format('ALTER ROUTINE %s OWNER TO app_owner', r.fn);
-    END LOOP;
-END $$;
-GRANT ALL ON ALL TABLES IN SCHEMA public TO anon, authenticated, service_role;
-SQL
-}
+supabase_roles
 
 # An owner's function that tries to make app_owner a superuser, and says what it ran as.
 EVIL='CREATE OR REPLACE FUNCTION public.evil() RETURNS text LANGUAGE plpgsql AS $f$
@@ -104,7 +44,7 @@ GRANT ALL ON public.evil_log TO PUBLIC;'
 evil_log() { q "$1" -c "SELECT coalesce(string_agg(DISTINCT ran_as, ','), 'nothing') FROM public.evil_log"; }
 
 echo "# the guide, as the non-superuser owner (app_owner, a member of daznode_crm_maintenance)"
-supabase_db sec
+supabase_like_db sec
 expect_eq "the owner is no superuser" "$(q sec -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'app_owner'")" "f"
 expect_eq "diagnostic as the owner" "$(owner sec "SELECT count(*) > 10 FROM daznode_crm.run_pre_migration_diagnostic()")" "t"
 expect_eq "orphan cleanup as the owner" "$(owner sec "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records() WHERE action NOT LIKE 'skipped%'")" "10"
@@ -183,7 +123,7 @@ expect_eq "a superuser's and service_role's writes: the mirror writes the backup
 expect_eq "the mirror function belongs to the backup's owner" \
     "$(q sec -c "SELECT proowner::regrole FROM pg_proc WHERE oid = 'public.daznode_mirror_to_backup()'::regprocedure")" "app_owner"
 # e. an object of step 0009 made first by someone else
-supabase_db squat
+supabase_like_db squat
 as authenticator squat "SET ROLE anon; CREATE VIEW public.crm_performance_monitor AS SELECT 1 AS x" >/dev/null
 out=$(as app_owner squat "CALL daznode_crm.migrate()")
 expect_eq "crm_performance_monitor made first by anon: migrate() stops at 0009 with 42501, the view is not adopted" \
@@ -294,8 +234,8 @@ expect_eq "the three jobs ran as the owner and succeeded" \
 quiet sec -c "SELECT cron.unschedule(jobid) FROM cron.job"
 
 echo "# 6b. the role cache under logical replication"
-supabase_db pub
-supabase_db sub
+supabase_like_db pub
+supabase_like_db sub
 for db in pub sub; do as app_owner $db "CALL daznode_crm.migrate()" >/dev/null; done
 quiet pub -c "CREATE PUBLICATION roles FOR TABLE public.admin_roles" -c "SELECT pg_create_logical_replication_slot('roles', 'pgoutput')"
 quiet sub -c "TRUNCATE public.admin_roles" \
