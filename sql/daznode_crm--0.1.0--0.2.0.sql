@@ -1123,16 +1123,19 @@ CREATE FUNCTION "admin_roles_changed"()
 -- Every policy calls is_admin_user() / current_user_id() inside a sub-SELECT, so it runs once
 -- per query, and none reads the table it protects (the legacy recursion bug).
 
--- The INSERT, UPDATE and DELETE policies of one table, for the roles `allowed` (an expression).
-CREATE FUNCTION @extschema@.create_write_policies(table_name text, allowed text) RETURNS void
+-- The INSERT, UPDATE and DELETE policies of one table, for the roles `allowed` (an expression);
+-- `update_allowed` widens UPDATE (a profile's owner), in the same policy: one permissive policy
+-- per action, as Supabase's linter asks (multiple_permissive_policies).
+CREATE FUNCTION @extschema@.create_write_policies(table_name text, allowed text, update_allowed text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     EXECUTE format('CREATE POLICY daznode_insert ON public.%I FOR INSERT WITH CHECK (%s)', table_name, allowed);
-    EXECUTE format('CREATE POLICY daznode_update ON public.%I FOR UPDATE USING (%s) WITH CHECK (%s)', table_name, allowed, allowed);
+    EXECUTE format('CREATE POLICY daznode_update ON public.%I FOR UPDATE USING (%s) WITH CHECK (%s)', table_name,
+                   coalesce(update_allowed, allowed), coalesce(update_allowed, allowed));
     EXECUTE format('CREATE POLICY daznode_delete ON public.%I FOR DELETE USING (%s)', table_name, allowed);
 END
 $fn$;
-REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.create_write_policies(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.admin_roles_changed() FROM PUBLIC;
 
 -- The policies of crm_email_sends alone: the partitioning swap puts them on the new table without
@@ -1240,8 +1243,7 @@ BEGIN
     PERFORM @extschema@.create_email_sends_policies();
 
     EXECUTE format('CREATE POLICY daznode_read ON public.profiles FOR SELECT USING (%s OR id = %s)', anyone_admin, me);
-    EXECUTE format('CREATE POLICY daznode_owner_update ON public.profiles FOR UPDATE USING (id = %s) WITH CHECK (id = %s)', me, me);
-    PERFORM @extschema@.create_write_policies('profiles', admins);
+    PERFORM @extschema@.create_write_policies('profiles', admins, format('%s OR id = %s', admins, me));
     FOREACH t IN ARRAY ARRAY['orders', 'subscriptions'] LOOP
         EXECUTE format('CREATE POLICY daznode_read ON public.%I FOR SELECT USING (%s OR user_id = %s)', t, anyone_admin, me);
         PERFORM @extschema@.create_write_policies(t, admins);
@@ -1370,7 +1372,7 @@ REVOKE ALL ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_au
 GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh_auto_update_segments() TO daznode_crm_maintenance;
 -- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
-    @extschema@.create_write_policies(text, text), @extschema@.create_email_sends_policies(),
+    @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
     @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns() TO daznode_crm_maintenance;
 
 -- src/api/mod.rs:48
@@ -1493,6 +1495,12 @@ BEGIN
     END IF;
     IF to_regclass('public.crm_campaign_stats') IS NOT NULL THEN
         PERFORM @extschema@.step_stats_views();
+        -- CREATE OR REPLACE VIEW resets the options: the views read as their reader again
+        -- (step 0008), or they would show every send to whoever may read them.
+        IF current_setting('server_version_num')::int >= 150000 THEN
+            ALTER VIEW IF EXISTS public.crm_segment_stats SET (security_invoker = true);
+            ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
+        END IF;
     END IF;
     IF had_mv THEN
         PERFORM @extschema@.step_analytics_views(false);

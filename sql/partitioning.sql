@@ -112,6 +112,12 @@ BEGIN
     END IF;
     IF to_regclass('public.crm_campaign_stats') IS NOT NULL THEN
         PERFORM @extschema@.step_stats_views();
+        -- CREATE OR REPLACE VIEW resets the options: the views read as their reader again
+        -- (step 0008), or they would show every send to whoever may read them.
+        IF current_setting('server_version_num')::int >= 150000 THEN
+            ALTER VIEW IF EXISTS public.crm_segment_stats SET (security_invoker = true);
+            ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
+        END IF;
     END IF;
     IF had_mv THEN
         PERFORM @extschema@.step_analytics_views(false);

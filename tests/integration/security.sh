@@ -137,6 +137,9 @@ for r in anon authenticated; do
     expect_eq "$r inserts into the default partition directly: 42501" \
         "$(api sec $r 2 "INSERT INTO public.crm_email_sends_default (id, campaign_id, created_at) SELECT gen_random_uuid(), id, '1990-01-01' FROM public.crm_email_campaigns LIMIT 1")" "ERROR:  42501"
 done
+expect_eq "after the partitioning swap, the app's statistics views still read as their reader: a customer sees no campaign" \
+    "$(api sec authenticated 5 "SELECT count(*) FROM public.crm_campaign_stats")|$(q sec -c "SELECT string_agg(relname || '=' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('crm_campaign_stats', 'crm_segment_stats')")" \
+    "0|crm_campaign_stats=security_invoker=true crm_segment_stats=security_invoker=true"
 expect_eq "every table in public has RLS on (splinter's rls_disabled_in_public)" \
     "$(q sec -c "SELECT coalesce(string_agg(relname, ','), 'none') FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') AND NOT relrowsecurity AND relname <> 'evil_log'")" "none"
 expect_eq "no API role holds a privilege on a partition, the backup of users, or a materialized view" \
