@@ -930,6 +930,8 @@ DECLARE
     attempt int;
     max_attempts constant int := 5;
     applied int := 0;
+    refused text;
+    refused_hint text;
 BEGIN
     PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
@@ -958,7 +960,12 @@ BEGIN
                 PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
                 EXECUTE format('SELECT @extschema@.%I()', s.function_name) INTO result;
                 EXIT;
-            EXCEPTION WHEN lock_not_available THEN
+            EXCEPTION WHEN insufficient_privilege THEN
+                -- An object of another role in the way (refuse_foreign_object) or a right the
+                -- owner lacks: the step is undone, and the reason kept as a finding below.
+                GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT;
+                EXIT;
+            WHEN lock_not_available THEN
                 IF attempt >= max_attempts THEN
                     RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
                         USING ERRCODE = 'lock_not_available',
@@ -970,6 +977,13 @@ BEGIN
                 attempt := attempt + 1;
             END;
         END LOOP;
+        IF refused IS NOT NULL THEN
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES (s.step, 'public', 'refused', refused || coalesce(' (' || nullif(refused_hint, '') || ')', ''));
+            COMMIT;
+            RAISE EXCEPTION '%', refused USING ERRCODE = 'insufficient_privilege', HINT = refused_hint,
+                DETAIL = 'The step changed nothing; the reason is kept in daznode_crm.migration_findings (kind ''refused'').';
+        END IF;
         END IF;
         INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
         VALUES (s.step, s.target,
@@ -1093,7 +1107,7 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_mai
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 
--- src/api/caller.rs:536
+-- src/api/caller.rs:548
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
 	RETURNS TRIGGER

@@ -8,6 +8,15 @@
 
 mod api;
 
+/// Loaded once per backend. In a release build, a Rust panic's backtrace never reaches a user's
+/// error DETAIL, whatever RUST_BACKTRACE the server was started with: the error says what went
+/// wrong, the stack stays ours. (Debug builds keep it, for developers.)
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    #[cfg(not(debug_assertions))]
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+}
+
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {

@@ -283,25 +283,41 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
 }
 
 fn has_children(relid: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)",
-        &[relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(true)
+    catalog_flag(c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)", relid)
+}
+
+/// One boolean from a catalog query with one oid argument, read-only: it also runs in the leader
+/// of a parallel plan, where nothing may take a transaction id or a new command id. True when the
+/// query gives no answer (the safe side: roles not kept).
+fn catalog_flag(sql: &CStr, oid: pg_sys::Oid) -> bool {
+    // SAFETY: one SPI connection, finished before returning (an ERROR unwinds through pgrx's
+    // guard and the abort cleans SPI up); the argument is an oid datum; the tuple read belongs
+    // to SPI_tuptable.
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("daznode_crm: SPI_connect failed");
+        }
+        let mut types = [pg_sys::OIDOID];
+        let mut args = [pg_sys::Datum::from(oid)];
+        let rc = pg_sys::SPI_execute_with_args(sql.as_ptr(), 1, types.as_mut_ptr(), args.as_mut_ptr(), std::ptr::null(), true, 1);
+        let mut answer = true;
+        if rc == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed > 0 {
+            let table = pg_sys::SPI_tuptable;
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+            if !isnull {
+                answer = d.value() != 0;
+            }
+        }
+        pg_sys::SPI_finish();
+        answer
+    }
 }
 
 /// Does a subscription replicate into this table? Its apply worker fires row triggers only, so
 /// the statement trigger never tells the sessions: roles are then kept for one transaction.
 fn subscribed(relid: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)",
-        &[relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(true)
+    catalog_flag(c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)", relid)
 }
 
 /// Is `daznode_admin_roles_changed` on admin_roles, as step 0008 creates it: AFTER INSERT OR
@@ -475,6 +491,12 @@ pub fn caller_role_is(accepts: impl Fn(&str) -> bool) -> bool {
     }
     let role = crate::api::security::as_role(facts.admin_roles_owner, || lookup_role(&id));
     let answer = role.as_deref().is_some_and(&accepts);
+    // SAFETY: reads a backend global.
+    if unsafe { pg_sys::IsInParallelMode() } {
+        // Read with the statement's snapshot, which may be older than an invalidation already
+        // received: good for this answer, not for keeping.
+        return answer;
+    }
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let now = stamp(&mut s);
@@ -503,7 +525,13 @@ fn lookup_role(id: &UserId) -> Option<String> {
             ROLE_PLAN.with(|c| c.set(plan));
         }
         let mut args = [pgrx::Uuid::from_bytes(*id).into_datum().expect("a uuid is never NULL")];
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        // In parallel mode (a parallel plan's leader: policies run there) no new snapshot may be
+        // taken: the statement's own is used, and the answer is not kept (caller_role_is).
+        let snapshot = pg_sys::RegisterSnapshot(if pg_sys::IsInParallelMode() {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            pg_sys::GetLatestSnapshot()
+        });
         let rc = pg_sys::SPI_execute_snapshot(
             plan,
             args.as_mut_ptr(),

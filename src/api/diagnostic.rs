@@ -59,36 +59,47 @@ fn server_and_privileges(checks: &mut Vec<Check>) {
     let status = if version_num >= diagnostics::MIN_SERVER_VERSION_NUM { Status::Ok } else { Status::Error };
     checks.push(Check::new("server_version", status, format!("PostgreSQL {version}")));
 
-    // SECURITY DEFINER: current_user is the extension owner; the caller is session_user.
-    let superuser = flag("SELECT rolsuper FROM pg_roles WHERE rolname = session_user", &[]);
-    let not_owned = count(
-        "SELECT count(*) FROM unnest($1::text[]) AS t(name)
+    // SECURITY DEFINER: current_user is the extension owner; the caller is the outer user (the
+    // login, or the role it SET ROLE to).
+    // SAFETY: reads a backend global.
+    let caller = unsafe { pgrx::pg_sys::GetOuterUserId() };
+    let caller_name = role_name(caller);
+    let is_super = |r: pgrx::pg_sys::Oid| flag("SELECT rolsuper FROM pg_roles WHERE oid = $1", &[r.into()]);
+    let other_owners = count(
+        "SELECT count(DISTINCT c.relowner) FROM unnest($1::text[]) AS t(name)
          JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t.name))
-         WHERE NOT pg_has_role(session_user, c.relowner, 'USAGE')",
-        &[CRM_TABLES.to_vec().into()],
+         WHERE c.relkind IN ('r', 'p') AND c.relowner <> $2",
+        &[CRM_TABLES.to_vec().into(), crm_owner().unwrap_or(caller).into()],
     );
-    let check = if superuser {
-        Check::new("privileges", Status::Ok, format!("{} is a superuser", session_user()))
-    } else if not_owned > 0 {
-        Check::new(
+    let check = match crm_owner() {
+        None => Check::new("privileges", Status::Ok, format!("no CRM table yet: {caller_name} will own what migrate() creates")),
+        Some(owner) if owner == caller || (is_super(owner) && is_super(caller)) => Check::new(
+            "privileges",
+            if other_owners > 0 { Status::Warning } else { Status::Ok },
+            if other_owners > 0 {
+                format!("{caller_name} owns public.profiles, but some CRM tables belong to other roles: the extension does not read those")
+            } else {
+                format!("{caller_name} owns the CRM tables (or both are superusers): migrate() may run as {caller_name}")
+            },
+        ),
+        Some(owner) => Check::new(
             "privileges",
             Status::Error,
-            format!("{} does not own {not_owned} CRM table(s): migrate() alters them and must run as their owner", session_user()),
+            format!(
+                "the CRM tables belong to {}, not to {caller_name}: migrate() and the partition maintenance run as their owner only (42501 otherwise)",
+                role_name(owner)
+            ),
         )
-        .rows(not_owned)
-        .recommend("Run the migration as the tables' owner (or a superuser): SET ROLE <owner>; CALL daznode_crm.migrate();")
-    } else {
-        Check::new("privileges", Status::Ok, format!("{} owns every CRM table", session_user()))
+        .recommend(format!(
+            "GRANT daznode_crm_maintenance TO {0}; SET ROLE {0}; CALL daznode_crm.migrate();",
+            role_name(owner)
+        )),
     };
     checks.push(check);
 }
 
 fn role_name(oid: pgrx::pg_sys::Oid) -> String {
     text("SELECT $1::pg_catalog.regrole::text", &[oid.into()]).unwrap_or_default()
-}
-
-fn session_user() -> String {
-    text("SELECT session_user::text", &[]).unwrap_or_default()
 }
 
 fn schema_shape(checks: &mut Vec<Check>) {

@@ -47,6 +47,9 @@ echo "# the guide, as the non-superuser owner (app_owner, a member of daznode_cr
 supabase_like_db sec
 expect_eq "the owner is no superuser" "$(q sec -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'app_owner'")" "f"
 expect_eq "diagnostic as the owner" "$(owner sec "SELECT count(*) > 10 FROM daznode_crm.run_pre_migration_diagnostic()")" "t"
+expect_eq "the diagnostic tells a superuser that migrate() runs as the owner" \
+    "$(as postgres sec "SELECT status || ': ' || recommendation FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'privileges'")|$(owner sec "SELECT status FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'privileges'")" \
+    "ERROR: GRANT daznode_crm_maintenance TO app_owner; SET ROLE app_owner; CALL daznode_crm.migrate();|OK"
 expect_eq "orphan cleanup as the owner" "$(owner sec "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records() WHERE action NOT LIKE 'skipped%'")" "10"
 out=$(owner sec "CALL daznode_crm.migrate()")
 expect_eq "migrate() as the owner" "$(echo "$out" | grep -c ERROR)|$(q sec -c "SELECT count(*) FROM daznode_crm.schema_migrations")" "0|9"
@@ -126,9 +129,17 @@ expect_eq "the mirror function belongs to the backup's owner" \
 supabase_like_db squat
 as authenticator squat "SET ROLE anon; CREATE VIEW public.crm_performance_monitor AS SELECT 1 AS x" >/dev/null
 out=$(as app_owner squat "CALL daznode_crm.migrate()")
-expect_eq "crm_performance_monitor made first by anon: migrate() stops at 0009 with 42501, the view is not adopted" \
-    "$out|$(q squat -c "SELECT relowner::regrole FROM pg_class WHERE oid = 'public.crm_performance_monitor'::regclass")|$(q squat -c "SELECT count(*) FROM daznode_crm.schema_migrations WHERE step = '0009_analytics_views'")" \
-    "ERROR:  42501|anon|0"
+expect_eq "crm_performance_monitor made first by anon: migrate() stops at 0009 with 42501 and a finding, the view is not adopted" \
+    "$out|$(q squat -c "SELECT relowner::regrole FROM pg_class WHERE oid = 'public.crm_performance_monitor'::regclass")|$(q squat -c "SELECT count(*) FROM daznode_crm.schema_migrations WHERE step = '0009_analytics_views'")|$(q squat -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE step = '0009_analytics_views' AND kind = 'refused' AND detail LIKE '%crm_performance_monitor%anon%'")" \
+    "ERROR:  42501|anon|0|1"
+# c'. a view where crm_email_sends was (the app dropped or renamed the table)
+owner squat "ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_old" >/dev/null
+quiet squat -c "SET ROLE app_owner; $EVIL"
+as authenticator squat "SET ROLE anon; CREATE FUNCTION public.anon_evil() RETURNS uuid LANGUAGE plpgsql AS \$f\$ BEGIN INSERT INTO public.evil_log VALUES (current_user); RETURN NULL; END \$f\$;
+    CREATE VIEW public.crm_email_sends AS SELECT public.anon_evil() AS customer_id, public.anon_evil() AS campaign_id" >/dev/null
+expect_eq "a view planted at public.crm_email_sends: ERROR in the diagnostic, never read by it or by the cleanup" \
+    "$(as postgres squat "SELECT status FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'object: public.crm_email_sends'")|$(as dba squat "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records() WHERE table_name = 'public.crm_email_sends' AND action LIKE 'skipped%'")|$(evil_log squat)" \
+    "ERROR|2|nothing"
 
 echo "# 2. nothing the extension creates is a way around RLS"
 part=$(q sec -c "SELECT 'public.' || relname FROM pg_class WHERE relname ~ '^crm_email_sends_p[0-9]{6}$' ORDER BY relname DESC LIMIT 1 OFFSET 3")
@@ -184,12 +195,21 @@ owner sec "CREATE TABLE public.admin_roles_child () INHERITS (public.admin_roles
 expect_eq "a row in an inheritance child of admin_roles makes nobody admin" "$(api sec authenticated 5 "SELECT daznode_crm.is_admin_user()")" "f"
 owner sec "DROP TABLE public.admin_roles_child" >/dev/null
 
+# PostgreSQL's default settings: parallel query on. The policy's is_admin_user() then runs in the
+# leader of a parallel plan, where no new snapshot may be taken.
+PAR="SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;"
+expect_eq "an admin's read through RLS with a parallel plan works, and the answer is the matrix's" \
+    "$(api sec authenticated 2 "$PAR EXPLAIN (COSTS OFF) SELECT count(*) FROM public.profiles WHERE lower(email) LIKE '%a%'" | grep -c Gather)|$(api sec authenticated 2 "$PAR SELECT count(*) FROM public.profiles WHERE lower(email) LIKE '%@%'")|$(api sec authenticated 5 "$PAR SELECT count(*) FROM public.profiles WHERE lower(email) LIKE '%@%'")" \
+    "1|$(q sec -c "SELECT count(*) FROM public.profiles WHERE lower(email) LIKE '%@%'")|1"
+
 echo "# 7. recommendations are quoted"
 owner sec "ALTER TABLE public.crm_email_templates ADD COLUMN \"x); DROP TABLE public.profiles; --\" uuid CONSTRAINT \"fk; DROP TABLE public.orders; --\" REFERENCES public.profiles (id)" >/dev/null
 rec=$(as dba sec "SELECT recommendation FROM daznode_crm.diagnose_crm_performance() WHERE area = 'foreign keys' AND recommendation LIKE '%DROP TABLE%'")
 owner sec "${rec%%;*}" >/dev/null
-expect_eq "a column named like SQL: the advice quotes it, and running it drops nothing" \
-    "$(q sec -c "SELECT to_regclass('public.profiles') IS NOT NULL AND to_regclass('public.orders') IS NOT NULL")|$(grep -c '"x); DROP TABLE public.profiles; --"' <<<"$rec")" "t|1"
+obj=$(as dba sec "SELECT object FROM daznode_crm.diagnose_crm_performance() WHERE area = 'foreign keys' AND object LIKE '%DROP TABLE%'")
+expect_eq "a column and a constraint named like SQL: the advice and the details quote them, and running the advice drops nothing" \
+    "$(q sec -c "SELECT to_regclass('public.profiles') IS NOT NULL AND to_regclass('public.orders') IS NOT NULL")|$(grep -c '"x); DROP TABLE public.profiles; --"' <<<"$rec")|$obj" \
+    't|1|public.crm_email_templates."fk; DROP TABLE public.orders; --"'
 owner sec "ALTER TABLE public.crm_email_templates DROP COLUMN \"x); DROP TABLE public.profiles; --\"" >/dev/null
 
 echo "# 8. bad input"
@@ -207,6 +227,15 @@ expect_eq "one bad segment gets its own problem row; the others are refreshed" \
     "$(as dba sec "SELECT count(*) FILTER (WHERE problem IS NOT NULL) || ',' || count(*) FILTER (WHERE problem IS NULL) FROM daznode_crm.refresh_auto_update_segments()")" \
     "3,$(q sec -c "SELECT count(*) - 3 FROM public.crm_customer_segments WHERE auto_update")"
 owner sec "DELETE FROM public.crm_customer_segments WHERE name IN ('deep', 'huge', 'long')" >/dev/null
+# An error raised by the owner's code under ours (here a trigger of the segment refresh) reaches
+# the user as the owner's message, with no Rust backtrace in its DETAIL (the release build).
+owner sec "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'members are frozen'; END \$\$;
+           CREATE TRIGGER refuse BEFORE INSERT OR DELETE ON public.crm_customer_segment_members FOR EACH ROW EXECUTE FUNCTION public.refuse()" >/dev/null
+owner sec "INSERT INTO public.crm_customer_segments (name, criteria) VALUES ('everyone', '{}')" >/dev/null
+msg=$("$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U dba -d sec -c "SELECT * FROM daznode_crm.refresh_segment('$(q sec -c "SELECT id FROM public.crm_customer_segments WHERE name = 'everyone'")')" 2>&1)
+expect_eq "an error of the owner's trigger under refresh_segment: its message, no Rust backtrace" \
+    "$(grep -c 'members are frozen' <<<"$msg")|$(grep -cE 'pgrx|rustc|\.rs:[0-9]' <<<"$msg")" "1|0"
+owner sec "DROP TRIGGER refuse ON public.crm_customer_segment_members; DELETE FROM public.crm_customer_segments WHERE name = 'everyone'" >/dev/null
 before=$(q sec -c "SELECT (SELECT count(*) FROM public.admin_roles) || ',' || (SELECT count(*) FROM public.crm_customer_segment_members) || ',' || (SELECT count(customer_id) FROM public.crm_email_sends)")
 owner sec "ALTER TABLE public.profiles RENAME TO profiles_away" >/dev/null
 out=$(as dba sec "SELECT count(*) FILTER (WHERE action LIKE 'skipped%') FROM daznode_crm.cleanup_orphaned_records()")
@@ -235,6 +264,14 @@ done
 expect_eq "the three jobs ran as the owner and succeeded" \
     "$(q sec -c "SELECT string_agg(DISTINCT j.username || ':' || d.status, ',') FROM cron.job_run_details d JOIN cron.job j USING (jobid)")" "app_owner:succeeded"
 quiet sec -c "SELECT cron.unschedule(jobid) FROM cron.job"
+
+echo "# the rollback window, as the owner"
+expect_eq "rollback as the owner" "$(owner sec "SELECT daznode_crm.rollback_email_sends_partitioning() ? 'restored'")" "t"
+expect_eq "the partitioned table kept by the rollback is its owner's only" \
+    "$(q sec -c "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = 'public.crm_email_sends_partitioned'::regclass AND a.grantee <> c.relowner")" "0"
+expect_eq "partition again, then finish, as the owner" \
+    "$(owner sec "CALL daznode_crm.migrate('complete')" | grep -c ERROR)|$(owner sec "SELECT daznode_crm.finish_email_sends_partitioning(drop_backup => true) LIKE 'backup dropped%'")" \
+    "0|t"
 
 echo "# 6b. the role cache under logical replication"
 supabase_like_db pub
