@@ -1,6 +1,13 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
+-- src/api/security.rs:116
+-- daznode_crm::api::security::app_search_path
+CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
+
 -- src/api/migrations.rs:162
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
 CREATE  FUNCTION "check_concurrent_indexes_status"() RETURNS TABLE (
@@ -555,6 +562,9 @@ DECLARE
     n_invalid_pubkeys bigint;
     n_pubkey_duplicates bigint;
 BEGIN
+    -- The app's triggers fire on the rows changed here: they see the app's search_path (behind
+    -- pg_catalog), not ours, so that their unqualified calls resolve as in the app.
+    PERFORM pg_catalog.set_config('search_path', @extschema@.app_search_path(), true);
     CREATE TEMP TABLE email_groups ON COMMIT DROP AS
     SELECT @extschema@.normalize_email(email) AS normalized, count(*) AS n, array_agg(id ORDER BY id) AS ids
     FROM public.profiles
@@ -677,6 +687,9 @@ DECLARE
     repointed text[] := '{}';
     con record;
 BEGIN
+    -- The app's triggers fire on the rows changed here: they see the app's search_path (behind
+    -- pg_catalog), not ours, so that their unqualified calls resolve as in the app.
+    PERFORM pg_catalog.set_config('search_path', @extschema@.app_search_path(), true);
     IF to_regclass('public.users') IS NULL THEN
         RETURN jsonb_build_object('skipped', 'no public.users table');
     END IF;
@@ -873,20 +886,58 @@ BEGIN
 END
 $step$;
 
+-- A legacy relation where step 0007 puts a view of another shape: a view nothing depends on is
+-- dropped (it is rebuilt in our shape right after); anything else (a view other views read, a
+-- table, a materialized view) is renamed <name>_legacy, never dropped. Reported either way.
+CREATE FUNCTION @extschema@.make_room_for_view(step text, name text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    rel regclass := to_regclass('public.' || quote_ident(name));
+    kind "char";
+    dependents text;
+    action text;
+BEGIN
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = rel;
+    SELECT string_agg(DISTINCT r.ev_class::regclass::text, ', ') INTO dependents
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = rel AND r.ev_class <> rel;
+    IF kind = 'v' AND dependents IS NULL THEN
+        EXECUTE format('DROP VIEW %s', rel);
+        action := format('public.%s had another shape and nothing read it: replaced', name);
+    ELSE
+        IF to_regclass('public.' || quote_ident(name || '_legacy')) IS NOT NULL THEN
+            RAISE EXCEPTION 'daznode_crm: public.% has another shape and public.%_legacy is taken', name, name
+                USING ERRCODE = 'duplicate_table', HINT = format('Rename or drop public.%I, then CALL daznode_crm.migrate() again.', name || '_legacy');
+        END IF;
+        EXECUTE format('ALTER %s %s RENAME TO %I', CASE kind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, rel, name || '_legacy');
+        action := format('public.%s had another shape%s: renamed public.%s_legacy', name,
+                         coalesce(' and ' || dependents || ' read it', ''), name);
+    END IF;
+    INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+    VALUES (step, 'public.' || name, 'legacy_view_moved', action);
+    RETURN action;
+END
+$fn$;
+
 -- 0007: the app's two statistics views, created or replaced with correct counts. Rates come
 -- from the *_at timestamps: webhooks overwrite status, so the legacy view (which counted
--- status = 'opened') missed every clicked email among the opened ones. Same columns as before,
--- so CREATE OR REPLACE keeps the app's queries working.
+-- status = 'opened') missed every clicked email among the opened ones. The fixture's legacy
+-- views have the same columns, so CREATE OR REPLACE keeps the app's queries working; a legacy
+-- view of another shape is moved out of the way (make_room_for_view) and reported.
 CREATE FUNCTION @extschema@.step_stats_views() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
     replaced text[] := ARRAY(SELECT v FROM unnest(ARRAY['crm_segment_stats', 'crm_campaign_stats']) AS v
                              WHERE to_regclass('public.' || v) IS NOT NULL);
+    moved text[] := '{}';
+    v record;
 BEGIN
+    FOR v IN SELECT * FROM (VALUES
+        ('crm_segment_stats', $v$
     CREATE OR REPLACE VIEW public.crm_segment_stats AS
     SELECT s.*, (SELECT count(*) FROM public.crm_customer_segment_members m WHERE m.segment_id = s.id) AS member_count
-    FROM public.crm_customer_segments s;
-
+    FROM public.crm_customer_segments s$v$),
+        ('crm_campaign_stats', $v$
     CREATE OR REPLACE VIEW public.crm_campaign_stats AS
     SELECT c.id, c.name, c.status,
            count(e.id) AS total_sends,
@@ -899,15 +950,26 @@ BEGIN
            round(100.0 * count(e.clicked_at) / nullif(count(e.sent_at), 0), 2) AS click_rate
     FROM public.crm_email_campaigns c
     LEFT JOIN public.crm_email_sends e ON e.campaign_id = c.id
-    GROUP BY c.id, c.name, c.status;
+    GROUP BY c.id, c.name, c.status$v$)) AS t(name, ddl)
+    LOOP
+        PERFORM @extschema@.refuse_foreign_object(v.name);
+        BEGIN
+            EXECUTE v.ddl;
+        EXCEPTION WHEN invalid_table_definition OR wrong_object_type THEN
+            -- Columns of other names or types (CREATE OR REPLACE cannot change them), or not a view.
+            moved := moved || @extschema@.make_room_for_view('0007_stats_views', v.name);
+            EXECUTE v.ddl;
+        END;
+    END LOOP;
 
-    RETURN jsonb_build_object('replaced', to_jsonb(replaced), 'created', 2 - cardinality(replaced));
+    RETURN jsonb_build_object('replaced', to_jsonb(replaced), 'created', 2 - cardinality(replaced), 'legacy_moved', to_jsonb(moved));
 END
 $step$;
 
 REVOKE ALL ON FUNCTION @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
-    @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views() FROM PUBLIC;
+    @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
+    @extschema@.make_room_for_view(text, text) FROM PUBLIC;
 
 -- How long a step waits for a lock before it gives up and retries: 500ms unless the session
 -- sets daznode_crm.lock_timeout (SET daznode_crm.lock_timeout = '2s').
@@ -1101,8 +1163,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.conc
     @extschema@.check_concurrent_indexes_status(), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
     @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
-    @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text)
-    TO daznode_crm_maintenance;
+    @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text),
+    @extschema@.make_room_for_view(text, text) TO daznode_crm_maintenance;
 GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_maintenance;
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
@@ -2080,7 +2142,11 @@ BEGIN
                    format('DELETE FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
                    format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
                    format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name)),
+                   -- the app's triggers see the app's search_path while the rows move (pg_temp stays
+                   -- reachable by its qualified name)
+                   'SELECT pg_catalog.set_config(''search_path'', daznode_crm.app_search_path(), true)',
                    'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
+                   'SELECT pg_catalog.set_config(''search_path'', ''pg_catalog, pg_temp'', true)',
                    'DROP TABLE pg_temp.daznode_moving']
                ELSE ARRAY[
                    format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),

@@ -683,7 +683,11 @@ BEGIN
                    format('DELETE FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
                    format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
                    format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name)),
+                   -- the app's triggers see the app's search_path while the rows move (pg_temp stays
+                   -- reachable by its qualified name)
+                   'SELECT pg_catalog.set_config(''search_path'', daznode_crm.app_search_path(), true)',
                    'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
+                   'SELECT pg_catalog.set_config(''search_path'', ''pg_catalog, pg_temp'', true)',
                    'DROP TABLE pg_temp.daznode_moving']
                ELSE ARRAY[
                    format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),

@@ -90,12 +90,7 @@ pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
         );
-        let reset = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
-        let app_path = if reset.is_null() {
-            CString::from(c"\"$user\", public")
-        } else {
-            CString::from(std::ffi::CStr::from_ptr(reset))
-        };
+        let app_path = CString::new(app_search_path()).expect("a setting has no NUL");
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
             app_path.as_ptr(),
@@ -110,6 +105,26 @@ pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
         out
+    }
+}
+
+/// The search_path the app's own code sees: the session's RESET value (the role's or the
+/// database's setting, else the server's), behind pg_catalog so that the extension's
+/// unqualified built-ins stay PostgreSQL's. The steps set it while they change the app's rows, so
+/// that the app's triggers find their unqualified functions as in the app.
+/// `SELECT daznode_crm.app_search_path();`
+#[pg_extern(stable, parallel_safe)]
+pub fn app_search_path() -> String {
+    // SAFETY: GetConfigOptionResetString returns NULL or a NUL-terminated string of the GUC code.
+    let reset = unsafe {
+        let p = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    let reset = reset.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "\"$user\", public".to_string());
+    if reset.split(',').any(|p| p.trim() == "pg_catalog") {
+        reset
+    } else {
+        format!("pg_catalog, {reset}")
     }
 }
 

@@ -42,6 +42,27 @@ expect_eq "no constraint is left NOT VALID" \
 out=$(migrate empty_db)
 if grep -q "0 step(s) applied" <<<"$out"; then ok "a second migrate() applies nothing"; else not_ok "a second migrate() applies nothing" "$out"; fi
 
+echo "# a legacy database of other shapes (fixtures/legacy/other_shapes.sql)"
+quiet postgres -c "CREATE DATABASE shapes_db"
+quiet shapes_db -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql -f fixtures/legacy/other_shapes.sql
+quiet shapes_db -v profiles=300 -v sends=3000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+before=$(checksums shapes_db | grep -vE '^(profiles|users)\|')
+out=$(migrate shapes_db)
+if grep -q "9 step(s) applied" <<<"$out"; then ok "migrate() applies every step over views of other shapes and an app trigger calling public's functions unqualified"; else not_ok "migrate() over other shapes" "$out"; fi
+expect_eq "the campaign view nothing read is replaced; the segment view another view reads is renamed _legacy; both reported" \
+    "$(q shapes_db -c "SELECT string_agg(detail, ' / ' ORDER BY table_name) FROM daznode_crm.migration_findings WHERE kind = 'legacy_view_moved'")" \
+    "public.crm_campaign_stats had another shape and nothing read it: replaced / public.crm_segment_stats had another shape and public.crm_dashboard read it: renamed public.crm_segment_stats_legacy"
+expect_eq "the app's view still works, on the legacy view; ours have our columns" \
+    "$(q shapes_db -c "SELECT (SELECT segments FROM public.crm_dashboard) = (SELECT count(*) FROM public.crm_customer_segments), (SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.crm_campaign_stats'::regclass AND attname = 'open_rate')")" "t|1"
+expect_eq "the app's trigger ran during the normalization, with the app's search_path" \
+    "$(q shapes_db -c "SELECT count(*) FROM public.profiles WHERE profile_score IS DISTINCT FROM public.calculate_profile_score(profiles) AND updated_at > now() - interval '1 hour' AND email = daznode_crm.normalize_email(email)")" "0"
+expect_eq "other tables: same rows, same content" "$(checksums shapes_db | grep -vE '^(profiles|users|users_backup)\|' | grep -vE '^(crm_email_sends_backup)')" "$before"
+quiet shapes_db -f demo/30-resolve-findings.sql
+quiet shapes_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()"
+out=$(psql_at "$DIR" "$PORT" shapes_db -c "CALL daznode_crm.migrate('complete')" 2>&1)
+expect_eq "then migrate('complete') partitions it" \
+    "$(q shapes_db -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(grep -c ERROR <<<"$out")" "p|0"
+
 echo "# legacy database, $PROFILES profiles"
 legacy_db legacy_db "$PROFILES" $((PROFILES * 10))
 before=$(checksums legacy_db)
