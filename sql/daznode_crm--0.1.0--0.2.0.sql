@@ -8,7 +8,7 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
 
--- src/api/migrations.rs:162
+-- src/api/migrations.rs:196
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
 CREATE  FUNCTION "check_concurrent_indexes_status"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -48,7 +48,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_orphaned_records_wrapper';
 
--- src/api/migrations.rs:151
+-- src/api/migrations.rs:185
 -- daznode_crm::api::migrations::concurrent_index_plan
 CREATE  FUNCTION "concurrent_index_plan"() RETURNS SETOF TEXT /* String */
 STRICT STABLE
@@ -109,6 +109,16 @@ CREATE  FUNCTION "email_partition_plan"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
+
+-- src/api/migrations.rs:151
+-- daznode_crm::api::migrations::interim_index_sql
+CREATE  FUNCTION "interim_index_sql"(
+	"index_name" TEXT, /* & str */
+	"concurrently" bool /* bool */
+) RETURNS TEXT /* Option < String > */
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'interim_index_sql_wrapper';
 
 -- src/api/access.rs:39
 -- daznode_crm::api::access::is_admin_user
@@ -257,13 +267,16 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 
--- src/api/migrations.rs:197
+-- src/api/migrations.rs:234
 -- requires:
 --   migration_steps
 --   pending_migrations
 --   planned_indexes
 --   small_table_rows
 --   crm_tables
+--   interim_index_sql
+--   concurrent_index_plan
+--   check_concurrent_indexes_status
 
 -- Schema migrations of the DazNode CRM (issue #3): the ledger, one function per step, and the
 -- procedure that applies pending steps, one transaction per step.
@@ -834,6 +847,7 @@ DECLARE
     dropped text[] := '{}';
     blocked bigint;
     dup record;
+    interim text;
 BEGIN
     FOR idx IN
         SELECT p.*, c.reltuples
@@ -854,6 +868,16 @@ BEGIN
             created := created || idx.index_name::text;
         ELSE
             deferred := deferred || idx.index_name::text;
+            -- Legacy duplicates wait for a human; new rows are held to the uniqueness at once by
+            -- an interim index that leaves only the listed duplicates out (replaced by the full
+            -- index through concurrent_index_plan() once they are resolved).
+            IF blocked > 0 AND idx.reltuples < @extschema@.small_table_rows() THEN
+                interim := @extschema@.interim_index_sql(idx.index_name, false);
+                IF interim IS NOT NULL THEN
+                    EXECUTE interim;
+                    created := created || (idx.index_name || '_interim');
+                END IF;
+            END IF;
         END IF;
     END LOOP;
 
@@ -863,7 +887,8 @@ BEGIN
             SELECT i.indexrelid, i.indrelid, c.relname,
                    regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \S+ ON', 'CREATE \1INDEX ON') AS def,
                    EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AS backs_constraint,
-                   c.relname IN (SELECT index_name FROM @extschema@.planned_indexes()) AS planned
+                   c.relname IN (SELECT index_name FROM @extschema@.planned_indexes()
+                                 UNION ALL SELECT index_name || '_interim' FROM @extschema@.planned_indexes()) AS planned
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
             WHERE i.indrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest(@extschema@.crm_tables()) AS t)
         )
@@ -1068,7 +1093,7 @@ FROM @extschema@.migration_steps() AS s
 LEFT JOIN @extschema@.schema_migrations m ON m.step = s.step
 ORDER BY s.step;
 REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
+REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
 -- src/api/refresh.rs:126
@@ -1160,7 +1185,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_ma
 -- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
 GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
-    @extschema@.check_concurrent_indexes_status(), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
+    @extschema@.check_concurrent_indexes_status(), @extschema@.interim_index_sql(text, boolean), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
     @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
     @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text),

@@ -57,7 +57,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_ma
 -- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
 GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
-    @extschema@.check_concurrent_indexes_status(), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
+    @extschema@.check_concurrent_indexes_status(), @extschema@.interim_index_sql(text, boolean), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
     @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
     @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text),

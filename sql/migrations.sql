@@ -567,6 +567,7 @@ DECLARE
     dropped text[] := '{}';
     blocked bigint;
     dup record;
+    interim text;
 BEGIN
     FOR idx IN
         SELECT p.*, c.reltuples
@@ -587,6 +588,16 @@ BEGIN
             created := created || idx.index_name::text;
         ELSE
             deferred := deferred || idx.index_name::text;
+            -- Legacy duplicates wait for a human; new rows are held to the uniqueness at once by
+            -- an interim index that leaves only the listed duplicates out (replaced by the full
+            -- index through concurrent_index_plan() once they are resolved).
+            IF blocked > 0 AND idx.reltuples < @extschema@.small_table_rows() THEN
+                interim := @extschema@.interim_index_sql(idx.index_name, false);
+                IF interim IS NOT NULL THEN
+                    EXECUTE interim;
+                    created := created || (idx.index_name || '_interim');
+                END IF;
+            END IF;
         END IF;
     END LOOP;
 
@@ -596,7 +607,8 @@ BEGIN
             SELECT i.indexrelid, i.indrelid, c.relname,
                    regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \S+ ON', 'CREATE \1INDEX ON') AS def,
                    EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AS backs_constraint,
-                   c.relname IN (SELECT index_name FROM @extschema@.planned_indexes()) AS planned
+                   c.relname IN (SELECT index_name FROM @extschema@.planned_indexes()
+                                 UNION ALL SELECT index_name || '_interim' FROM @extschema@.planned_indexes()) AS planned
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
             WHERE i.indrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest(@extschema@.crm_tables()) AS t)
         )
@@ -801,5 +813,5 @@ FROM @extschema@.migration_steps() AS s
 LEFT JOIN @extschema@.schema_migrations m ON m.step = s.step
 ORDER BY s.step;
 REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
+REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;

@@ -18,8 +18,8 @@ best() { # best ROLE_SETUP QUERY → ms, best of reps (rows=25 pages are fast: m
     apsql -At -c "$1" -c "SELECT round((bench.best_ns(\$q\$$2\$q\$, 20) / 1e6)::numeric, 3)" | tail -1
 }
 as_admin="SET ROLE bench_api; SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile2')::uuid)::text, false);"
-page1="SELECT count(*) FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC LIMIT 25) p"
-page100="SELECT count(*) FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC LIMIT 25 OFFSET 2475) p"
+page1="SELECT count(*) FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC, id LIMIT 25) p"
+page100="SELECT count(*) FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC, id LIMIT 25 OFFSET 2475) p"
 total="SELECT count(*) FROM public.profiles WHERE email_verified"
 owner_p1=$(best "SELECT 1" "$page1"); admin_p1=$(best "$as_admin" "$page1")
 owner_p100=$(best "SELECT 1" "$page100"); admin_p100=$(best "$as_admin" "$page100")
@@ -60,7 +60,7 @@ apsql -q -c "CREATE OR REPLACE PROCEDURE bench.page1_requests(n int) LANGUAGE pl
 DECLARE c bigint;
 BEGIN
   FOR i IN 1..n LOOP
-    SELECT count(*) INTO c FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC LIMIT 25) p;
+    SELECT count(*) INTO c FROM (SELECT id, email, nom, prenom, created_at FROM public.profiles WHERE email_verified ORDER BY created_at DESC, id LIMIT 25) p;
     COMMIT;
   END LOOP;
 END \$p\$" \

@@ -38,6 +38,48 @@ impl PlannedIndex {
         )
     }
 
+    /// While legacy duplicates of a unique index wait for a human, new rows are held to it at
+    /// once by `<name>_interim`: the same unique index, leaving out all rows of each duplicate
+    /// group but one (`left_out_sql`), so that a new row colliding with any group, or with any
+    /// other row, is refused. The plan drops it once the full index is valid.
+    pub fn interim_name(&self) -> String {
+        format!("{}_interim", self.name)
+    }
+
+    /// The ids (text) of the rows the interim index leaves out: every row of a duplicate group
+    /// but the one with the smallest id. None for a non-unique index.
+    pub fn left_out_sql(&self) -> Option<String> {
+        self.unique.then(|| {
+            let key = &self.definition[1..self.definition.len() - 1];
+            format!(
+                "SELECT coalesce(array_agg(d.id::text ORDER BY d.id), '{{}}') FROM \
+                 (SELECT t.id, row_number() OVER (PARTITION BY {key} ORDER BY t.id) AS n FROM public.{} t WHERE {key} IS NOT NULL) d \
+                 WHERE d.n > 1",
+                quote_ident(self.table)
+            )
+        })
+    }
+
+    /// The interim index leaving out `left_out` (uuids, checked here since DDL takes no
+    /// parameters), or an error naming the first value that is not a uuid.
+    pub fn interim_create_sql(&self, left_out: &[String], concurrently: bool) -> Result<String, String> {
+        if let Some(bad) = left_out.iter().find(|id| !is_uuid(id)) {
+            return Err(format!("not a uuid: {:?}", crate::sql::excerpt(bad, 64)));
+        }
+        Ok(format!(
+            "CREATE UNIQUE INDEX {}IF NOT EXISTS {} ON public.{} {} WHERE id <> ALL ('{{{}}}'::uuid[])",
+            if concurrently { "CONCURRENTLY " } else { "" },
+            quote_ident(&self.interim_name()),
+            quote_ident(self.table),
+            self.definition,
+            left_out.join(",")
+        ))
+    }
+
+    pub fn interim_drop_sql(&self) -> String {
+        format!("DROP INDEX CONCURRENTLY IF EXISTS public.{}", quote_ident(&self.interim_name()))
+    }
+
     pub fn drop_sql(&self, concurrently: bool) -> String {
         format!(
             "DROP INDEX {}IF EXISTS public.{}",
@@ -72,16 +114,16 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         name: "idx_profiles_created_at",
         table: "profiles",
         unique: false,
-        definition: "(created_at DESC)",
-        purpose: "React Admin profile list sorted by created_at DESC",
+        definition: "(created_at DESC, id)",
+        purpose: "React Admin profile list sorted by created_at DESC, id (id breaks the ties of rows copied at one instant)",
         blocker: None,
     },
     PlannedIndex {
         name: "idx_profiles_segmentation",
         table: "profiles",
         unique: false,
-        definition: "(email_verified, created_at DESC) INCLUDE (id)",
-        purpose: "segments on email_verified and created_days_ago; admin lists and counts by index-only scan (RLS reads id)",
+        definition: "(email_verified, created_at DESC, id)",
+        purpose: "segments on email_verified and created_days_ago; admin lists sorted by created_at DESC, id and counts by index-only scan (RLS reads id)",
         blocker: None,
     },
     PlannedIndex {
@@ -112,8 +154,8 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         name: "idx_campaigns_status_created",
         table: "crm_email_campaigns",
         unique: false,
-        definition: "(status, created_at DESC)",
-        purpose: "campaign list filtered by status, newest first",
+        definition: "(status, created_at DESC, id)",
+        purpose: "campaign list filtered by status, newest first (id breaks ties)",
         blocker: None,
     },
     PlannedIndex {
@@ -205,18 +247,42 @@ impl IndexStatus {
     }
 }
 
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+/// The interim index of a unique planned index (`PlannedIndex::interim_name`) as the catalog
+/// has it, and the create statement for it when one is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interim {
+    pub status: IndexStatus,
+    /// `interim_create_sql(…, true)` with the current duplicates, when `blocked > 0`.
+    pub create_sql: Option<String>,
+}
+
 /// The statements that bring one index to valid, each runnable on its own (outside a
 /// transaction block): psql `\gexec` or one pg_cron job per statement. `blocked` is the number
-/// of groups that would violate a unique index.
-pub fn statements_for(index: &PlannedIndex, status: IndexStatus, blocked: i64) -> Vec<String> {
+/// of groups that would violate a unique index: then only its interim index is planned; once
+/// none is left, the full index, then the interim one's drop.
+pub fn statements_for(index: &PlannedIndex, status: IndexStatus, blocked: i64, interim: &Interim) -> Vec<String> {
     if blocked > 0 {
-        return Vec::new();
+        let create = interim.create_sql.clone().into_iter();
+        return match interim.status {
+            IndexStatus::Valid | IndexStatus::Building => Vec::new(),
+            IndexStatus::Missing => create.collect(),
+            IndexStatus::Invalid => std::iter::once(index.interim_drop_sql()).chain(create).collect(),
+        };
     }
-    match status {
+    let mut out = match status {
         IndexStatus::Valid | IndexStatus::Building => Vec::new(),
         IndexStatus::Missing => vec![index.create_sql(true)],
         IndexStatus::Invalid => vec![index.drop_sql(true), index.create_sql(true)],
+    };
+    if interim.status != IndexStatus::Missing && status != IndexStatus::Building {
+        out.push(index.interim_drop_sql());
     }
+    out
 }
 
 #[cfg(test)]
@@ -276,11 +342,38 @@ mod tests {
         assert_eq!(IndexStatus::classify(true, true, false), Valid);
         assert_eq!(IndexStatus::classify(true, false, true), Building);
         assert_eq!(IndexStatus::classify(true, false, false), Invalid);
+        let none = Interim { status: Missing, create_sql: None };
         let idx = &PLANNED_INDEXES[2];
-        assert_eq!(statements_for(idx, Missing, 0).len(), 1);
-        assert!(statements_for(idx, Invalid, 0)[0].starts_with("DROP INDEX CONCURRENTLY"));
-        assert!(statements_for(idx, Valid, 0).is_empty());
-        assert!(statements_for(idx, Building, 0).is_empty());
-        assert!(statements_for(&PLANNED_INDEXES[0], Missing, 3).is_empty());
+        assert_eq!(statements_for(idx, Missing, 0, &none).len(), 1);
+        assert!(statements_for(idx, Invalid, 0, &none)[0].starts_with("DROP INDEX CONCURRENTLY"));
+        assert!(statements_for(idx, Valid, 0, &none).is_empty());
+        assert!(statements_for(idx, Building, 0, &none).is_empty());
+    }
+
+    #[test]
+    fn interim_index_while_duplicates_wait() {
+        use IndexStatus::*;
+        let email = &PLANNED_INDEXES[0];
+        let ids = vec!["0f8fad5b-d9cb-469f-a165-70867728950e".to_string(), "7c9e6679-7425-40de-944b-e07fc1f90ae7".to_string()];
+        let create = email.interim_create_sql(&ids, true).unwrap();
+        assert_eq!(
+            create,
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS profiles_email_normalized_key_interim ON public.profiles \
+             (daznode_crm.normalize_email(email)) WHERE id <> ALL ('{0f8fad5b-d9cb-469f-a165-70867728950e,7c9e6679-7425-40de-944b-e07fc1f90ae7}'::uuid[])"
+        );
+        assert!(email.interim_create_sql(&["x'); DROP TABLE t; --".to_string()], true).is_err());
+        assert!(email.left_out_sql().unwrap().contains("PARTITION BY daznode_crm.normalize_email(email)"));
+        assert_eq!(PLANNED_INDEXES[2].left_out_sql(), None);
+        // Blocked: only the interim index, rebuilt when invalid, never the full one.
+        let due = Interim { status: Missing, create_sql: Some(create.clone()) };
+        assert_eq!(statements_for(email, Missing, 3, &due), vec![create.clone()]);
+        let broken = Interim { status: Invalid, create_sql: Some(create.clone()) };
+        assert_eq!(statements_for(email, Missing, 3, &broken), vec![email.interim_drop_sql(), create]);
+        let built = Interim { status: Valid, create_sql: None };
+        assert!(statements_for(email, Missing, 3, &built).is_empty());
+        // Resolved: the full index, then the interim one goes.
+        assert_eq!(statements_for(email, Missing, 0, &built), vec![email.create_sql(true), email.interim_drop_sql()]);
+        assert_eq!(statements_for(email, Valid, 0, &built), vec![email.interim_drop_sql()]);
+        assert!(statements_for(email, Building, 0, &built).is_empty());
     }
 }

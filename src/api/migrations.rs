@@ -104,42 +104,76 @@ struct IndexState {
     status: IndexStatus,
     blocked: i64,
     phase: Option<String>,
+    interim: indexes::Interim,
+}
+
+/// (exists, indisvalid, a build in progress) of index `public.<name>` on `public.<table>`.
+fn index_catalog(table: &str, name: &str) -> (bool, bool, bool, Option<String>) {
+    let table = format!("public.{}", daznode_crm_core::sql::quote_ident(table));
+    let name = format!("public.{}", daznode_crm_core::sql::quote_ident(name));
+    Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT x.tbl IS NOT NULL, i.indexrelid IS NOT NULL, coalesce(i.indisvalid, false),
+                        (SELECT p.phase FROM pg_catalog.pg_stat_progress_create_index p
+                         WHERE p.index_relid = i.indexrelid OR (p.relid = x.tbl AND p.index_relid = 0) LIMIT 1)
+                 FROM (SELECT pg_catalog.to_regclass($1) AS tbl, pg_catalog.to_regclass($2) AS idx) AS x
+                 LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = x.idx AND i.indrelid = x.tbl",
+                None,
+                &[table.as_str().into(), name.as_str().into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<bool>(1)?.unwrap_or(false),
+            row.get::<bool>(2)?.unwrap_or(false),
+            row.get::<bool>(3)?.unwrap_or(false),
+            row.get::<String>(4)?,
+        ))
+    })
+    .unwrap_or_else(|e| error!("daznode_crm: cannot read the catalog for {name}: {e}"))
+}
+
+/// The interim index of `index` with the duplicates there are now (`PlannedIndex::interim_create_sql`).
+fn interim_create(index: &PlannedIndex, concurrently: bool) -> Option<String> {
+    let sql = index.left_out_sql()?;
+    let left_out = Spi::get_one::<Vec<String>>(&sql)
+        .unwrap_or_else(|e| error!("daznode_crm: cannot list the duplicates for {}: {e}", index.name))
+        .unwrap_or_default();
+    if left_out.is_empty() {
+        return None;
+    }
+    Some(index.interim_create_sql(&left_out, concurrently).unwrap_or_else(|e| error!("daznode_crm: {e}")))
+}
+
+/// The interim unique index for `index_name` while its duplicates wait: NULL when it is not a
+/// unique planned index or has no duplicate. Step 0006 builds it; `concurrent_index_plan()`
+/// plans it for big tables. `SELECT daznode_crm.interim_index_sql('profiles_email_normalized_key', true);`
+#[pg_extern(stable)]
+fn interim_index_sql(index_name: &str, concurrently: bool) -> Option<String> {
+    PLANNED_INDEXES.iter().find(|i| i.name == index_name).and_then(|i| interim_create(i, concurrently))
 }
 
 fn index_states() -> Vec<IndexState> {
     PLANNED_INDEXES
         .iter()
         .map(|index| {
-            let table = format!("public.{}", daznode_crm_core::sql::quote_ident(index.table));
-            let name = format!("public.{}", daznode_crm_core::sql::quote_ident(index.name));
-            let (table_exists, exists, valid, phase) = Spi::connect(|client| {
-                let row = client
-                    .select(
-                        "SELECT x.tbl IS NOT NULL, i.indexrelid IS NOT NULL, coalesce(i.indisvalid, false),
-                                (SELECT p.phase FROM pg_catalog.pg_stat_progress_create_index p
-                                 WHERE p.index_relid = i.indexrelid OR (p.relid = x.tbl AND p.index_relid = 0) LIMIT 1)
-                         FROM (SELECT pg_catalog.to_regclass($1) AS tbl, pg_catalog.to_regclass($2) AS idx) AS x
-                         LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = x.idx AND i.indrelid = x.tbl",
-                        None,
-                        &[table.as_str().into(), name.as_str().into()],
-                    )?
-                    .first();
-                Ok::<_, pgrx::spi::Error>((
-                    row.get::<bool>(1)?.unwrap_or(false),
-                    row.get::<bool>(2)?.unwrap_or(false),
-                    row.get::<bool>(3)?.unwrap_or(false),
-                    row.get::<String>(4)?,
-                ))
-            })
-            .unwrap_or_else(|e| error!("daznode_crm: cannot read the catalog for {name}: {e}"));
+            let (table_exists, exists, valid, phase) = index_catalog(index.table, index.name);
             let status = IndexStatus::classify(exists, valid, phase.is_some());
             let blocked = match (table_exists, status, index.blocker) {
                 (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => Spi::get_one::<i64>(query)
-                    .unwrap_or_else(|e| error!("daznode_crm: cannot check duplicates for {name}: {e}"))
+                    .unwrap_or_else(|e| error!("daznode_crm: cannot check duplicates for {}: {e}", index.name))
                     .unwrap_or(0),
                 _ => 0,
             };
-            IndexState { index, table_exists, status, blocked, phase }
+            let interim = if index.unique && table_exists {
+                let (_, exists, valid, building) = index_catalog(index.table, &index.interim_name());
+                let status = IndexStatus::classify(exists, valid, building.is_some());
+                let due = blocked > 0 && matches!(status, IndexStatus::Missing | IndexStatus::Invalid);
+                indexes::Interim { status, create_sql: if due { interim_create(index, true) } else { None } }
+            } else {
+                indexes::Interim { status: IndexStatus::Missing, create_sql: None }
+            };
+            IndexState { index, table_exists, status, blocked, phase, interim }
         })
         .collect()
 }
@@ -153,7 +187,7 @@ fn concurrent_index_plan() -> SetOfIterator<'static, String> {
     let statements: Vec<String> = index_states()
         .into_iter()
         .filter(|s| s.table_exists)
-        .flat_map(|s| indexes::statements_for(s.index, s.status, s.blocked))
+        .flat_map(|s| indexes::statements_for(s.index, s.status, s.blocked, &s.interim))
         .collect();
     SetOfIterator::new(statements)
 }
@@ -177,8 +211,11 @@ fn check_concurrent_indexes_status() -> TableIterator<
                 Some(format!("table public.{} does not exist", s.index.table))
             } else if s.blocked > 0 {
                 Some(format!(
-                    "blocked: {} value(s) shared by several rows would violate this unique index; see daznode_crm.migration_findings",
-                    s.blocked
+                    "blocked: {} value(s) shared by several rows would violate this unique index; see daznode_crm.migration_findings. \
+                     Meanwhile {} ({}) holds every new row to it",
+                    s.blocked,
+                    s.index.interim_name(),
+                    s.interim.status.as_str()
                 ))
             } else {
                 match s.status {
@@ -197,5 +234,5 @@ fn check_concurrent_indexes_status() -> TableIterator<
 extension_sql_file!(
     "../../sql/migrations.sql",
     name = "migrations",
-    requires = [migration_steps, pending_migrations, planned_indexes, small_table_rows, crm_tables],
+    requires = [migration_steps, pending_migrations, planned_indexes, small_table_rows, crm_tables, interim_index_sql, concurrent_index_plan, check_concurrent_indexes_status],
 );

@@ -105,7 +105,14 @@ expect_eq "the dirty constraints stay NOT VALID, and new rows are checked at onc
     "2|1"
 
 echo "# same schema as a fresh install, once the findings are resolved"
+dup=$(q legacy_db -c "SELECT email FROM public.profiles WHERE daznode_crm.normalize_email(email) IN (SELECT daznode_crm.normalize_email(email) FROM public.profiles GROUP BY 1 HAVING count(*) > 1) ORDER BY id LIMIT 1")
+expect_eq "while legacy duplicates wait, an interim unique index holds new rows: a new twin of a duplicate and of any address are refused (23505)" \
+    "$(q legacy_db -c "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.profiles_email_normalized_key_interim'::regclass")|$(q legacy_db -v VERBOSITY=sqlstate -c "INSERT INTO public.profiles (email, nom, prenom) VALUES (upper('$dup'), 'x', 'y')")|$(q legacy_db -v VERBOSITY=sqlstate -c "INSERT INTO public.profiles (email, nom, prenom) VALUES ('fresh@daznode.io', 'x', 'y'); INSERT INTO public.profiles (email, nom, prenom) VALUES ('FRESH@daznode.io', 'x', 'y')")" \
+    "t|ERROR:  23505|ERROR:  23505"
+quiet legacy_db -c "DELETE FROM public.profiles WHERE email = 'fresh@daznode.io'"
 resolve_findings legacy_db
+expect_eq "once resolved, the plan builds the full unique indexes and drops the interim ones" \
+    "$(q legacy_db -c "SELECT count(*) FROM pg_class WHERE relname LIKE '%\_interim'")|$(q legacy_db -c "SELECT count(*) FROM pg_index WHERE indexrelid IN (to_regclass('public.profiles_email_normalized_key'), to_regclass('public.profiles_pubkey_normalized_key')) AND indisvalid")" "0|2"
 expect_eq "after the fixes, every planned index is valid" \
     "$(q legacy_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
 diff_out=$(diff <(schema_dump legacy_db) <(schema_dump empty_db))
