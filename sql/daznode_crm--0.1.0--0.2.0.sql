@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/security.rs:116
+-- src/api/security.rs:181
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
@@ -127,6 +127,16 @@ CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RET
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
 
+-- src/api/security.rs:102
+-- daznode_crm::api::security::matrix_expectation
+CREATE  FUNCTION "matrix_expectation"(
+	"table_name" TEXT, /* & str */
+	"requester" TEXT /* & str */
+) RETURNS TEXT /* Option < String > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'matrix_expectation_wrapper';
+
 -- src/api/migrations.rs:12
 -- daznode_crm::api::migrations::migration_steps
 CREATE  FUNCTION "migration_steps"() RETURNS TABLE (
@@ -232,6 +242,18 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'refresh_segment_wrapper';
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
+
+-- src/api/security.rs:69
+-- daznode_crm::api::security::rows_seen_as
+CREATE  FUNCTION "rows_seen_as"(
+	"role" oid, /* pg_sys :: Oid */
+	"table_name" TEXT, /* & str */
+	"claims" TEXT, /* Option < & str > */
+	"cap" bigint /* i64 */
+) RETURNS bigint /* i64 */
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
 -- src/api/diagnostic.rs:25
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
@@ -1210,6 +1232,10 @@ CREATE FUNCTION "admin_roles_changed"()
 --   access::refresh_segment
 --   access::refresh_auto_update_segments
 --   caller::admin_roles_changed
+--   security::rows_seen_as
+--   security::matrix_expectation
+--   security::crm_owner_sql
+--   security::app_search_path
 
 -- Access control and analytics (issue #4): two more migration steps, applied by the same
 -- CALL daznode_crm.migrate() on empty and legacy databases.
@@ -1273,6 +1299,74 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.guard_profile_columns() FROM PUBLIC;
 
+-- Step 0008's self-check: every governed table read as every API role (the roles granted SELECT on
+-- profiles that RLS applies to), as each kind of requester the database has a user for (no JWT, a
+-- customer, each admin role), must run without error and show what the role matrix says
+-- (core::matrix; up to 100 rows compared for "everything", exactly one's own rows otherwise).
+-- Anything else stops the step, naming the table, the requester and the policies.
+CREATE FUNCTION @extschema@.check_role_matrix() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    cap constant bigint := 100;
+    r record;
+    who text;
+    uid uuid;
+    t text;
+    expect text;
+    expected bigint;
+    seen bigint;
+    checked int := 0;
+    msg text;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT a.grantee::regrole AS role, ro.rolname
+        FROM pg_class c, aclexplode(c.relacl) a, pg_roles ro
+        WHERE c.oid = 'public.profiles'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+          AND ro.oid = a.grantee AND NOT ro.rolsuper AND NOT ro.rolbypassrls
+        ORDER BY 2
+    LOOP
+        FOREACH who IN ARRAY ARRAY['no JWT', 'a customer', 'support', 'moderator', 'admin', 'super_admin'] LOOP
+            uid := CASE who
+                WHEN 'no JWT' THEN NULL
+                WHEN 'a customer' THEN (SELECT p.id FROM public.profiles p
+                                        WHERE NOT EXISTS (SELECT 1 FROM ONLY public.admin_roles a WHERE a.user_id = p.id) ORDER BY p.id LIMIT 1)
+                ELSE (SELECT a.user_id FROM ONLY public.admin_roles a WHERE a.role::text = who
+                        AND EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = a.user_id) ORDER BY a.user_id LIMIT 1) END;
+            CONTINUE WHEN who <> 'no JWT' AND uid IS NULL;
+            FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
+                expect := @extschema@.matrix_expectation(t, who);
+                IF expect = 'nothing' THEN
+                    expected := 0;
+                ELSIF expect = 'everything' THEN
+                    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM public.%I LIMIT $1) x', t) INTO expected USING cap;
+                ELSE
+                    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM public.%I WHERE %I = $1 LIMIT $2) x', t, substr(expect, 5)) INTO expected USING uid, cap;
+                END IF;
+                BEGIN
+                    seen := @extschema@.rows_seen_as(r.role, t,
+                        CASE WHEN uid IS NULL THEN NULL ELSE jsonb_build_object('sub', uid, 'role', r.rolname)::text END, cap);
+                EXCEPTION WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                    RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % cannot read public.%: %', who, r.rolname, t, msg
+                        USING ERRCODE = 'invalid_object_definition',
+                              HINT = format('A policy on public.%s fails for %s: %s', t, r.rolname,
+                                            (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', t)::regclass));
+                END;
+                IF seen <> expected THEN
+                    RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % sees % row(s) of public.%, the role matrix says %', who, r.rolname, seen, t, expected
+                        USING ERRCODE = 'invalid_object_definition',
+                              HINT = format('Policies on public.%s: %s. A legacy policy that grants more than the matrix must go (DROP POLICY), or the matrix be changed on purpose.',
+                                            t, (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', t)::regclass));
+                END IF;
+                checked := checked + 1;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN jsonb_build_object('reads_checked', checked);
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.check_role_matrix() FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -1292,15 +1386,38 @@ DECLARE
     me constant text := '(SELECT daznode_crm.current_user_id())';
 BEGIN
     FOR pol IN
-        SELECT p.polname, p.polrelid::regclass AS tbl,
-               coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr
+        SELECT p.polname, p.polrelid::regclass AS tbl, p.polpermissive, p.polcmd,
+               coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr,
+               pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS withcheck,
+               CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END AS roles,
+               api.names AS api_roles,
+               (SELECT string_agg(DISTINCT d.refobjid::regclass::text, ', ')
+                FROM pg_depend d
+                WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass
+                  AND d.refobjid <> p.polrelid
+                  AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname = ANY (api.list)
+                              AND NOT has_table_privilege(ro.oid, d.refobjid, 'SELECT'))) AS unreadable
         FROM pg_policy p
+        CROSS JOIN LATERAL (SELECT array_agg(rolname::text) AS list, string_agg(rolname, ', ') AS names
+                            FROM pg_roles WHERE rolname IN ('anon', 'authenticated')) api
         WHERE p.polrelid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(@extschema@.crm_tables()) AS x)
         ORDER BY 2::text, 1
     LOOP
         IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user\(' OR pol.expr ~ 'public\.is_admin_user' THEN
             EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
             dropped := dropped || format('%s: %s', pol.tbl, pol.polname);
+        ELSIF pol.unreadable IS NOT NULL THEN
+            -- It reads a relation the API roles may not read (Supabase's auth.users, say): every
+            -- read of the table would fail for them. Dropped; its definition kept for a human.
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', pol.tbl::text, 'policy_dropped_would_error',
+                    format('policy %I reads %s, which %s may not read; it was: CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s',
+                           pol.polname, pol.unreadable, pol.api_roles, pol.polname, pol.tbl,
+                           CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                           CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                           pol.roles, coalesce(' USING (' || pol.qual || ')', ''), coalesce(' WITH CHECK (' || pol.withcheck || ')', '')));
+            EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
+            dropped := dropped || format('%s: %s (would error: reads %s)', pol.tbl, pol.polname, pol.unreadable);
         ELSE
             kept := kept || format('%s: %s', pol.tbl, pol.polname);
         END IF;
@@ -1368,7 +1485,8 @@ BEGIN
         ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
     END IF;
 
-    RETURN jsonb_build_object('rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
+    RETURN jsonb_build_object('self_check', @extschema@.check_role_matrix(),
+                              'rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
                               'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept),
                               'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed',
                               'privileges_revoked', to_jsonb(revoked),
@@ -1474,9 +1592,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 -- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
-    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns() TO daznode_crm_maintenance;
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(),
+    @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
+REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:48
+-- src/api/mod.rs:52
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments

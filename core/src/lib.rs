@@ -7,6 +7,7 @@ pub mod email;
 pub mod error;
 pub mod indexes;
 pub mod jobs;
+pub mod matrix;
 pub mod migrations;
 pub mod orphans;
 pub mod pubkey;

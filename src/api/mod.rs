@@ -42,6 +42,10 @@ extension_sql_file!(
         access::refresh_segment,
         access::refresh_auto_update_segments,
         caller::admin_roles_changed,
+        security::rows_seen_as,
+        security::matrix_expectation,
+        security::crm_owner_sql,
+        security::app_search_path,
     ],
 );
 

@@ -63,6 +63,53 @@ fn crm_owner_sql() -> Option<pg_sys::Oid> {
     crm_owner()
 }
 
+/// Up to `cap` rows of CRM table `table_name` as a request of `role` (no superuser, no
+/// BYPASSRLS) with the JWT `claims` sees them through its policies: step 0008's self-check of
+/// the role matrix. Only a count comes out. `SELECT daznode_crm.rows_seen_as('anon', 'profiles', NULL, 100);`
+#[pg_extern(volatile)]
+fn rows_seen_as(role: pg_sys::Oid, table_name: &str, claims: Option<&str>, cap: i64) -> i64 {
+    let Some(table) = crm_table(table_name) else {
+        error!("daznode_crm: public.{table_name} is not a table of the CRM owner");
+    };
+    let subject_to_rls = Spi::get_one_with_args::<bool>(
+        "SELECT NOT (r.rolsuper OR r.rolbypassrls) FROM pg_catalog.pg_roles r WHERE r.oid = $1",
+        &[role.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !subject_to_rls {
+        error!("daznode_crm: rows_seen_as() reads only as roles subject to row-level security");
+    }
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT $1) AS x",
+        Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()])
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    );
+    let claims = claims.unwrap_or("");
+    as_role_with(role, &[(c"request.jwt.claims", claims)], || {
+        Spi::get_one_with_args::<i64>(&sql, &[cap.into()])
+            .unwrap_or_else(|e| error!("daznode_crm: {e}"))
+            .unwrap_or(0)
+    })
+}
+
+/// What the role matrix (`core::matrix`) lets `requester` ('no JWT', 'a customer', 'support',
+/// 'moderator', 'admin', 'super_admin') read of `table_name`: 'nothing', 'everything' or
+/// 'own:<column>'; NULL for a table the matrix does not govern.
+#[pg_extern(immutable, parallel_safe)]
+fn matrix_expectation(table_name: &str, requester: &str) -> Option<String> {
+    use daznode_crm_core::matrix::{expected_read, Requester, Visible};
+    let who = Requester::ALL.into_iter().find(|r| r.as_str() == requester)?;
+    expected_read(table_name, who).map(|v| match v {
+        Visible::Nothing => "nothing".to_string(),
+        Visible::Everything => "everything".to_string(),
+        Visible::Own(column) => format!("own:{column}"),
+    })
+}
+
 /// `public.<name>` when it is a table (or partitioned table) of the CRM owner: the only
 /// relations the extension's statements read or write. A view, or a table someone else created
 /// under that name, is never read.
@@ -76,6 +123,11 @@ pub fn crm_table(name: &str) -> Option<Relation> {
 /// value: the app's), so that the owner's triggers find their functions as in the app. Restored
 /// afterwards; an ERROR inside is restored by the (sub)transaction abort, as PostgreSQL does.
 pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
+    as_role_with(role, &[], f)
+}
+
+/// `as_role`, with more settings in force for `f` only (as a request's `request.jwt.claims`).
+pub fn as_role_with<T>(role: pg_sys::Oid, settings: &[(&std::ffi::CStr, &str)], f: impl FnOnce() -> T) -> T {
     // SAFETY: the same sequence PostgreSQL's maintenance commands use (GetUserIdAndSecContext,
     // NewGUCNestLevel, SetUserIdAndSecContext, set_config_option with GUC_ACTION_SAVE, then
     // AtEOXact_GUC and the saved user back); strings are NUL-terminated and copied by the GUC code.
@@ -101,6 +153,19 @@ pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
             0,
             false,
         );
+        for (name, value) in settings {
+            let value = CString::new(*value).unwrap_or_else(|_| error!("daznode_crm: a setting holds a NUL byte"));
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         let out = f();
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);

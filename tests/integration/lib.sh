@@ -65,6 +65,8 @@ CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
   )::uuid
 $$;
 GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role;
+-- As on Supabase: auth.users is not readable by the API roles.
+CREATE TABLE auth.users (id uuid PRIMARY KEY, raw_user_meta_data jsonb);
 RESET ROLE;
 CREATE EXTENSION daznode_crm;
 GRANT daznode_crm_maintenance TO app_owner, dba;

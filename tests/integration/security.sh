@@ -141,6 +141,22 @@ expect_eq "a view planted at public.crm_email_sends: ERROR in the diagnostic, ne
     "$(as postgres squat "SELECT status FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'object: public.crm_email_sends'")|$(as dba squat "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records() WHERE table_name = 'public.crm_email_sends' AND action LIKE 'skipped%'")|$(evil_log squat)" \
     "ERROR|2|nothing"
 
+# Legacy policies step 0008 keeps next to its own: checked by its self-check as every API role and
+# every kind of requester.
+supabase_like_db pol
+owner pol "CREATE POLICY \"Admins can view all orders\" ON public.orders FOR SELECT USING (EXISTS (SELECT 1 FROM auth.users u WHERE u.id = auth.uid() AND u.raw_user_meta_data ->> 'role' = 'admin'))" >/dev/null
+expect_eq "a legacy policy reading auth.users (unreadable by the API roles) is dropped, its definition kept as a finding; orders read fine" \
+    "$(owner pol "CALL daznode_crm.migrate()" | grep -c ERROR)|$(q pol -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE kind = 'policy_dropped_would_error' AND detail LIKE '%CREATE POLICY \"Admins can view all orders\" ON public.orders AS PERMISSIVE FOR SELECT TO PUBLIC USING%'")|$(api pol authenticated 2 "SELECT count(*) > 0 FROM public.orders")" \
+    "0|1|t"
+supabase_like_db wide
+owner wide "CREATE POLICY \"everyone reads templates\" ON public.crm_email_templates FOR SELECT USING (true)" >/dev/null
+expect_eq "a legacy policy granting more than the matrix: step 0008 stops, naming it; nothing of the step is applied" \
+    "$(owner wide "CALL daznode_crm.migrate()" | grep -o 'ERROR:  42P17')|$(q wide -c "SELECT count(*) FROM daznode_crm.schema_migrations WHERE step = '0008_access_control'")|$(q wide -c "SELECT count(*) FROM pg_policy WHERE polname LIKE 'daznode%'")" \
+    "ERROR:  42P17|0|0"
+msg=$("$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d wide -c "CALL daznode_crm.migrate()" 2>&1)
+expect_eq "its message names the requester, the table and the policy" \
+    "$(grep -c 'no JWT as anon sees .* row(s) of public.crm_email_templates, the role matrix says 0' <<<"$msg")|$(grep -c 'everyone reads templates' <<<"$msg")" "1|1"
+
 echo "# 2. nothing the extension creates is a way around RLS"
 part=$(q sec -c "SELECT 'public.' || relname FROM pg_class WHERE relname ~ '^crm_email_sends_p[0-9]{6}$' ORDER BY relname DESC LIMIT 1 OFFSET 3")
 for r in anon authenticated; do
