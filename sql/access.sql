@@ -128,6 +128,40 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.check_role_matrix() FROM PUBLIC;
 
+-- Reads of every CRM table as every API role, for real and in a subtransaction each, LIMIT 0:
+-- the policies that recurse or read what the role may not read show up as the error a request
+-- would get. The diagnostic reports them (run_pre_migration_diagnostic(), "policies:" rows).
+CREATE FUNCTION @extschema@.policy_read_errors() RETURNS TABLE (table_name text, role_name text, error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t text;
+    r record;
+BEGIN
+    FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
+        CONTINUE WHEN to_regclass('public.' || quote_ident(t)) IS NULL
+            OR (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(t))) IS DISTINCT FROM @extschema@.crm_owner()
+            OR (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(t))) NOT IN ('r', 'p');
+        FOR r IN
+            SELECT DISTINCT a.grantee AS role, ro.rolname::text AS rolname
+            FROM pg_class c, aclexplode(c.relacl) a, pg_roles ro
+            WHERE c.oid = to_regclass('public.' || quote_ident(t)) AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+              AND ro.oid = a.grantee AND NOT ro.rolsuper AND NOT ro.rolbypassrls
+            ORDER BY 2
+        LOOP
+            BEGIN
+                PERFORM @extschema@.rows_seen_as(r.role, t, NULL, 0);
+            EXCEPTION WHEN OTHERS THEN
+                table_name := 'public.' || t;
+                role_name := r.rolname;
+                error := left(SQLERRM, 300);
+                RETURN NEXT;
+            END;
+        END LOOP;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
+
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
 -- reported; other policies are kept and reported. The app's statistics views become
@@ -353,6 +387,6 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 -- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
-    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(),
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.policy_read_errors(),
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;

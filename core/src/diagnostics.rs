@@ -193,9 +193,36 @@ pub fn policy_calls_function_per_row(expr: &str) -> bool {
     false
 }
 
+/// The guide's function names (its SQL calls them unqualified): a function of public with one
+/// of them shadows daznode_crm's for the guide's calls and the app's RPCs.
+pub const GUIDE_FUNCTION_NAMES: &[&str] = &[
+    "run_pre_migration_diagnostic",
+    "cleanup_orphaned_records",
+    "diagnose_crm_performance",
+    "refresh_crm_materialized_views",
+    "cleanup_old_email_partitions",
+    "is_admin_user",
+    "is_valid_email",
+    "is_valid_lightning_pubkey",
+];
+
+/// Column names that hold secrets (as Supabase's linter counts them): a table exposing one to
+/// the API roles without row-level security is an ERROR.
+pub const SENSITIVE_COLUMNS: &[&str] = &[
+    "password", "passwd", "pwd", "password_hash", "secret", "api_key", "apikey", "access_token", "refresh_token",
+    "token", "private_key", "ssn", "credit_card", "card_number", "cvv",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_lists_are_lower_case_identifiers() {
+        for n in GUIDE_FUNCTION_NAMES.iter().chain(SENSITIVE_COLUMNS) {
+            assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{n}");
+        }
+    }
 
     #[test]
     fn ordering_is_most_severe_first() {

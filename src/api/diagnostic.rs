@@ -44,6 +44,7 @@ fn run_pre_migration_diagnostic() -> TableIterator<
     constraints_indexes_collisions(&mut checks);
     sizes(&mut checks);
     blockers(&mut checks);
+    live_app(&mut checks);
     extensions(&mut checks);
     sort_checks(&mut checks);
     let rows: Vec<DiagnosticRow> = checks
@@ -399,6 +400,73 @@ fn blockers(checks: &mut Vec<Check>) {
         check = check.recommend("Wait for those sessions, or stop them; see pg_stat_activity for what they run");
     }
     checks.push(check);
+}
+
+/// What breaks the live app, or would: reads that fail for an API role (tried for real), legacy
+/// functions of public carrying the guide's names, and secrets exposed to the API roles.
+fn live_app(checks: &mut Vec<Check>) {
+    let failing = rows("SELECT table_name, role_name, error FROM daznode_crm.policy_read_errors()", &[], 3);
+    if failing.is_empty() {
+        checks.push(Check::new("policies: reads as the API roles", Status::Ok, "every CRM table reads without error as every API role"));
+    }
+    for r in failing {
+        let (table, role, error) = (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default(), r[2].clone().unwrap_or_default());
+        checks.push(
+            Check::new(format!("policies: {table} as {role}"), Status::Error, format!("every read of {table} by {role} fails today: {error}"))
+                .recommend(format!(
+                    "SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = '{table}'::regclass;  \
+                     -- migrate() (step 0008) drops the recursive ones and those reading what {role} may not read, keeping their definitions"
+                )),
+        );
+    }
+    for r in rows(
+        "SELECT p.oid::regprocedure::text, p.prosecdef::text,
+                (has_function_privilege('anon', p.oid, 'EXECUTE') OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))::text,
+                p.proname::text
+         FROM pg_proc p
+         WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
+           AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated')
+         UNION ALL
+         SELECT p.oid::regprocedure::text, p.prosecdef::text, 'false', p.proname::text
+         FROM pg_proc p
+         WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
+           AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'))
+         ORDER BY 1",
+        &[diagnostics::GUIDE_FUNCTION_NAMES.to_vec().into()],
+        4,
+    ) {
+        let f = r[0].clone().unwrap_or_default();
+        let exposed_definer = r[1].as_deref() == Some("true") && r[2].as_deref() == Some("true");
+        checks.push(
+            Check::new(
+                format!("legacy function: {f}"),
+                if exposed_definer { Status::Error } else { Status::Warning },
+                format!(
+                    "{f} carries a name of the guide: its unqualified calls (and PostgREST RPCs) run it, not daznode_crm's{}",
+                    if exposed_definer { "; it is SECURITY DEFINER and executable by the API roles" } else { "" }
+                ),
+            )
+            .recommend(format!("Call daznode_crm's by its qualified name, and once the app no longer needs it: ALTER FUNCTION {f} RENAME TO {};",
+                quote_ident(&format!("{}_legacy", r[3].clone().unwrap_or_default())))),
+        );
+    }
+    for r in rows(
+        "SELECT c.oid::regclass::text, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relrowsecurity
+           AND lower(a.attname) = ANY ($1::text[])
+           AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_table_privilege(ro.oid, c.oid, 'SELECT'))
+         GROUP BY 1 ORDER BY 1",
+        &[diagnostics::SENSITIVE_COLUMNS.to_vec().into()],
+        2,
+    ) {
+        let t = r[0].clone().unwrap_or_default();
+        checks.push(
+            Check::new(format!("sensitive columns: {t}"), Status::Error,
+                format!("{t} holds {} and anon or authenticated may read it without row-level security", r[1].clone().unwrap_or_default()))
+            .recommend(format!("REVOKE ALL ON {t} FROM anon, authenticated; ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;  -- or SELECT daznode_crm.lock_down('{t}');")),
+        );
+    }
 }
 
 fn extensions(checks: &mut Vec<Check>) {

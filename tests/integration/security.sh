@@ -157,6 +157,18 @@ msg=$("$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d wide -c "CALL da
 expect_eq "its message names the requester, the table and the policy" \
     "$(grep -c 'no JWT as anon sees .* row(s) of public.crm_email_templates, the role matrix says 0' <<<"$msg")|$(grep -c 'everyone reads templates' <<<"$msg")" "1|1"
 
+# The diagnostic checks the live app: what fails for the API roles today, what shadows our names,
+# what exposes secrets.
+supabase_like_db live
+owner live "ALTER TABLE public.admin_roles ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY \"admins read roles\" ON public.admin_roles FOR SELECT USING (EXISTS (SELECT 1 FROM public.admin_roles a WHERE a.user_id = auth.uid()));
+    CREATE FUNCTION public.is_admin_user(uid uuid) RETURNS boolean LANGUAGE sql SECURITY DEFINER AS 'SELECT true'" >/dev/null
+expect_eq "the diagnostic: a recursive policy fails for each API role, a legacy SECURITY DEFINER is_admin_user(uuid) open to them, users' password exposed: ERRORs" \
+    "$(as postgres live "SELECT string_agg(check_name, ' / ' ORDER BY check_name) FROM daznode_crm.run_pre_migration_diagnostic() WHERE status = 'ERROR' AND check_name ~ '^(policies|legacy function|sensitive)'")" \
+    "legacy function: public.is_admin_user(uuid) / policies: public.admin_roles as anon / policies: public.admin_roles as authenticated / sensitive columns: public.users"
+expect_eq "after migrate(), the recursive policy is gone and the diagnostic sees no failing read" \
+    "$(owner live "CALL daznode_crm.migrate()" | grep -c ERROR)|$(as postgres live "SELECT status FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'policies: reads as the API roles'")" "0|OK"
+
 echo "# 2. nothing the extension creates is a way around RLS"
 part=$(q sec -c "SELECT 'public.' || relname FROM pg_class WHERE relname ~ '^crm_email_sends_p[0-9]{6}$' ORDER BY relname DESC LIMIT 1 OFFSET 3")
 for r in anon authenticated; do
