@@ -186,6 +186,17 @@ BEGIN
                pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS withcheck,
                CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END AS roles,
                api.names AS api_roles,
+               format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.polname, p.polrelid::regclass,
+                      CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                      CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                      CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END,
+                      coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', ''),
+                      coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')) AS definition,
+               CASE WHEN coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)) ~
+                         ('^\(*\s*(\(\s*SELECT auth\.uid\(\) AS uid\)|auth\.uid\(\))\s*=\s*' || owner_col.c || '\s*\)*$|^\(*\s*' || owner_col.c
+                          || '\s*=\s*(\(\s*SELECT auth\.uid\(\) AS uid\)|auth\.uid\(\))\s*\)*$')
+                     AND (p.polwithcheck IS NULL OR p.polqual IS NULL OR pg_get_expr(p.polqual, p.polrelid) = pg_get_expr(p.polwithcheck, p.polrelid))
+                    THEN owner_col.c || ' = auth.uid()' END AS owner_test,
                (SELECT string_agg(DISTINCT d.refobjid::regclass::text, ', ')
                 FROM pg_depend d
                 WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass
@@ -195,12 +206,32 @@ BEGIN
         FROM pg_policy p
         CROSS JOIN LATERAL (SELECT array_agg(rolname::text) AS list, string_agg(rolname, ', ') AS names
                             FROM pg_roles WHERE rolname IN ('anon', 'authenticated')) api
+        CROSS JOIN LATERAL (SELECT CASE WHEN p.polrelid = to_regclass('public.profiles') THEN 'id'
+                                        WHEN p.polrelid IN (to_regclass('public.orders'), to_regclass('public.subscriptions'), to_regclass('public.admin_roles'))
+                                        THEN 'user_id' END AS c) owner_col
         WHERE p.polrelid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(@extschema@.crm_tables()) AS x)
         ORDER BY 2::text, 1
     LOOP
         IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user\(' OR pol.expr ~ 'public\.is_admin_user' THEN
             EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
             dropped := dropped || format('%s: %s', pol.tbl, pol.polname);
+        ELSIF pol.owner_test IS NOT NULL AND pol.polcmd IN ('r', 'w') AND pol.polpermissive THEN
+            -- `auth.uid() = id` (user_id on orders, subscriptions, admin_roles) FOR SELECT or
+            -- UPDATE: the matrix's owner arm again, OR-ed with ours, one function call per row.
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', pol.tbl::text, 'policy_dropped_duplicate',
+                    format('policy %I (%s) repeats the role matrix''s owner rule; it was: %s', pol.polname, pol.owner_test, pol.definition));
+            EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
+            dropped := dropped || format('%s: %s (duplicates the matrix)', pol.tbl, pol.polname);
+        ELSIF pol.owner_test IS NOT NULL THEN
+            -- The same test for INSERT, DELETE or ALL: the owner may write what the matrix
+            -- keeps for admins. Kept (the app may rely on it), reported as an error to decide.
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', pol.tbl::text, 'policy_grants_more',
+                    format('ERROR: policy %I lets a user %s their own rows, which the role matrix keeps for admins; DROP POLICY %I ON %s; unless the app needs it. It is: %s',
+                           pol.polname, CASE pol.polcmd WHEN 'a' THEN 'insert' WHEN 'd' THEN 'delete' ELSE 'insert, update and delete' END,
+                           pol.polname, pol.tbl, pol.definition));
+            kept := kept || format('%s: %s (grants more than the matrix: see migration_findings)', pol.tbl, pol.polname);
         ELSIF pol.unreadable IS NOT NULL THEN
             -- It reads a relation the API roles may not read (Supabase's auth.users, say): every
             -- read of the table would fail for them. Dropped; its definition kept for a human.

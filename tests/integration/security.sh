@@ -144,10 +144,15 @@ expect_eq "a view planted at public.crm_email_sends: ERROR in the diagnostic, ne
 # Legacy policies step 0008 keeps next to its own: checked by its self-check as every API role and
 # every kind of requester.
 supabase_like_db pol
-owner pol "CREATE POLICY \"Admins can view all orders\" ON public.orders FOR SELECT USING (EXISTS (SELECT 1 FROM auth.users u WHERE u.id = auth.uid() AND u.raw_user_meta_data ->> 'role' = 'admin'))" >/dev/null
+owner pol "CREATE POLICY \"Admins can view all orders\" ON public.orders FOR SELECT USING (EXISTS (SELECT 1 FROM auth.users u WHERE u.id = auth.uid() AND u.raw_user_meta_data ->> 'role' = 'admin'));
+    CREATE POLICY \"Users can view own profile\" ON public.profiles FOR SELECT USING (auth.uid() = id);
+    CREATE POLICY \"Users manage own subscriptions\" ON public.subscriptions FOR ALL USING ((SELECT auth.uid()) = user_id)" >/dev/null
 expect_eq "a legacy policy reading auth.users (unreadable by the API roles) is dropped, its definition kept as a finding; orders read fine" \
     "$(owner pol "CALL daznode_crm.migrate()" | grep -c ERROR)|$(q pol -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE kind = 'policy_dropped_would_error' AND detail LIKE '%CREATE POLICY \"Admins can view all orders\" ON public.orders AS PERMISSIVE FOR SELECT TO PUBLIC USING%'")|$(api pol authenticated 2 "SELECT count(*) > 0 FROM public.orders")" \
     "0|1|t"
+expect_eq "a legacy policy repeating the matrix's owner rule is dropped; one letting users write their own rows is kept as an error finding" \
+    "$(q pol -c "SELECT string_agg(kind || ':' || table_name, ',' ORDER BY kind) FROM daznode_crm.migration_findings WHERE kind IN ('policy_dropped_duplicate', 'policy_grants_more')")|$(q pol -c "SELECT string_agg(polname, ',' ORDER BY polname) FROM pg_policy WHERE polname NOT LIKE 'daznode%'")" \
+    "policy_dropped_duplicate:public.profiles,policy_grants_more:public.subscriptions|Users manage own subscriptions"
 supabase_like_db wide
 owner wide "CREATE POLICY \"everyone reads templates\" ON public.crm_email_templates FOR SELECT USING (true)" >/dev/null
 expect_eq "a legacy policy granting more than the matrix: step 0008 stops, naming it; nothing of the step is applied" \
