@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/security.rs:181
+-- src/api/security.rs:192
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
@@ -55,12 +55,21 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'concurrent_index_plan_wrapper';
 
--- src/api/security.rs:61
+-- src/api/security.rs:65
 -- daznode_crm::api::security::crm_owner
 CREATE  FUNCTION "crm_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
-STRICT STABLE PARALLEL SAFE 
+STRICT STABLE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
+
+-- src/api/security.rs:127
+-- daznode_crm::api::security::crm_table_oid
+CREATE  FUNCTION "crm_table_oid"(
+	"name" TEXT /* & str */
+) RETURNS oid /* Option < pg_sys :: Oid > */
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'crm_table_oid_wrapper';
 
 -- src/api/migrations.rs:96
 -- daznode_crm::api::migrations::crm_tables
@@ -127,7 +136,7 @@ CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RET
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
 
--- src/api/security.rs:102
+-- src/api/security.rs:106
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
 	"table_name" TEXT, /* & str */
@@ -243,7 +252,7 @@ CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURN
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
 
--- src/api/security.rs:69
+-- src/api/security.rs:73
 -- daznode_crm::api::security::rows_seen_as
 CREATE  FUNCTION "rows_seen_as"(
 	"role" oid, /* pg_sys :: Oid */
@@ -1235,6 +1244,7 @@ CREATE FUNCTION "admin_roles_changed"()
 --   security::rows_seen_as
 --   security::matrix_expectation
 --   security::crm_owner_sql
+--   security::crm_table_oid
 --   security::app_search_path
 
 -- Access control and analytics (issue #4): two more migration steps, applied by the same
@@ -1299,6 +1309,19 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.guard_profile_columns() FROM PUBLIC;
 
+-- The API roles of a table: the roles granted SELECT on it that row-level security applies to (no
+-- superuser, no BYPASSRLS, not its owner). Supabase's anon and authenticated; any app role on plain
+-- PostgreSQL. The self-check and the diagnostic read as them.
+CREATE FUNCTION @extschema@.api_roles(rel regclass) RETURNS TABLE (role oid, rolname text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT DISTINCT a.grantee, ro.rolname::text
+    FROM pg_class c, aclexplode(c.relacl) a, pg_roles ro
+    WHERE c.oid = rel AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+      AND ro.oid = a.grantee AND NOT ro.rolsuper AND NOT ro.rolbypassrls
+    ORDER BY 2
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.api_roles(regclass) FROM PUBLIC;
+
 -- Step 0008's self-check: every governed table read as every API role (the roles granted SELECT on
 -- profiles that RLS applies to), as each kind of requester the database has a user for (no JWT, a
 -- customer, each admin role), must run without error and show what the role matrix says
@@ -1318,13 +1341,7 @@ DECLARE
     checked int := 0;
     msg text;
 BEGIN
-    FOR r IN
-        SELECT DISTINCT a.grantee::regrole AS role, ro.rolname
-        FROM pg_class c, aclexplode(c.relacl) a, pg_roles ro
-        WHERE c.oid = 'public.profiles'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
-          AND ro.oid = a.grantee AND NOT ro.rolsuper AND NOT ro.rolbypassrls
-        ORDER BY 2
-    LOOP
+    FOR r IN SELECT * FROM @extschema@.api_roles('public.profiles') LOOP
         FOREACH who IN ARRAY ARRAY['no JWT', 'a customer', 'support', 'moderator', 'admin', 'super_admin'] LOOP
             uid := CASE who
                 WHEN 'no JWT' THEN NULL
@@ -1374,19 +1391,13 @@ CREATE FUNCTION @extschema@.policy_read_errors() RETURNS TABLE (table_name text,
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     t text;
+    rel regclass;
     r record;
 BEGIN
     FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
-        CONTINUE WHEN to_regclass('public.' || quote_ident(t)) IS NULL
-            OR (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(t))) IS DISTINCT FROM @extschema@.crm_owner()
-            OR (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass('public.' || quote_ident(t))) NOT IN ('r', 'p');
-        FOR r IN
-            SELECT DISTINCT a.grantee AS role, ro.rolname::text AS rolname
-            FROM pg_class c, aclexplode(c.relacl) a, pg_roles ro
-            WHERE c.oid = to_regclass('public.' || quote_ident(t)) AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
-              AND ro.oid = a.grantee AND NOT ro.rolsuper AND NOT ro.rolbypassrls
-            ORDER BY 2
-        LOOP
+        rel := @extschema@.crm_table_oid(t);
+        CONTINUE WHEN rel IS NULL;
+        FOR r IN SELECT * FROM @extschema@.api_roles(rel) LOOP
             BEGIN
                 PERFORM @extschema@.rows_seen_as(r.role, t, NULL, 0);
             EXCEPTION WHEN OTHERS THEN
@@ -1657,11 +1668,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 -- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
-    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.policy_read_errors(),
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:52
+-- src/api/mod.rs:53
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments

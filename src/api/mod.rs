@@ -45,6 +45,7 @@ extension_sql_file!(
         security::rows_seen_as,
         security::matrix_expectation,
         security::crm_owner_sql,
+        security::crm_table_oid,
         security::app_search_path,
     ],
 );

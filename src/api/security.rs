@@ -47,18 +47,22 @@ pub fn relation(name: &str) -> Option<Relation> {
 }
 
 /// The role the CRM tables belong to: the owner of `public.profiles` when it is a table, else
-/// of the first CRM table that is one. Every statement on application tables runs as this role.
+/// of the first CRM table that is one (one catalog query). Every statement on application
+/// tables runs as this role.
 pub fn crm_owner() -> Option<pg_sys::Oid> {
-    daznode_crm_core::schema::CRM_TABLES
-        .iter()
-        .filter_map(|t| relation(t))
-        .find(Relation::is_table)
-        .map(|r| r.owner)
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT (SELECT c.relowner FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)
+                 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(t.name))
+                 WHERE c.relkind IN ('r', 'p') ORDER BY t.n LIMIT 1)",
+        &[daznode_crm_core::schema::CRM_TABLES.to_vec().into()],
+    )
+    .unwrap_or_else(|e| error!("daznode_crm: catalog lookup of the CRM owner failed: {e}"))
 }
 
 /// The role the CRM tables belong to, NULL before any exists: who the steps and the partition
-/// maintenance must run as. `SELECT daznode_crm.crm_owner()::regrole;`
-#[pg_extern(stable, parallel_safe, name = "crm_owner")]
+/// maintenance must run as. `SELECT daznode_crm.crm_owner()::regrole;` Not parallel safe: it
+/// reads the catalog through SPI, which a parallel plan's leader may not.
+#[pg_extern(stable, name = "crm_owner")]
 fn crm_owner_sql() -> Option<pg_sys::Oid> {
     crm_owner()
 }
@@ -116,6 +120,13 @@ fn matrix_expectation(table_name: &str, requester: &str) -> Option<String> {
 pub fn crm_table(name: &str) -> Option<Relation> {
     let owner = crm_owner()?;
     relation(name).filter(|r| r.is_table() && r.owner == owner)
+}
+
+/// `crm_table` for SQL: the oid of `public.<name>` when it is a table of the CRM owner, else
+/// NULL. `SELECT daznode_crm.crm_table_oid('profiles')::regclass;`
+#[pg_extern(stable)]
+fn crm_table_oid(name: &str) -> Option<pg_sys::Oid> {
+    crm_table(name).map(|r| r.oid)
 }
 
 /// Runs `f` with the rights of `role`: current user `role`, in a security-restricted operation
