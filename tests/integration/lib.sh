@@ -47,8 +47,9 @@ GRANT anon, authenticated, service_role TO authenticator;
 SQL
 }
 
-# supabase_like_db NAME: the extension (installed by the superuser), Supabase's roles and default
-# privileges, and a legacy DazNode database with dirty rows, owned by app_owner.
+# supabase_like_db NAME [FIXTURE.sql ...]: the extension (installed by the superuser), Supabase's
+# roles and default privileges, and a legacy DazNode database with dirty rows (and the given
+# fixtures of other shapes on top), owned by app_owner.
 supabase_like_db() {
     quiet postgres -c "CREATE DATABASE $1"
     quiet "$1" <<'SQL'
@@ -77,7 +78,11 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
 SQL
     # The generator loads in replica mode (a superuser's right); then everything is app_owner's.
-    quiet "$1" -f fixtures/legacy/schema.sql
+    local db=$1 extra=()
+    shift
+    for f in "$@"; do extra+=(-f "$f"); done
+    set -- "$db"
+    quiet "$1" -f fixtures/legacy/schema.sql "${extra[@]}"
     quiet "$1" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
     quiet "$1" <<'SQL'
 DO $$

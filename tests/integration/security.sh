@@ -76,6 +76,17 @@ expect_eq "pg_cron jobs scheduled by the owner run as the owner" \
     "$(q sec -c "SELECT string_agg(DISTINCT username, ',') || ':' || count(*) FROM cron.job")" "app_owner:3"
 quiet sec -c "UPDATE cron.job SET schedule = '* * * * *'"
 
+echo "# a legacy database of other shapes, as the non-superuser owner, parallel query on"
+supabase_like_db shapes fixtures/legacy/other_shapes.sql
+PARALLEL_ON="$PGOPTIONS -c max_parallel_workers_per_gather=2 -c parallel_setup_cost=0 -c parallel_tuple_cost=0 -c min_parallel_table_scan_size=0"
+out=$(PGOPTIONS=$PARALLEL_ON owner shapes "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()")
+out="$out$(PGOPTIONS=$PARALLEL_ON owner shapes "CALL daznode_crm.migrate()")"
+PGOPTIONS=$PARALLEL_ON "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d shapes -f demo/30-resolve-findings.sql >/dev/null 2>&1
+out="$out$(PGOPTIONS=$PARALLEL_ON owner shapes "CALL daznode_crm.migrate('complete')")"
+expect_eq "views of other shapes and an app trigger calling public's functions unqualified: the whole migration as the owner" \
+    "$(grep -c ERROR <<<"$out")|$(q shapes -c "SELECT count(*) FROM daznode_crm.schema_migrations")|$(q shapes -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE kind = 'legacy_view_moved'")|$(api shapes authenticated 2 "SELECT count(*) > 0 FROM public.crm_campaign_stats")" \
+    "0|10|2|t"
+
 echo "# 1. no way up to superuser through code the owner controls"
 quiet sec -c "SET ROLE app_owner; $EVIL"
 # a. is_admin_user() reading a view, a policy or a cast of the owner's
