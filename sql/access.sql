@@ -73,12 +73,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.api_roles(regclass) FROM PUBLIC;
 
--- Step 0008's self-check: every governed table read as every API role (the roles granted SELECT on
--- profiles that RLS applies to), as each kind of requester the database has a user for (no JWT, a
--- customer, each admin role), must run without error and show what the role matrix says
--- (core::matrix; up to 100 rows compared for "everything", exactly one's own rows otherwise).
--- Anything else stops the step, naming the table, the requester and the policies.
-CREATE FUNCTION @extschema@.check_role_matrix() RETURNS jsonb
+-- Every governed table read as every API role (the roles granted SELECT on profiles that RLS
+-- applies to), as each kind of requester the database has a user for (no JWT, a customer, each
+-- admin role): one row a read, with what it saw, what the role matrix says (core::matrix; up to
+-- 100 rows compared for "everything", exactly one's own rows otherwise) and the error, if any.
+-- only_table limits it to one table.
+CREATE FUNCTION @extschema@.matrix_reads(only_table text DEFAULT NULL)
+RETURNS TABLE (table_name text, requester text, role_name text, seen bigint, expected bigint, error text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     cap constant bigint := 100;
@@ -87,10 +88,6 @@ DECLARE
     uid uuid;
     t text;
     expect text;
-    expected bigint;
-    seen bigint;
-    checked int := 0;
-    msg text;
 BEGIN
     FOR r IN SELECT * FROM @extschema@.api_roles('public.profiles') LOOP
         FOREACH who IN ARRAY ARRAY['no JWT', 'a customer', 'support', 'moderator', 'admin', 'super_admin'] LOOP
@@ -102,6 +99,7 @@ BEGIN
                         AND EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = a.user_id) ORDER BY a.user_id LIMIT 1) END;
             CONTINUE WHEN who <> 'no JWT' AND uid IS NULL;
             FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
+                CONTINUE WHEN only_table IS NOT NULL AND t <> only_table;
                 expect := @extschema@.matrix_expectation(t, who);
                 IF expect = 'nothing' THEN
                     expected := 0;
@@ -110,37 +108,101 @@ BEGIN
                 ELSE
                     EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM public.%I WHERE %I = $1 LIMIT $2) x', t, substr(expect, 5)) INTO expected USING uid, cap;
                 END IF;
+                table_name := t;
+                requester := who;
+                role_name := r.rolname;
+                seen := NULL;
+                error := NULL;
                 BEGIN
                     seen := @extschema@.rows_seen_as(r.role, t,
                         CASE WHEN uid IS NULL THEN NULL ELSE jsonb_build_object('sub', uid, 'role', r.rolname)::text END, cap);
                 EXCEPTION WHEN OTHERS THEN
-                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-                    RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % cannot read public.%: %', who, r.rolname, t, msg
-                        USING ERRCODE = 'invalid_object_definition',
-                              HINT = format('A policy on public.%s fails for %s: %s', t, r.rolname,
-                                            (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', t)::regclass));
+                    error := left(SQLERRM, 300);
                 END;
-                IF seen <> expected THEN
-                    RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % sees % row(s) of public.%, the role matrix says %', who, r.rolname, seen, t, expected
-                        USING ERRCODE = 'invalid_object_definition',
-                              HINT = format('Policies on public.%s: %s. A legacy policy that grants more than the matrix must go (DROP POLICY), or the matrix be changed on purpose.',
-                                            t, (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', t)::regclass));
-                END IF;
-                checked := checked + 1;
+                RETURN NEXT;
             END LOOP;
         END LOOP;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.matrix_reads(text) FROM PUBLIC;
+
+-- Step 0008's self-check: every read of matrix_reads() must run without error and show what the
+-- role matrix says. Anything else stops the step, naming the table, the requester and the policies.
+CREATE FUNCTION @extschema@.check_role_matrix() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    m record;
+    checked int := 0;
+BEGIN
+    FOR m IN SELECT * FROM @extschema@.matrix_reads() LOOP
+        IF m.error IS NOT NULL THEN
+            RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % cannot read public.%: %', m.requester, m.role_name, m.table_name, m.error
+                USING ERRCODE = 'invalid_object_definition',
+                      HINT = format('A policy on public.%s fails for %s: %s', m.table_name, m.role_name,
+                                    (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', m.table_name)::regclass));
+        END IF;
+        IF m.seen <> m.expected THEN
+            RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % sees % row(s) of public.%, the role matrix says %', m.requester, m.role_name, m.seen, m.table_name, m.expected
+                USING ERRCODE = 'invalid_object_definition',
+                      HINT = format('Policies on public.%s: %s. A restrictive policy may hide rows the matrix shows, or a policy no test of step 0008 could attribute grants more; change it, or the matrix on purpose.',
+                                    m.table_name, (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', m.table_name)::regclass));
+        END IF;
+        checked := checked + 1;
     END LOOP;
     RETURN jsonb_build_object('reads_checked', checked);
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.check_role_matrix() FROM PUBLIC;
 
--- Reads of every CRM table as every API role, for real and in a subtransaction each, LIMIT 0:
--- the policies that recurse or read what the role may not read show up as the error a request
--- would get. The diagnostic reports them (run_pre_migration_diagnostic(), "policies:" rows).
+-- The legacy permissive policies of `rel` that widen reads (FOR SELECT or ALL) and grant more
+-- than the role matrix: each is tried alone with the matrix's policies (the others dropped in a
+-- subtransaction that is then rolled back), and kept in the answer when some requester then sees
+-- more rows than the matrix says. Permissive policies are OR-ed, so a set that grants more has a
+-- member that does.
+CREATE FUNCTION @extschema@.policies_granting_more(rel regclass)
+RETURNS TABLE (policy_name text, excess text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    pol record;
+    other record;
+    found text;
+BEGIN
+    FOR pol IN SELECT p.oid, p.polname::text AS polname FROM pg_policy p
+               WHERE p.polrelid = rel AND p.polpermissive AND p.polcmd IN ('r', '*') AND p.polname NOT LIKE 'daznode\_%'
+               ORDER BY p.polname LOOP
+        found := NULL;
+        BEGIN
+            FOR other IN SELECT p.polname FROM pg_policy p
+                         WHERE p.polrelid = rel AND p.polpermissive AND p.polcmd IN ('r', '*') AND p.polname NOT LIKE 'daznode\_%' AND p.oid <> pol.oid LOOP
+                EXECUTE format('DROP POLICY %I ON %s', other.polname, rel);
+            END LOOP;
+            SELECT string_agg(format('%s as %s sees %s row(s), the matrix says %s', m.requester, m.role_name, m.seen, m.expected), '; ')
+            INTO found
+            FROM @extschema@.matrix_reads((SELECT c.relname::text FROM pg_class c WHERE c.oid = rel)) m
+            WHERE m.seen > m.expected;
+            RAISE EXCEPTION USING ERRCODE = 'DZ001';  -- undo the drops
+        EXCEPTION WHEN SQLSTATE 'DZ001' THEN
+            NULL;
+        END;
+        IF found IS NOT NULL THEN
+            policy_name := pol.polname;
+            excess := found;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.policies_granting_more(regclass) FROM PUBLIC;
+
+-- Reads of every CRM table as every API role with no JWT, for real and in a subtransaction each,
+-- LIMIT 1: the policies that recurse or read what the role may not read show up as the error a
+-- request would get, and a row seen is a policy granting more than the role matrix (which shows
+-- nothing to anyone unidentified). The diagnostic reports both ("policies:" rows).
 CREATE FUNCTION @extschema@.policy_read_errors() RETURNS TABLE (table_name text, role_name text, error text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
+    seen bigint;
     t text;
     rel regclass;
     r record;
@@ -150,7 +212,14 @@ BEGIN
         CONTINUE WHEN rel IS NULL;
         FOR r IN SELECT * FROM @extschema@.api_roles(rel) LOOP
             BEGIN
-                PERFORM @extschema@.rows_seen_as(r.role, t, NULL, 0);
+                -- With no JWT the role matrix shows nothing: a row seen is a policy granting more.
+                seen := @extschema@.rows_seen_as(r.role, t, NULL, 1);
+                IF seen > 0 AND @extschema@.matrix_expectation(t, 'no JWT') = 'nothing' THEN
+                    table_name := 'public.' || t;
+                    role_name := r.rolname;
+                    error := 'with no JWT it reads rows, which the role matrix keeps from anyone unidentified: a policy grants more (step 0008 drops it, keeping its definition)';
+                    RETURN NEXT;
+                END IF;
             EXCEPTION WHEN OTHERS THEN
                 table_name := 'public.' || t;
                 role_name := r.rolname;
@@ -162,6 +231,107 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
+
+-- Legacy objects of public that expose the CRM past its policies or shadow the guide's names,
+-- sorted out by step 0008 (each reported in migration_findings with how to undo it):
+-- - functions carrying a guide name (guide_function_names()) are renamed <name>_legacy, their
+--   definition kept; nobody but their owner may call them, unless something still depends on
+--   them (a policy, a view: then they keep their grants and the finding says so). The legacy
+--   is_admin_user(uuid) gets a successor, public.is_admin_user(user_id uuid), which answers
+--   about the caller and, for admins only, about someone else (is_admin_user_about());
+-- - materialized views reading CRM tables (no RLS applies to them) lose the API roles' grants;
+-- - views reading CRM tables with their owner's rights become security_invoker (PostgreSQL 15+),
+--   so that the CRM's policies apply to whoever reads them.
+CREATE FUNCTION @extschema@.sort_out_legacy_objects() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    f record;
+    v record;
+    owner oid := @extschema@.crm_owner();
+    api text := (SELECT string_agg(quote_ident(rolname), ', ' ORDER BY rolname) FROM pg_roles
+                 WHERE rolname IN ('anon', 'authenticated', 'service_role'));
+    moved text[] := '{}';
+    locked text[] := '{}';
+    invoker text[] := '{}';
+    users text;
+    new_name text;
+BEGIN
+    FOR f IN
+        SELECT p.oid, p.oid::regprocedure AS sig, p.proname::text AS name, pg_get_function_identity_arguments(p.oid) AS args,
+               pg_get_functiondef(p.oid) AS def
+        FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY (@extschema@.guide_function_names())
+          AND p.proowner = owner AND p.prokind = 'f'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+          -- Ours (a successor made by an earlier run) stay.
+          AND NOT (p.proname = 'is_admin_user' AND p.prosrc ~ 'is_admin_user_about')
+        ORDER BY 1
+    LOOP
+        new_name := f.name || '_legacy';
+        WHILE EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname = new_name
+                      AND pg_get_function_identity_arguments(p.oid) = f.args) LOOP
+            new_name := new_name || '_';
+        END LOOP;
+        SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO users
+        FROM pg_depend d WHERE d.refclassid = 'pg_proc'::regclass AND d.refobjid = f.oid AND d.deptype = 'n';
+        EXECUTE format('ALTER FUNCTION %s RENAME TO %I', f.sig, new_name);
+        IF users IS NULL THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION public.%I(%s) FROM PUBLIC%s', new_name, f.args, coalesce(', ' || api, ''));
+        END IF;
+        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+        VALUES ('0008_access_control', format('public.%s(%s)', f.name, f.args), 'legacy_function_moved',
+                format('public.%s(%s) carried a name of the guide and would shadow daznode_crm''s: renamed public.%s%s. Its definition was: %s',
+                       f.name, f.args, new_name,
+                       CASE WHEN users IS NULL THEN ', executable by its owner only (GRANT EXECUTE to give it back)'
+                            ELSE format(' with its grants, since %s still use(s) it', users) END,
+                       left(f.def, 4000)));
+        moved := moved || format('public.%s(%s) -> %s', f.name, f.args, new_name);
+    END LOOP;
+    -- The successor of the legacy is_admin_user(uuid): the app's rpc('is_admin_user') goes on.
+    IF to_regprocedure('public.is_admin_user(uuid)') IS NULL
+       AND EXISTS (SELECT 1 FROM unnest(moved) m WHERE m LIKE 'public.is\_admin\_user(%') THEN
+        CREATE FUNCTION public.is_admin_user(user_id uuid DEFAULT NULL) RETURNS boolean
+        LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+        RETURN @extschema@.is_admin_user_about(user_id);
+        -- Explicit privileges (default privileges may have granted it): callable by everyone,
+        -- like is_admin_user() itself, since it tells a non-admin nothing about anyone else.
+        PERFORM @extschema@.lock_down_function('public.is_admin_user(uuid)'::regprocedure);
+        GRANT EXECUTE ON FUNCTION public.is_admin_user(uuid) TO PUBLIC;
+        COMMENT ON FUNCTION public.is_admin_user(uuid) IS 'daznode_crm: the legacy is_admin_user(user_id) without its leak: about the caller, or about someone else for admins only (NULL otherwise).';
+    END IF;
+
+    FOR v IN
+        SELECT DISTINCT c.oid::regclass AS rel, c.relkind
+        FROM pg_class c
+        JOIN pg_rewrite r ON r.ev_class = c.oid
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm') AND c.relowner = owner
+          AND d.refobjid IN (SELECT @extschema@.crm_table_oid(t) FROM unnest(@extschema@.crm_tables()) t)
+          AND c.relname NOT IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
+                                'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_table_privilege(ro.oid, c.oid, 'SELECT'))
+        ORDER BY 1
+    LOOP
+        IF v.relkind = 'm' THEN
+            EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, %s', v.rel, (SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname IN ('anon', 'authenticated')));
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', v.rel::text, 'legacy_matview_locked',
+                    format('%s is a materialized view of CRM tables (no row-level security applies to it) that anon and authenticated could read: their grants were revoked. GRANT SELECT ON %s TO ... gives them back.', v.rel, v.rel));
+            locked := locked || v.rel::text;
+        ELSIF current_setting('server_version_num')::int >= 150000
+              AND NOT coalesce((SELECT option_value::boolean FROM pg_options_to_table((SELECT reloptions FROM pg_class WHERE oid = v.rel))
+                                WHERE option_name = 'security_invoker'), false) THEN
+            EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v.rel);
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', v.rel::text, 'legacy_view_invoker',
+                    format('%s read CRM tables with its owner''s rights, past their policies: it is now security_invoker, so each reader sees what the role matrix shows them. ALTER VIEW %s RESET (security_invoker) undoes it.', v.rel, v.rel));
+            invoker := invoker || v.rel::text;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('functions_moved', to_jsonb(moved), 'matviews_locked', to_jsonb(locked), 'views_made_invoker', to_jsonb(invoker));
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.sort_out_legacy_objects() FROM PUBLIC;
 
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
@@ -180,6 +350,7 @@ DECLARE
     editors constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))';
     anyone_admin constant text := '(SELECT daznode_crm.is_admin_user())';
     me constant text := '(SELECT daznode_crm.current_user_id())';
+    legacy jsonb;
 BEGIN
     FOR pol IN
         SELECT p.polname, p.polrelid::regclass AS tbl, p.polpermissive, p.polcmd,
@@ -193,7 +364,8 @@ BEGIN
                       CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END,
                       coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', ''),
                       coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')) AS definition,
-               CASE WHEN coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)) ~
+               CASE WHEN regexp_replace(regexp_replace(coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)),
+                                                       '\((auth\.uid\(\)|[a-z_]+)\)::text', '\1', 'g'), '::text', '', 'g') ~
                          ('^\(*\s*(\(\s*SELECT auth\.uid\(\) AS uid\)|auth\.uid\(\))\s*=\s*' || owner_col.c || '\s*\)*$|^\(*\s*' || owner_col.c
                           || '\s*=\s*(\(\s*SELECT auth\.uid\(\) AS uid\)|auth\.uid\(\))\s*\)*$')
                      AND (p.polwithcheck IS NULL OR p.polqual IS NULL OR pg_get_expr(p.polqual, p.polrelid) = pg_get_expr(p.polwithcheck, p.polrelid))
@@ -312,11 +484,43 @@ BEGIN
         ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
     END IF;
 
+    legacy := @extschema@.sort_out_legacy_objects();
+
+    -- Legacy policies that widen reads beyond the matrix (USING (true), user_id IS NULL, ...):
+    -- tried one by one with ours, dropped when they show a requester more rows than the matrix
+    -- says, and kept as ERROR findings with their definition, for a human to recreate on purpose.
+    FOR pol IN
+        SELECT p.polrelid::regclass AS tbl, gm.policy_name, gm.excess,
+               format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.polname, p.polrelid::regclass,
+                      CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                      CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                      CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END,
+                      coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', ''),
+                      coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')) AS definition
+        FROM unnest(@extschema@.crm_tables()) AS x(t)
+        CROSS JOIN LATERAL @extschema@.policies_granting_more(format('public.%I', x.t)::regclass) AS gm
+        JOIN pg_policy p ON p.polrelid = format('public.%I', x.t)::regclass AND p.polname = gm.policy_name
+    LOOP
+        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+        VALUES ('0008_access_control', pol.tbl::text, 'policy_dropped_grants_more',
+                format('ERROR: policy %I showed more than the role matrix (%s); dropped. Recreate it only if the app must: %s',
+                       pol.policy_name, pol.excess, pol.definition));
+        EXECUTE format('DROP POLICY %I ON %s', pol.policy_name, pol.tbl);
+        dropped := dropped || format('%s: %s (grants more reads than the matrix)', pol.tbl, pol.policy_name);
+        kept := array_remove(kept, format('%s: %s', pol.tbl, pol.policy_name));
+    END LOOP;
+    -- The rest stay (they add nothing the matrix does not show, on today's rows): reported.
+    INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+    SELECT '0008_access_control', split_part(k, ': ', 1), 'policy_kept',
+           format('policy %s was kept: OR-ed with the matrix''s, it showed no requester more rows today; review it', split_part(k, ': ', 2))
+    FROM unnest(kept) AS k
+    WHERE k NOT LIKE '%(grants more than the matrix%';
+
     RETURN jsonb_build_object('self_check', @extschema@.check_role_matrix(),
                               'rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
                               'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept),
                               'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed',
-                              'privileges_revoked', to_jsonb(revoked),
+                              'privileges_revoked', to_jsonb(revoked), 'legacy_objects', legacy,
                               'profile_columns_guard', 'public.profiles: daznode_guard_profile_columns');
 END
 $step$;
@@ -419,6 +623,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 -- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
-    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.matrix_reads(text), @extschema@.policies_granting_more(regclass),
+    @extschema@.sort_out_legacy_objects(), @extschema@.is_admin_user_about(uuid), @extschema@.guide_function_names(),
+    @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;

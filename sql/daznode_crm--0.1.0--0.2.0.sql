@@ -119,6 +119,13 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
+-- src/api/diagnostic.rs:28
+-- daznode_crm::api::diagnostic::guide_function_names
+CREATE  FUNCTION "guide_function_names"() RETURNS TEXT[] /* Vec < & '_ str > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'guide_function_names_wrapper';
+
 -- src/api/migrations.rs:151
 -- daznode_crm::api::migrations::interim_index_sql
 CREATE  FUNCTION "interim_index_sql"(
@@ -135,6 +142,13 @@ AS 'MODULE_PATHNAME', 'interim_index_sql_wrapper';
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
+
+-- src/api/access.rs:58
+-- daznode_crm::api::access::is_admin_user_about
+
+CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid) RETURNS boolean
+STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
 -- src/api/security.rs:106
 -- daznode_crm::api::security::matrix_expectation
@@ -215,7 +229,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'profile_owner_columns_wrapper';
 
--- src/api/access.rs:140
+-- src/api/access.rs:161
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -238,7 +252,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:54
+-- src/api/access.rs:75
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
@@ -264,7 +278,7 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
--- src/api/diagnostic.rs:25
+-- src/api/diagnostic.rs:33
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
 CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
 	"check_name" TEXT,  /* String */
@@ -415,6 +429,7 @@ CREATE FUNCTION @extschema@.step_base_schema() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
     created text[] := '{}';
+    t text;
 BEGIN
     IF to_regclass('public.profiles') IS NULL THEN
         CREATE TABLE public.profiles (
@@ -571,21 +586,16 @@ BEGIN
 END $fn$;
         created := created || 'update_updated_at_column()'::text;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_customer_segments'::regclass
-                   AND tgname = 'update_crm_customer_segments_updated_at') THEN
-        CREATE TRIGGER update_crm_customer_segments_updated_at BEFORE UPDATE ON public.crm_customer_segments
-            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_templates'::regclass
-                   AND tgname = 'update_crm_email_templates_updated_at') THEN
-        CREATE TRIGGER update_crm_email_templates_updated_at BEFORE UPDATE ON public.crm_email_templates
-            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_campaigns'::regclass
-                   AND tgname = 'update_crm_email_campaigns_updated_at') THEN
-        CREATE TRIGGER update_crm_email_campaigns_updated_at BEFORE UPDATE ON public.crm_email_campaigns
-            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
-    END IF;
+    -- The guide's updated_at triggers, unless the table already has one of its own (real
+    -- databases name theirs otherwise): a second trigger would only do the same work twice.
+    FOR t IN SELECT * FROM unnest(ARRAY['crm_customer_segments', 'crm_email_templates', 'crm_email_campaigns']) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g
+                       WHERE g.tgrelid = format('public.%I', t)::regclass AND NOT g.tgisinternal
+                         AND (g.tgname = format('update_%s_updated_at', t) OR g.tgfoid = 'public.update_updated_at_column()'::regprocedure)) THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON public.%I FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column()',
+                           format('update_%s_updated_at', t), t);
+        END IF;
+    END LOOP;
 
     RETURN jsonb_build_object('created', to_jsonb(created), 'created_count', cardinality(created));
 END
@@ -640,16 +650,27 @@ BEGIN
     GET DIAGNOSTICS n_pubkeys = ROW_COUNT;
     RAISE NOTICE 'daznode_crm: % empty pubkeys set to NULL, % pubkeys lower-cased', n_empty_pubkeys, n_pubkeys;
 
+    -- Each finding gives the one statement that fixes its row. Step 0003's NOT VALID checks
+    -- apply to every row an UPDATE writes, so a row whose email and pubkey are both invalid is
+    -- fixed in one statement, both columns at once, whichever finding is followed first.
     INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
     SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'invalid_email',
-           format('email %s: %s', email, @extschema@.email_validation_error(email))
+           format('email %s: %s. Fix: UPDATE public.profiles SET email = <a valid address>%s WHERE id = %L;%s',
+                  email, @extschema@.email_validation_error(email),
+                  CASE WHEN NOT @extschema@.is_valid_lightning_pubkey(pubkey) THEN ', pubkey = NULL' ELSE '' END, id,
+                  CASE WHEN NOT @extschema@.is_valid_lightning_pubkey(pubkey)
+                       THEN ' (its pubkey is invalid too: both in one statement, or the constraint on the other refuses the update)' ELSE '' END)
     FROM public.profiles
     WHERE NOT @extschema@.is_valid_email(email);
     GET DIAGNOSTICS n_invalid_emails = ROW_COUNT;
 
     INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
     SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'invalid_pubkey',
-           format('pubkey %s: %s', pubkey, @extschema@.lightning_pubkey_validation_error(pubkey))
+           format('pubkey %s: %s. Fix: UPDATE public.profiles SET pubkey = <the node''s key, or NULL>%s WHERE id = %L;%s',
+                  pubkey, @extschema@.lightning_pubkey_validation_error(pubkey),
+                  CASE WHEN NOT @extschema@.is_valid_email(email) THEN ', email = <a valid address>' ELSE '' END, id,
+                  CASE WHEN NOT @extschema@.is_valid_email(email)
+                       THEN ' (its email is invalid too: both in one statement, or the constraint on the other refuses the update)' ELSE '' END)
     FROM public.profiles
     WHERE NOT @extschema@.is_valid_lightning_pubkey(pubkey);
     GET DIAGNOSTICS n_invalid_pubkeys = ROW_COUNT;
@@ -1050,6 +1071,8 @@ DECLARE
     applied int := 0;
     refused text;
     refused_hint text;
+    refused_state text;
+    refused_context text;
 BEGIN
     PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
@@ -1078,12 +1101,7 @@ BEGIN
                 PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
                 EXECUTE format('SELECT @extschema@.%I()', s.function_name) INTO result;
                 EXIT;
-            EXCEPTION WHEN insufficient_privilege THEN
-                -- An object of another role in the way (refuse_foreign_object) or a right the
-                -- owner lacks: the step is undone, and the reason kept as a finding below.
-                GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT;
-                EXIT;
-            WHEN lock_not_available THEN
+            EXCEPTION WHEN lock_not_available THEN
                 IF attempt >= max_attempts THEN
                     RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
                         USING ERRCODE = 'lock_not_available',
@@ -1093,14 +1111,31 @@ BEGIN
                     s.step, @extschema@.migration_lock_timeout(), attempt, max_attempts;
                 PERFORM pg_catalog.pg_sleep(0.2 * attempt);
                 attempt := attempt + 1;
+            WHEN OTHERS THEN
+                -- Whatever stopped the step (an object of another role in the way, a right the
+                -- owner lacks, a legacy shape no step expects, an app trigger that fails): the
+                -- step is undone, and the reason kept as a finding below. A cancel is not caught.
+                GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT,
+                    refused_state = RETURNED_SQLSTATE, refused_context = PG_EXCEPTION_CONTEXT;
+                EXIT;
             END;
         END LOOP;
         IF refused IS NOT NULL THEN
+            -- Never a raw PostgreSQL error: ours say what to do; any other is named as the step's,
+            -- with where it came from (an app trigger, a legacy function) and its SQLSTATE kept.
+            IF refused NOT LIKE 'daznode\_crm:%' THEN
+                refused := pg_catalog.format('daznode_crm: step %s stopped: %s (%s)', s.step, refused,
+                    pg_catalog.left(pg_catalog.split_part(refused_context, E'\n', 1), 200));
+                refused_hint := coalesce(nullif(refused_hint, ''),
+                    'SELECT * FROM daznode_crm.run_pre_migration_diagnostic() names what is in the way; fix it, then CALL daznode_crm.migrate() again.');
+            END IF;
             INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-            VALUES (s.step, 'public', 'refused', refused || coalesce(' (' || nullif(refused_hint, '') || ')', ''));
+            VALUES (s.step, 'public', CASE WHEN refused_state = '42501' THEN 'refused' ELSE 'step_failed' END,
+                    pg_catalog.format('ERROR %s: %s%s', refused_state, refused, coalesce(' (' || nullif(refused_hint, '') || ')', '')));
             COMMIT;
-            RAISE EXCEPTION '%', refused USING ERRCODE = 'insufficient_privilege', HINT = refused_hint,
-                DETAIL = 'The step changed nothing; the reason is kept in daznode_crm.migration_findings (kind ''refused'').';
+            RAISE EXCEPTION '%', refused USING ERRCODE = refused_state, HINT = refused_hint,
+                DETAIL = pg_catalog.format('The step changed nothing; the reason is kept in daznode_crm.migration_findings (kind ''%s'').',
+                                           CASE WHEN refused_state = '42501' THEN 'refused' ELSE 'step_failed' END);
         END IF;
         END IF;
         INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
@@ -1225,7 +1260,7 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_mai
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 
--- src/api/caller.rs:564
+-- src/api/caller.rs:573
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
 	RETURNS TRIGGER
@@ -1322,12 +1357,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.api_roles(regclass) FROM PUBLIC;
 
--- Step 0008's self-check: every governed table read as every API role (the roles granted SELECT on
--- profiles that RLS applies to), as each kind of requester the database has a user for (no JWT, a
--- customer, each admin role), must run without error and show what the role matrix says
--- (core::matrix; up to 100 rows compared for "everything", exactly one's own rows otherwise).
--- Anything else stops the step, naming the table, the requester and the policies.
-CREATE FUNCTION @extschema@.check_role_matrix() RETURNS jsonb
+-- Every governed table read as every API role (the roles granted SELECT on profiles that RLS
+-- applies to), as each kind of requester the database has a user for (no JWT, a customer, each
+-- admin role): one row a read, with what it saw, what the role matrix says (core::matrix; up to
+-- 100 rows compared for "everything", exactly one's own rows otherwise) and the error, if any.
+-- only_table limits it to one table.
+CREATE FUNCTION @extschema@.matrix_reads(only_table text DEFAULT NULL)
+RETURNS TABLE (table_name text, requester text, role_name text, seen bigint, expected bigint, error text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     cap constant bigint := 100;
@@ -1336,10 +1372,6 @@ DECLARE
     uid uuid;
     t text;
     expect text;
-    expected bigint;
-    seen bigint;
-    checked int := 0;
-    msg text;
 BEGIN
     FOR r IN SELECT * FROM @extschema@.api_roles('public.profiles') LOOP
         FOREACH who IN ARRAY ARRAY['no JWT', 'a customer', 'support', 'moderator', 'admin', 'super_admin'] LOOP
@@ -1351,6 +1383,7 @@ BEGIN
                         AND EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = a.user_id) ORDER BY a.user_id LIMIT 1) END;
             CONTINUE WHEN who <> 'no JWT' AND uid IS NULL;
             FOREACH t IN ARRAY @extschema@.crm_tables() LOOP
+                CONTINUE WHEN only_table IS NOT NULL AND t <> only_table;
                 expect := @extschema@.matrix_expectation(t, who);
                 IF expect = 'nothing' THEN
                     expected := 0;
@@ -1359,37 +1392,101 @@ BEGIN
                 ELSE
                     EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM public.%I WHERE %I = $1 LIMIT $2) x', t, substr(expect, 5)) INTO expected USING uid, cap;
                 END IF;
+                table_name := t;
+                requester := who;
+                role_name := r.rolname;
+                seen := NULL;
+                error := NULL;
                 BEGIN
                     seen := @extschema@.rows_seen_as(r.role, t,
                         CASE WHEN uid IS NULL THEN NULL ELSE jsonb_build_object('sub', uid, 'role', r.rolname)::text END, cap);
                 EXCEPTION WHEN OTHERS THEN
-                    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-                    RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % cannot read public.%: %', who, r.rolname, t, msg
-                        USING ERRCODE = 'invalid_object_definition',
-                              HINT = format('A policy on public.%s fails for %s: %s', t, r.rolname,
-                                            (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', t)::regclass));
+                    error := left(SQLERRM, 300);
                 END;
-                IF seen <> expected THEN
-                    RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % sees % row(s) of public.%, the role matrix says %', who, r.rolname, seen, t, expected
-                        USING ERRCODE = 'invalid_object_definition',
-                              HINT = format('Policies on public.%s: %s. A legacy policy that grants more than the matrix must go (DROP POLICY), or the matrix be changed on purpose.',
-                                            t, (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', t)::regclass));
-                END IF;
-                checked := checked + 1;
+                RETURN NEXT;
             END LOOP;
         END LOOP;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.matrix_reads(text) FROM PUBLIC;
+
+-- Step 0008's self-check: every read of matrix_reads() must run without error and show what the
+-- role matrix says. Anything else stops the step, naming the table, the requester and the policies.
+CREATE FUNCTION @extschema@.check_role_matrix() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    m record;
+    checked int := 0;
+BEGIN
+    FOR m IN SELECT * FROM @extschema@.matrix_reads() LOOP
+        IF m.error IS NOT NULL THEN
+            RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % cannot read public.%: %', m.requester, m.role_name, m.table_name, m.error
+                USING ERRCODE = 'invalid_object_definition',
+                      HINT = format('A policy on public.%s fails for %s: %s', m.table_name, m.role_name,
+                                    (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', m.table_name)::regclass));
+        END IF;
+        IF m.seen <> m.expected THEN
+            RAISE EXCEPTION 'daznode_crm: step 0008 self-check: % as % sees % row(s) of public.%, the role matrix says %', m.requester, m.role_name, m.seen, m.table_name, m.expected
+                USING ERRCODE = 'invalid_object_definition',
+                      HINT = format('Policies on public.%s: %s. A restrictive policy may hide rows the matrix shows, or a policy no test of step 0008 could attribute grants more; change it, or the matrix on purpose.',
+                                    m.table_name, (SELECT string_agg(polname, ', ') FROM pg_policy WHERE polrelid = format('public.%I', m.table_name)::regclass));
+        END IF;
+        checked := checked + 1;
     END LOOP;
     RETURN jsonb_build_object('reads_checked', checked);
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.check_role_matrix() FROM PUBLIC;
 
--- Reads of every CRM table as every API role, for real and in a subtransaction each, LIMIT 0:
--- the policies that recurse or read what the role may not read show up as the error a request
--- would get. The diagnostic reports them (run_pre_migration_diagnostic(), "policies:" rows).
+-- The legacy permissive policies of `rel` that widen reads (FOR SELECT or ALL) and grant more
+-- than the role matrix: each is tried alone with the matrix's policies (the others dropped in a
+-- subtransaction that is then rolled back), and kept in the answer when some requester then sees
+-- more rows than the matrix says. Permissive policies are OR-ed, so a set that grants more has a
+-- member that does.
+CREATE FUNCTION @extschema@.policies_granting_more(rel regclass)
+RETURNS TABLE (policy_name text, excess text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    pol record;
+    other record;
+    found text;
+BEGIN
+    FOR pol IN SELECT p.oid, p.polname::text AS polname FROM pg_policy p
+               WHERE p.polrelid = rel AND p.polpermissive AND p.polcmd IN ('r', '*') AND p.polname NOT LIKE 'daznode\_%'
+               ORDER BY p.polname LOOP
+        found := NULL;
+        BEGIN
+            FOR other IN SELECT p.polname FROM pg_policy p
+                         WHERE p.polrelid = rel AND p.polpermissive AND p.polcmd IN ('r', '*') AND p.polname NOT LIKE 'daznode\_%' AND p.oid <> pol.oid LOOP
+                EXECUTE format('DROP POLICY %I ON %s', other.polname, rel);
+            END LOOP;
+            SELECT string_agg(format('%s as %s sees %s row(s), the matrix says %s', m.requester, m.role_name, m.seen, m.expected), '; ')
+            INTO found
+            FROM @extschema@.matrix_reads((SELECT c.relname::text FROM pg_class c WHERE c.oid = rel)) m
+            WHERE m.seen > m.expected;
+            RAISE EXCEPTION USING ERRCODE = 'DZ001';  -- undo the drops
+        EXCEPTION WHEN SQLSTATE 'DZ001' THEN
+            NULL;
+        END;
+        IF found IS NOT NULL THEN
+            policy_name := pol.polname;
+            excess := found;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.policies_granting_more(regclass) FROM PUBLIC;
+
+-- Reads of every CRM table as every API role with no JWT, for real and in a subtransaction each,
+-- LIMIT 1: the policies that recurse or read what the role may not read show up as the error a
+-- request would get, and a row seen is a policy granting more than the role matrix (which shows
+-- nothing to anyone unidentified). The diagnostic reports both ("policies:" rows).
 CREATE FUNCTION @extschema@.policy_read_errors() RETURNS TABLE (table_name text, role_name text, error text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
+    seen bigint;
     t text;
     rel regclass;
     r record;
@@ -1399,7 +1496,14 @@ BEGIN
         CONTINUE WHEN rel IS NULL;
         FOR r IN SELECT * FROM @extschema@.api_roles(rel) LOOP
             BEGIN
-                PERFORM @extschema@.rows_seen_as(r.role, t, NULL, 0);
+                -- With no JWT the role matrix shows nothing: a row seen is a policy granting more.
+                seen := @extschema@.rows_seen_as(r.role, t, NULL, 1);
+                IF seen > 0 AND @extschema@.matrix_expectation(t, 'no JWT') = 'nothing' THEN
+                    table_name := 'public.' || t;
+                    role_name := r.rolname;
+                    error := 'with no JWT it reads rows, which the role matrix keeps from anyone unidentified: a policy grants more (step 0008 drops it, keeping its definition)';
+                    RETURN NEXT;
+                END IF;
             EXCEPTION WHEN OTHERS THEN
                 table_name := 'public.' || t;
                 role_name := r.rolname;
@@ -1411,6 +1515,107 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
+
+-- Legacy objects of public that expose the CRM past its policies or shadow the guide's names,
+-- sorted out by step 0008 (each reported in migration_findings with how to undo it):
+-- - functions carrying a guide name (guide_function_names()) are renamed <name>_legacy, their
+--   definition kept; nobody but their owner may call them, unless something still depends on
+--   them (a policy, a view: then they keep their grants and the finding says so). The legacy
+--   is_admin_user(uuid) gets a successor, public.is_admin_user(user_id uuid), which answers
+--   about the caller and, for admins only, about someone else (is_admin_user_about());
+-- - materialized views reading CRM tables (no RLS applies to them) lose the API roles' grants;
+-- - views reading CRM tables with their owner's rights become security_invoker (PostgreSQL 15+),
+--   so that the CRM's policies apply to whoever reads them.
+CREATE FUNCTION @extschema@.sort_out_legacy_objects() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    f record;
+    v record;
+    owner oid := @extschema@.crm_owner();
+    api text := (SELECT string_agg(quote_ident(rolname), ', ' ORDER BY rolname) FROM pg_roles
+                 WHERE rolname IN ('anon', 'authenticated', 'service_role'));
+    moved text[] := '{}';
+    locked text[] := '{}';
+    invoker text[] := '{}';
+    users text;
+    new_name text;
+BEGIN
+    FOR f IN
+        SELECT p.oid, p.oid::regprocedure AS sig, p.proname::text AS name, pg_get_function_identity_arguments(p.oid) AS args,
+               pg_get_functiondef(p.oid) AS def
+        FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY (@extschema@.guide_function_names())
+          AND p.proowner = owner AND p.prokind = 'f'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+          -- Ours (a successor made by an earlier run) stay.
+          AND NOT (p.proname = 'is_admin_user' AND p.prosrc ~ 'is_admin_user_about')
+        ORDER BY 1
+    LOOP
+        new_name := f.name || '_legacy';
+        WHILE EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname = new_name
+                      AND pg_get_function_identity_arguments(p.oid) = f.args) LOOP
+            new_name := new_name || '_';
+        END LOOP;
+        SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO users
+        FROM pg_depend d WHERE d.refclassid = 'pg_proc'::regclass AND d.refobjid = f.oid AND d.deptype = 'n';
+        EXECUTE format('ALTER FUNCTION %s RENAME TO %I', f.sig, new_name);
+        IF users IS NULL THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION public.%I(%s) FROM PUBLIC%s', new_name, f.args, coalesce(', ' || api, ''));
+        END IF;
+        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+        VALUES ('0008_access_control', format('public.%s(%s)', f.name, f.args), 'legacy_function_moved',
+                format('public.%s(%s) carried a name of the guide and would shadow daznode_crm''s: renamed public.%s%s. Its definition was: %s',
+                       f.name, f.args, new_name,
+                       CASE WHEN users IS NULL THEN ', executable by its owner only (GRANT EXECUTE to give it back)'
+                            ELSE format(' with its grants, since %s still use(s) it', users) END,
+                       left(f.def, 4000)));
+        moved := moved || format('public.%s(%s) -> %s', f.name, f.args, new_name);
+    END LOOP;
+    -- The successor of the legacy is_admin_user(uuid): the app's rpc('is_admin_user') goes on.
+    IF to_regprocedure('public.is_admin_user(uuid)') IS NULL
+       AND EXISTS (SELECT 1 FROM unnest(moved) m WHERE m LIKE 'public.is\_admin\_user(%') THEN
+        CREATE FUNCTION public.is_admin_user(user_id uuid DEFAULT NULL) RETURNS boolean
+        LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+        RETURN @extschema@.is_admin_user_about(user_id);
+        -- Explicit privileges (default privileges may have granted it): callable by everyone,
+        -- like is_admin_user() itself, since it tells a non-admin nothing about anyone else.
+        PERFORM @extschema@.lock_down_function('public.is_admin_user(uuid)'::regprocedure);
+        GRANT EXECUTE ON FUNCTION public.is_admin_user(uuid) TO PUBLIC;
+        COMMENT ON FUNCTION public.is_admin_user(uuid) IS 'daznode_crm: the legacy is_admin_user(user_id) without its leak: about the caller, or about someone else for admins only (NULL otherwise).';
+    END IF;
+
+    FOR v IN
+        SELECT DISTINCT c.oid::regclass AS rel, c.relkind
+        FROM pg_class c
+        JOIN pg_rewrite r ON r.ev_class = c.oid
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm') AND c.relowner = owner
+          AND d.refobjid IN (SELECT @extschema@.crm_table_oid(t) FROM unnest(@extschema@.crm_tables()) t)
+          AND c.relname NOT IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
+                                'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_table_privilege(ro.oid, c.oid, 'SELECT'))
+        ORDER BY 1
+    LOOP
+        IF v.relkind = 'm' THEN
+            EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, %s', v.rel, (SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname IN ('anon', 'authenticated')));
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', v.rel::text, 'legacy_matview_locked',
+                    format('%s is a materialized view of CRM tables (no row-level security applies to it) that anon and authenticated could read: their grants were revoked. GRANT SELECT ON %s TO ... gives them back.', v.rel, v.rel));
+            locked := locked || v.rel::text;
+        ELSIF current_setting('server_version_num')::int >= 150000
+              AND NOT coalesce((SELECT option_value::boolean FROM pg_options_to_table((SELECT reloptions FROM pg_class WHERE oid = v.rel))
+                                WHERE option_name = 'security_invoker'), false) THEN
+            EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v.rel);
+            INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+            VALUES ('0008_access_control', v.rel::text, 'legacy_view_invoker',
+                    format('%s read CRM tables with its owner''s rights, past their policies: it is now security_invoker, so each reader sees what the role matrix shows them. ALTER VIEW %s RESET (security_invoker) undoes it.', v.rel, v.rel));
+            invoker := invoker || v.rel::text;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('functions_moved', to_jsonb(moved), 'matviews_locked', to_jsonb(locked), 'views_made_invoker', to_jsonb(invoker));
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.sort_out_legacy_objects() FROM PUBLIC;
 
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
@@ -1429,6 +1634,7 @@ DECLARE
     editors constant text := '(SELECT daznode_crm.is_admin_user(''{super_admin,admin,moderator}''))';
     anyone_admin constant text := '(SELECT daznode_crm.is_admin_user())';
     me constant text := '(SELECT daznode_crm.current_user_id())';
+    legacy jsonb;
 BEGIN
     FOR pol IN
         SELECT p.polname, p.polrelid::regclass AS tbl, p.polpermissive, p.polcmd,
@@ -1442,7 +1648,8 @@ BEGIN
                       CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END,
                       coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', ''),
                       coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')) AS definition,
-               CASE WHEN coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)) ~
+               CASE WHEN regexp_replace(regexp_replace(coalesce(pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)),
+                                                       '\((auth\.uid\(\)|[a-z_]+)\)::text', '\1', 'g'), '::text', '', 'g') ~
                          ('^\(*\s*(\(\s*SELECT auth\.uid\(\) AS uid\)|auth\.uid\(\))\s*=\s*' || owner_col.c || '\s*\)*$|^\(*\s*' || owner_col.c
                           || '\s*=\s*(\(\s*SELECT auth\.uid\(\) AS uid\)|auth\.uid\(\))\s*\)*$')
                      AND (p.polwithcheck IS NULL OR p.polqual IS NULL OR pg_get_expr(p.polqual, p.polrelid) = pg_get_expr(p.polwithcheck, p.polrelid))
@@ -1561,11 +1768,43 @@ BEGIN
         ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
     END IF;
 
+    legacy := @extschema@.sort_out_legacy_objects();
+
+    -- Legacy policies that widen reads beyond the matrix (USING (true), user_id IS NULL, ...):
+    -- tried one by one with ours, dropped when they show a requester more rows than the matrix
+    -- says, and kept as ERROR findings with their definition, for a human to recreate on purpose.
+    FOR pol IN
+        SELECT p.polrelid::regclass AS tbl, gm.policy_name, gm.excess,
+               format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.polname, p.polrelid::regclass,
+                      CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                      CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                      CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (SELECT string_agg(x::regrole::text, ', ') FROM unnest(p.polroles) x) END,
+                      coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', ''),
+                      coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')) AS definition
+        FROM unnest(@extschema@.crm_tables()) AS x(t)
+        CROSS JOIN LATERAL @extschema@.policies_granting_more(format('public.%I', x.t)::regclass) AS gm
+        JOIN pg_policy p ON p.polrelid = format('public.%I', x.t)::regclass AND p.polname = gm.policy_name
+    LOOP
+        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+        VALUES ('0008_access_control', pol.tbl::text, 'policy_dropped_grants_more',
+                format('ERROR: policy %I showed more than the role matrix (%s); dropped. Recreate it only if the app must: %s',
+                       pol.policy_name, pol.excess, pol.definition));
+        EXECUTE format('DROP POLICY %I ON %s', pol.policy_name, pol.tbl);
+        dropped := dropped || format('%s: %s (grants more reads than the matrix)', pol.tbl, pol.policy_name);
+        kept := array_remove(kept, format('%s: %s', pol.tbl, pol.policy_name));
+    END LOOP;
+    -- The rest stay (they add nothing the matrix does not show, on today's rows): reported.
+    INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+    SELECT '0008_access_control', split_part(k, ': ', 1), 'policy_kept',
+           format('policy %s was kept: OR-ed with the matrix''s, it showed no requester more rows today; review it', split_part(k, ': ', 2))
+    FROM unnest(kept) AS k
+    WHERE k NOT LIKE '%(grants more than the matrix%';
+
     RETURN jsonb_build_object('self_check', @extschema@.check_role_matrix(),
                               'rls_enabled_on', to_jsonb(@extschema@.crm_tables()),
                               'policies_dropped', to_jsonb(dropped), 'other_policies_kept', to_jsonb(kept),
                               'role_cache_trigger', 'public.admin_roles: daznode_admin_roles_changed',
-                              'privileges_revoked', to_jsonb(revoked),
+                              'privileges_revoked', to_jsonb(revoked), 'legacy_objects', legacy,
                               'profile_columns_guard', 'public.profiles: daznode_guard_profile_columns');
 END
 $step$;
@@ -1668,7 +1907,9 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 -- What CALL daznode_crm.migrate() needs when the CRM owner runs it (a maintenance member).
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
-    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
+    @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.matrix_reads(text), @extschema@.policies_granting_more(regclass),
+    @extschema@.sort_out_legacy_objects(), @extschema@.is_admin_user_about(uuid), @extschema@.guide_function_names(),
+    @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
@@ -1781,11 +2022,109 @@ $fn$;
 -- The views on crm_email_sends, rebuilt on whatever table has that name now (the stats view is
 -- replaced, the materialized view recreated WITH NO DATA and filled by the caller once
 -- committed). Anything else still reading `old` stops the caller's transaction.
+-- The app's views, materialized views and triggers on crm_email_sends (not the guide's), kept
+-- across the swap: their definitions are read while `rel` still carries the name
+-- crm_email_sends, so that, run again after the renames, they resolve to the table that carries
+-- it then. Kept in a session temp table until restore_app_dependents() (in the swap's
+-- transaction) and refresh_app_matviews() (after its commit).
+CREATE FUNCTION @extschema@.save_app_dependents(rel regclass) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    n int;
+BEGIN
+    IF to_regclass('pg_temp.daznode_app_dependents') IS NOT NULL THEN
+        DROP TABLE pg_temp.daznode_app_dependents;
+    END IF;
+    CREATE TEMP TABLE daznode_app_dependents (ord int, kind "char", name text, def text, acl aclitem[], opts text[],
+                                              indexes text[], note text, populated boolean DEFAULT false);
+    INSERT INTO pg_temp.daznode_app_dependents (ord, kind, name, def, acl, opts, indexes, note)
+    SELECT row_number() OVER (ORDER BY c.oid), c.relkind, c.oid::regclass::text, pg_get_viewdef(c.oid), c.relacl, c.reloptions,
+           ARRAY(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid ORDER BY i.indexrelid),
+           obj_description(c.oid, 'pg_class')
+    FROM pg_class c
+    WHERE c.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                    WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = rel AND r.ev_class <> rel)
+      AND c.relname NOT IN ('crm_campaigns_analytics_mv', 'crm_campaigns_analytics_admin', 'crm_campaign_stats', 'crm_segment_stats');
+    INSERT INTO pg_temp.daznode_app_dependents (ord, kind, name, def)
+    SELECT 100000 + row_number() OVER (ORDER BY t.tgname), 't', t.tgname, pg_get_triggerdef(t.oid)
+    FROM pg_trigger t
+    WHERE t.tgrelid = rel AND NOT t.tgisinternal AND t.tgname NOT LIKE 'daznode\_%';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+
+-- After the renames: the app's views run again on the table now named crm_email_sends (CREATE OR
+-- REPLACE VIEW, their options put back), its materialized views rebuilt there WITH NO DATA with
+-- their indexes, grants and comment (refreshed by refresh_app_matviews() once the swap commits),
+-- and its triggers moved from `old` to it. A materialized view that other views read stops the
+-- swap (42P10 would be a lie: 2BP01, nothing changed).
+CREATE FUNCTION @extschema@.restore_app_dependents(old regclass) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    d record;
+    g record;
+    i text;
+    done text[] := '{}';
+BEGIN
+    IF to_regclass('pg_temp.daznode_app_dependents') IS NULL THEN
+        RETURN done;
+    END IF;
+    FOR d IN SELECT * FROM pg_temp.daznode_app_dependents ORDER BY ord LOOP
+        IF d.kind = 'v' THEN
+            EXECUTE format('CREATE OR REPLACE VIEW %s AS %s', d.name, d.def);
+            IF d.opts IS NOT NULL THEN
+                EXECUTE format('ALTER VIEW %s SET (%s)', d.name, array_to_string(d.opts, ', '));
+            END IF;
+        ELSIF d.kind = 'm' THEN
+            EXECUTE format('DROP MATERIALIZED VIEW %s', d.name);
+            EXECUTE format('CREATE MATERIALIZED VIEW %s AS %s WITH NO DATA', d.name, rtrim(d.def, '; '));
+            FOREACH i IN ARRAY d.indexes LOOP
+                EXECUTE i;
+            END LOOP;
+            EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', d.name);
+            FOR g IN SELECT a.grantee, a.privilege_type FROM aclexplode(d.acl) a
+                     WHERE a.grantee <> (SELECT c.relowner FROM pg_class c WHERE c.oid = d.name::regclass) LOOP
+                EXECUTE format('GRANT %s ON %s TO %s', g.privilege_type, d.name, CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+            END LOOP;
+            IF d.note IS NOT NULL THEN
+                EXECUTE format('COMMENT ON MATERIALIZED VIEW %s IS %L', d.name, d.note);
+            END IF;
+        ELSE
+            EXECUTE format('DROP TRIGGER %I ON %s', d.name, old);
+            EXECUTE d.def;
+        END IF;
+        done := done || format('%s %s', CASE d.kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'trigger' END, d.name);
+    END LOOP;
+    RETURN done;
+END
+$fn$;
+
+-- Once the swap has committed: the app's materialized views rebuilt WITH NO DATA are filled.
+CREATE FUNCTION @extschema@.refresh_app_matviews() RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    d record;
+    n int := 0;
+BEGIN
+    IF to_regclass('pg_temp.daznode_app_dependents') IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR d IN SELECT * FROM pg_temp.daznode_app_dependents WHERE kind = 'm' ORDER BY ord LOOP
+        EXECUTE format('REFRESH MATERIALIZED VIEW %s', d.name);
+        n := n + 1;
+    END LOOP;
+    DROP TABLE pg_temp.daznode_app_dependents;
+    RETURN n;
+END
+$fn$;
+
 CREATE FUNCTION @extschema@.repoint_email_sends_views(old regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     had_mv boolean := to_regclass('public.crm_campaigns_analytics_mv') IS NOT NULL;
     others text;
+    moved text[];
 BEGIN
     IF had_mv THEN
         DROP MATERIALIZED VIEW public.crm_campaigns_analytics_mv CASCADE;
@@ -1801,6 +2140,11 @@ BEGIN
     END IF;
     IF had_mv THEN
         PERFORM @extschema@.step_analytics_views(false);
+    END IF;
+    -- The app's own (saved by save_app_dependents() before the renames) follow the table.
+    moved := @extschema@.restore_app_dependents(old);
+    IF cardinality(moved) > 0 THEN
+        RAISE NOTICE 'daznode_crm: the app''s % follow public.crm_email_sends', array_to_string(moved, ', ');
     END IF;
     SELECT string_agg(DISTINCT r.ev_class::regclass::text, ', ') INTO others
     FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
@@ -2132,6 +2476,7 @@ BEGIN
     DROP TRIGGER daznode_capture_email_sends ON public.crm_email_sends;
     DROP FUNCTION public.daznode_capture_email_sends();
     DROP TABLE public.crm_email_sends_changes;
+    PERFORM @extschema@.save_app_dependents('public.crm_email_sends'::regclass);
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_backup_', '_backup');
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_backup;
     ALTER TABLE public.crm_email_sends_partitioned RENAME TO crm_email_sends;
@@ -2158,6 +2503,9 @@ BEGIN
 
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        COMMIT;
+    END IF;
+    IF @extschema@.refresh_app_matviews() > 0 THEN
         COMMIT;
     END IF;
     result := pg_catalog.jsonb_build_object(
@@ -2197,6 +2545,7 @@ BEGIN
     SELECT count(*) INTO n_backup FROM public.crm_email_sends_backup;
     DROP TRIGGER daznode_mirror_to_backup ON public.crm_email_sends;
     DROP FUNCTION public.daznode_mirror_to_backup();
+    PERFORM @extschema@.save_app_dependents('public.crm_email_sends'::regclass);
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_partitioned_', '_unused');
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_partitioned;
     ALTER TABLE public.crm_email_sends_backup RENAME TO crm_email_sends;
@@ -2211,6 +2560,7 @@ BEGIN
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
     END IF;
+    PERFORM @extschema@.refresh_app_matviews();
     DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';
     RETURN jsonb_build_object('rows', n_backup, 'rows_only_in_backup', n_backup - n_current, 'restored', 'public.crm_email_sends (unpartitioned)',
                               'kept', 'public.crm_email_sends_partitioned (no longer in sync; dropped by the next migrate(''complete''))');
@@ -2413,6 +2763,7 @@ $fn$;
 
 REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.save_app_dependents(regclass), @extschema@.restore_app_dependents(regclass), @extschema@.refresh_app_matviews(),
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
@@ -2424,6 +2775,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, int
 GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.save_app_dependents(regclass), @extschema@.restore_app_dependents(regclass), @extschema@.refresh_app_matviews(),
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz),
     @extschema@.rollback_email_sends_partitioning(), @extschema@.replay_email_sends_changes(text, timestamptz, boolean),
     @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),

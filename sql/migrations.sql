@@ -104,6 +104,7 @@ CREATE FUNCTION @extschema@.step_base_schema() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
     created text[] := '{}';
+    t text;
 BEGIN
     IF to_regclass('public.profiles') IS NULL THEN
         CREATE TABLE public.profiles (
@@ -260,21 +261,16 @@ BEGIN
 END $fn$;
         created := created || 'update_updated_at_column()'::text;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_customer_segments'::regclass
-                   AND tgname = 'update_crm_customer_segments_updated_at') THEN
-        CREATE TRIGGER update_crm_customer_segments_updated_at BEFORE UPDATE ON public.crm_customer_segments
-            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_templates'::regclass
-                   AND tgname = 'update_crm_email_templates_updated_at') THEN
-        CREATE TRIGGER update_crm_email_templates_updated_at BEFORE UPDATE ON public.crm_email_templates
-            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_campaigns'::regclass
-                   AND tgname = 'update_crm_email_campaigns_updated_at') THEN
-        CREATE TRIGGER update_crm_email_campaigns_updated_at BEFORE UPDATE ON public.crm_email_campaigns
-            FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column();
-    END IF;
+    -- The guide's updated_at triggers, unless the table already has one of its own (real
+    -- databases name theirs otherwise): a second trigger would only do the same work twice.
+    FOR t IN SELECT * FROM unnest(ARRAY['crm_customer_segments', 'crm_email_templates', 'crm_email_campaigns']) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger g
+                       WHERE g.tgrelid = format('public.%I', t)::regclass AND NOT g.tgisinternal
+                         AND (g.tgname = format('update_%s_updated_at', t) OR g.tgfoid = 'public.update_updated_at_column()'::regprocedure)) THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON public.%I FOR EACH ROW EXECUTE FUNCTION public.update_updated_at_column()',
+                           format('update_%s_updated_at', t), t);
+        END IF;
+    END LOOP;
 
     RETURN jsonb_build_object('created', to_jsonb(created), 'created_count', cardinality(created));
 END
@@ -329,16 +325,27 @@ BEGIN
     GET DIAGNOSTICS n_pubkeys = ROW_COUNT;
     RAISE NOTICE 'daznode_crm: % empty pubkeys set to NULL, % pubkeys lower-cased', n_empty_pubkeys, n_pubkeys;
 
+    -- Each finding gives the one statement that fixes its row. Step 0003's NOT VALID checks
+    -- apply to every row an UPDATE writes, so a row whose email and pubkey are both invalid is
+    -- fixed in one statement, both columns at once, whichever finding is followed first.
     INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
     SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'invalid_email',
-           format('email %s: %s', email, @extschema@.email_validation_error(email))
+           format('email %s: %s. Fix: UPDATE public.profiles SET email = <a valid address>%s WHERE id = %L;%s',
+                  email, @extschema@.email_validation_error(email),
+                  CASE WHEN NOT @extschema@.is_valid_lightning_pubkey(pubkey) THEN ', pubkey = NULL' ELSE '' END, id,
+                  CASE WHEN NOT @extschema@.is_valid_lightning_pubkey(pubkey)
+                       THEN ' (its pubkey is invalid too: both in one statement, or the constraint on the other refuses the update)' ELSE '' END)
     FROM public.profiles
     WHERE NOT @extschema@.is_valid_email(email);
     GET DIAGNOSTICS n_invalid_emails = ROW_COUNT;
 
     INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
     SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'invalid_pubkey',
-           format('pubkey %s: %s', pubkey, @extschema@.lightning_pubkey_validation_error(pubkey))
+           format('pubkey %s: %s. Fix: UPDATE public.profiles SET pubkey = <the node''s key, or NULL>%s WHERE id = %L;%s',
+                  pubkey, @extschema@.lightning_pubkey_validation_error(pubkey),
+                  CASE WHEN NOT @extschema@.is_valid_email(email) THEN ', email = <a valid address>' ELSE '' END, id,
+                  CASE WHEN NOT @extschema@.is_valid_email(email)
+                       THEN ' (its email is invalid too: both in one statement, or the constraint on the other refuses the update)' ELSE '' END)
     FROM public.profiles
     WHERE NOT @extschema@.is_valid_lightning_pubkey(pubkey);
     GET DIAGNOSTICS n_invalid_pubkeys = ROW_COUNT;
@@ -739,6 +746,8 @@ DECLARE
     applied int := 0;
     refused text;
     refused_hint text;
+    refused_state text;
+    refused_context text;
 BEGIN
     PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
@@ -767,12 +776,7 @@ BEGIN
                 PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
                 EXECUTE format('SELECT @extschema@.%I()', s.function_name) INTO result;
                 EXIT;
-            EXCEPTION WHEN insufficient_privilege THEN
-                -- An object of another role in the way (refuse_foreign_object) or a right the
-                -- owner lacks: the step is undone, and the reason kept as a finding below.
-                GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT;
-                EXIT;
-            WHEN lock_not_available THEN
+            EXCEPTION WHEN lock_not_available THEN
                 IF attempt >= max_attempts THEN
                     RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
                         USING ERRCODE = 'lock_not_available',
@@ -782,14 +786,31 @@ BEGIN
                     s.step, @extschema@.migration_lock_timeout(), attempt, max_attempts;
                 PERFORM pg_catalog.pg_sleep(0.2 * attempt);
                 attempt := attempt + 1;
+            WHEN OTHERS THEN
+                -- Whatever stopped the step (an object of another role in the way, a right the
+                -- owner lacks, a legacy shape no step expects, an app trigger that fails): the
+                -- step is undone, and the reason kept as a finding below. A cancel is not caught.
+                GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT,
+                    refused_state = RETURNED_SQLSTATE, refused_context = PG_EXCEPTION_CONTEXT;
+                EXIT;
             END;
         END LOOP;
         IF refused IS NOT NULL THEN
+            -- Never a raw PostgreSQL error: ours say what to do; any other is named as the step's,
+            -- with where it came from (an app trigger, a legacy function) and its SQLSTATE kept.
+            IF refused NOT LIKE 'daznode\_crm:%' THEN
+                refused := pg_catalog.format('daznode_crm: step %s stopped: %s (%s)', s.step, refused,
+                    pg_catalog.left(pg_catalog.split_part(refused_context, E'\n', 1), 200));
+                refused_hint := coalesce(nullif(refused_hint, ''),
+                    'SELECT * FROM daznode_crm.run_pre_migration_diagnostic() names what is in the way; fix it, then CALL daznode_crm.migrate() again.');
+            END IF;
             INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-            VALUES (s.step, 'public', 'refused', refused || coalesce(' (' || nullif(refused_hint, '') || ')', ''));
+            VALUES (s.step, 'public', CASE WHEN refused_state = '42501' THEN 'refused' ELSE 'step_failed' END,
+                    pg_catalog.format('ERROR %s: %s%s', refused_state, refused, coalesce(' (' || nullif(refused_hint, '') || ')', '')));
             COMMIT;
-            RAISE EXCEPTION '%', refused USING ERRCODE = 'insufficient_privilege', HINT = refused_hint,
-                DETAIL = 'The step changed nothing; the reason is kept in daznode_crm.migration_findings (kind ''refused'').';
+            RAISE EXCEPTION '%', refused USING ERRCODE = refused_state, HINT = refused_hint,
+                DETAIL = pg_catalog.format('The step changed nothing; the reason is kept in daznode_crm.migration_findings (kind ''%s'').',
+                                           CASE WHEN refused_state = '42501' THEN 'refused' ELSE 'step_failed' END);
         END IF;
         END IF;
         INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)

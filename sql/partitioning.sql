@@ -101,11 +101,109 @@ $fn$;
 -- The views on crm_email_sends, rebuilt on whatever table has that name now (the stats view is
 -- replaced, the materialized view recreated WITH NO DATA and filled by the caller once
 -- committed). Anything else still reading `old` stops the caller's transaction.
+-- The app's views, materialized views and triggers on crm_email_sends (not the guide's), kept
+-- across the swap: their definitions are read while `rel` still carries the name
+-- crm_email_sends, so that, run again after the renames, they resolve to the table that carries
+-- it then. Kept in a session temp table until restore_app_dependents() (in the swap's
+-- transaction) and refresh_app_matviews() (after its commit).
+CREATE FUNCTION @extschema@.save_app_dependents(rel regclass) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    n int;
+BEGIN
+    IF to_regclass('pg_temp.daznode_app_dependents') IS NOT NULL THEN
+        DROP TABLE pg_temp.daznode_app_dependents;
+    END IF;
+    CREATE TEMP TABLE daznode_app_dependents (ord int, kind "char", name text, def text, acl aclitem[], opts text[],
+                                              indexes text[], note text, populated boolean DEFAULT false);
+    INSERT INTO pg_temp.daznode_app_dependents (ord, kind, name, def, acl, opts, indexes, note)
+    SELECT row_number() OVER (ORDER BY c.oid), c.relkind, c.oid::regclass::text, pg_get_viewdef(c.oid), c.relacl, c.reloptions,
+           ARRAY(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid ORDER BY i.indexrelid),
+           obj_description(c.oid, 'pg_class')
+    FROM pg_class c
+    WHERE c.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                    WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = rel AND r.ev_class <> rel)
+      AND c.relname NOT IN ('crm_campaigns_analytics_mv', 'crm_campaigns_analytics_admin', 'crm_campaign_stats', 'crm_segment_stats');
+    INSERT INTO pg_temp.daznode_app_dependents (ord, kind, name, def)
+    SELECT 100000 + row_number() OVER (ORDER BY t.tgname), 't', t.tgname, pg_get_triggerdef(t.oid)
+    FROM pg_trigger t
+    WHERE t.tgrelid = rel AND NOT t.tgisinternal AND t.tgname NOT LIKE 'daznode\_%';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+
+-- After the renames: the app's views run again on the table now named crm_email_sends (CREATE OR
+-- REPLACE VIEW, their options put back), its materialized views rebuilt there WITH NO DATA with
+-- their indexes, grants and comment (refreshed by refresh_app_matviews() once the swap commits),
+-- and its triggers moved from `old` to it. A materialized view that other views read stops the
+-- swap (42P10 would be a lie: 2BP01, nothing changed).
+CREATE FUNCTION @extschema@.restore_app_dependents(old regclass) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    d record;
+    g record;
+    i text;
+    done text[] := '{}';
+BEGIN
+    IF to_regclass('pg_temp.daznode_app_dependents') IS NULL THEN
+        RETURN done;
+    END IF;
+    FOR d IN SELECT * FROM pg_temp.daznode_app_dependents ORDER BY ord LOOP
+        IF d.kind = 'v' THEN
+            EXECUTE format('CREATE OR REPLACE VIEW %s AS %s', d.name, d.def);
+            IF d.opts IS NOT NULL THEN
+                EXECUTE format('ALTER VIEW %s SET (%s)', d.name, array_to_string(d.opts, ', '));
+            END IF;
+        ELSIF d.kind = 'm' THEN
+            EXECUTE format('DROP MATERIALIZED VIEW %s', d.name);
+            EXECUTE format('CREATE MATERIALIZED VIEW %s AS %s WITH NO DATA', d.name, rtrim(d.def, '; '));
+            FOREACH i IN ARRAY d.indexes LOOP
+                EXECUTE i;
+            END LOOP;
+            EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', d.name);
+            FOR g IN SELECT a.grantee, a.privilege_type FROM aclexplode(d.acl) a
+                     WHERE a.grantee <> (SELECT c.relowner FROM pg_class c WHERE c.oid = d.name::regclass) LOOP
+                EXECUTE format('GRANT %s ON %s TO %s', g.privilege_type, d.name, CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+            END LOOP;
+            IF d.note IS NOT NULL THEN
+                EXECUTE format('COMMENT ON MATERIALIZED VIEW %s IS %L', d.name, d.note);
+            END IF;
+        ELSE
+            EXECUTE format('DROP TRIGGER %I ON %s', d.name, old);
+            EXECUTE d.def;
+        END IF;
+        done := done || format('%s %s', CASE d.kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'trigger' END, d.name);
+    END LOOP;
+    RETURN done;
+END
+$fn$;
+
+-- Once the swap has committed: the app's materialized views rebuilt WITH NO DATA are filled.
+CREATE FUNCTION @extschema@.refresh_app_matviews() RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    d record;
+    n int := 0;
+BEGIN
+    IF to_regclass('pg_temp.daznode_app_dependents') IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR d IN SELECT * FROM pg_temp.daznode_app_dependents WHERE kind = 'm' ORDER BY ord LOOP
+        EXECUTE format('REFRESH MATERIALIZED VIEW %s', d.name);
+        n := n + 1;
+    END LOOP;
+    DROP TABLE pg_temp.daznode_app_dependents;
+    RETURN n;
+END
+$fn$;
+
 CREATE FUNCTION @extschema@.repoint_email_sends_views(old regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     had_mv boolean := to_regclass('public.crm_campaigns_analytics_mv') IS NOT NULL;
     others text;
+    moved text[];
 BEGIN
     IF had_mv THEN
         DROP MATERIALIZED VIEW public.crm_campaigns_analytics_mv CASCADE;
@@ -121,6 +219,11 @@ BEGIN
     END IF;
     IF had_mv THEN
         PERFORM @extschema@.step_analytics_views(false);
+    END IF;
+    -- The app's own (saved by save_app_dependents() before the renames) follow the table.
+    moved := @extschema@.restore_app_dependents(old);
+    IF cardinality(moved) > 0 THEN
+        RAISE NOTICE 'daznode_crm: the app''s % follow public.crm_email_sends', array_to_string(moved, ', ');
     END IF;
     SELECT string_agg(DISTINCT r.ev_class::regclass::text, ', ') INTO others
     FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
@@ -452,6 +555,7 @@ BEGIN
     DROP TRIGGER daznode_capture_email_sends ON public.crm_email_sends;
     DROP FUNCTION public.daznode_capture_email_sends();
     DROP TABLE public.crm_email_sends_changes;
+    PERFORM @extschema@.save_app_dependents('public.crm_email_sends'::regclass);
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_backup_', '_backup');
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_backup;
     ALTER TABLE public.crm_email_sends_partitioned RENAME TO crm_email_sends;
@@ -478,6 +582,9 @@ BEGIN
 
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        COMMIT;
+    END IF;
+    IF @extschema@.refresh_app_matviews() > 0 THEN
         COMMIT;
     END IF;
     result := pg_catalog.jsonb_build_object(
@@ -517,6 +624,7 @@ BEGIN
     SELECT count(*) INTO n_backup FROM public.crm_email_sends_backup;
     DROP TRIGGER daznode_mirror_to_backup ON public.crm_email_sends;
     DROP FUNCTION public.daznode_mirror_to_backup();
+    PERFORM @extschema@.save_app_dependents('public.crm_email_sends'::regclass);
     PERFORM @extschema@.rename_email_sends_objects('public.crm_email_sends'::regclass, 'crm_email_sends_', 'crm_email_sends_partitioned_', '_unused');
     ALTER TABLE public.crm_email_sends RENAME TO crm_email_sends_partitioned;
     ALTER TABLE public.crm_email_sends_backup RENAME TO crm_email_sends;
@@ -531,6 +639,7 @@ BEGIN
     IF had_mv THEN
         REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
     END IF;
+    PERFORM @extschema@.refresh_app_matviews();
     DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';
     RETURN jsonb_build_object('rows', n_backup, 'rows_only_in_backup', n_backup - n_current, 'restored', 'public.crm_email_sends (unpartitioned)',
                               'kept', 'public.crm_email_sends_partitioned (no longer in sync; dropped by the next migrate(''complete''))');
@@ -733,6 +842,7 @@ $fn$;
 
 REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.save_app_dependents(regclass), @extschema@.restore_app_dependents(regclass), @extschema@.refresh_app_matviews(),
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
@@ -744,6 +854,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, int
 GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
+    @extschema@.save_app_dependents(regclass), @extschema@.restore_app_dependents(regclass), @extschema@.refresh_app_matviews(),
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz),
     @extschema@.rollback_email_sends_partitioning(), @extschema@.replay_email_sends_changes(text, timestamptz, boolean),
     @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),

@@ -2,7 +2,7 @@
 //! one of the allowed roles) and `refresh_segment()` (membership by difference, from criteria
 //! compiled by `daznode_crm_core::segments`).
 
-use crate::api::caller::{caller_id, caller_role_is};
+use crate::api::caller::{caller_id, caller_role_is, role_of};
 use crate::api::errors::raise;
 use crate::api::security::{as_role, crm_owner};
 use crate::api::spi::table_exists;
@@ -46,6 +46,27 @@ fn is_admin_user<'a>(allowed_roles: Option<pgrx::Array<'a, &'a str>>) -> bool {
         None => ADMIN_ROLES.contains(&role),
         Some(allowed) => allowed.iter().flatten().any(|a| a == role),
     })
+}
+
+/// The roles the legacy `public.is_admin_user(user_id)` counted as admin.
+const LEGACY_ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator"];
+
+/// The legacy `is_admin_user(user_id)`, without its leak: about the caller (NULL or their own
+/// id) it answers as the legacy function did; about someone else only when the caller is an
+/// admin, and NULL (unknown) otherwise. Step 0008's `public.is_admin_user(user_id uuid)` calls it.
+/// `SELECT daznode_crm.is_admin_user_about(NULL);`
+#[pg_extern(sql = r#"
+CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid) RETURNS boolean
+STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#)]
+fn is_admin_user_about(user_id: Option<pgrx::Uuid>) -> Option<bool> {
+    let legacy = |role: &str| LEGACY_ADMIN_ROLES.contains(&role);
+    match user_id.map(|u| *u.as_bytes()) {
+        None => Some(caller_role_is(legacy)),
+        Some(u) if Some(u) == caller_id() => Some(caller_role_is(legacy)),
+        Some(u) => caller_role_is(|role| ADMIN_ROLES.contains(&role)).then(|| role_of(&u).as_deref().is_some_and(legacy)),
+    }
 }
 
 /// Brings one segment's membership in line with its criteria, by difference: inserts the new

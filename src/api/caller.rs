@@ -506,6 +506,15 @@ pub fn caller_role_is(accepts: impl Fn(&str) -> bool) -> bool {
     answer
 }
 
+/// The admin role of another user, for a caller already known to be an admin (the legacy
+/// `is_admin_user(user_id)`): read now, as admin_roles' owner, never kept.
+pub fn role_of(id: &UserId) -> Option<String> {
+    let (lxid, ..) = caller();
+    let facts = current_facts(lxid);
+    facts.admin_roles?;
+    crate::api::security::as_role(facts.admin_roles_owner, || lookup_role(id))
+}
+
 /// The admin role of `id` in admin_roles, read with a snapshot taken now.
 fn lookup_role(id: &UserId) -> Option<String> {
     // SAFETY: one SPI connection, finished before returning (an ERROR inside unwinds through

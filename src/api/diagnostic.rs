@@ -22,6 +22,14 @@ type DiagnosticRow = (
 
 /// Runs every pre-migration check; rows come most severe first.
 /// `SELECT * FROM daznode_crm.run_pre_migration_diagnostic();`
+/// The names the guide gives its functions (`core::diagnostics::GUIDE_FUNCTION_NAMES`): a legacy
+/// function of public carrying one shadows ours in unqualified calls, so step 0008 moves it.
+/// `SELECT daznode_crm.guide_function_names();`
+#[pg_extern(immutable, parallel_safe)]
+fn guide_function_names() -> Vec<&'static str> {
+    diagnostics::GUIDE_FUNCTION_NAMES.to_vec()
+}
+
 #[pg_extern(stable, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn run_pre_migration_diagnostic() -> TableIterator<
@@ -412,10 +420,10 @@ fn live_app(checks: &mut Vec<Check>) {
     for r in failing {
         let (table, role, error) = (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default(), r[2].clone().unwrap_or_default());
         checks.push(
-            Check::new(format!("policies: {table} as {role}"), Status::Error, format!("every read of {table} by {role} fails today: {error}"))
+            Check::new(format!("policies: {table} as {role}"), Status::Error, format!("reads of {table} by {role}: {error}"))
                 .recommend(format!(
                     "SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = '{table}'::regclass;  \
-                     -- migrate() (step 0008) drops the recursive ones and those reading what {role} may not read, keeping their definitions"
+                     -- migrate() (step 0008) drops the recursive ones, those reading what {role} may not read and those granting more than the role matrix, keeping their definitions"
                 )),
         );
     }

@@ -51,6 +51,23 @@ SQL
 # roles and default privileges, and a legacy DazNode database with dirty rows (and the given
 # fixtures of other shapes on top), owned by app_owner.
 supabase_like_db() {
+    supabase_stub "$1"
+    # The generator loads in replica mode (a superuser's right); then everything is app_owner's.
+    local db=$1 extra=()
+    shift
+    for f in "$@"; do extra+=(-f "$f"); done
+    quiet "$db" -f fixtures/legacy/schema.sql "${extra[@]}"
+    quiet "$db" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+    give_public_to_app_owner "$db"
+}
+# dazlng_db NAME: the same stub with a database of the real project's shape (fixtures/dazlng),
+# its dirty rows included. Loading stops at the first error: the fixture must load whole.
+dazlng_db() {
+    supabase_stub "$1"
+    psql_at "$DIR" "$PORT" "$1" -X -q -v ON_ERROR_STOP=1 -f fixtures/dazlng/schema.sql >/dev/null
+    give_public_to_app_owner "$1"
+}
+supabase_stub() {
     quiet postgres -c "CREATE DATABASE $1"
     quiet "$1" <<'SQL'
 GRANT ALL ON SCHEMA public TO app_owner, anon, authenticated, service_role;
@@ -77,13 +94,8 @@ ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA public GRANT ALL ON FUNCTI
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
 SQL
-    # The generator loads in replica mode (a superuser's right); then everything is app_owner's.
-    local db=$1 extra=()
-    shift
-    for f in "$@"; do extra+=(-f "$f"); done
-    set -- "$db"
-    quiet "$1" -f fixtures/legacy/schema.sql "${extra[@]}"
-    quiet "$1" -v profiles=200 -v sends=2000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
+}
+give_public_to_app_owner() {
     quiet "$1" <<'SQL'
 DO $$
 DECLARE r record;
