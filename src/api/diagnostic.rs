@@ -427,6 +427,20 @@ fn live_app(checks: &mut Vec<Check>) {
                 )),
         );
     }
+    let open = rows(
+        "SELECT string_agg(t, ', ' ORDER BY t) FROM unnest($1::text[]) t
+         WHERE daznode_crm.crm_table_oid(t) IS NOT NULL
+           AND NOT (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = daznode_crm.crm_table_oid(t))
+           AND EXISTS (SELECT 1 FROM daznode_crm.api_roles(daznode_crm.crm_table_oid(t)))",
+        &[CRM_TABLES.to_vec().into()],
+        1,
+    );
+    if let Some(tables) = open.into_iter().next().and_then(|r| r.into_iter().next().flatten()) {
+        checks.push(
+            Check::new("row-level security: off", Status::Error, format!("API roles may read every row of {tables}: row-level security is off there"))
+                .recommend("CALL daznode_crm.migrate();  -- step 0008 turns it on, with the role matrix's policies"),
+        );
+    }
     for r in rows(
         "SELECT p.oid::regprocedure::text, p.prosecdef::text,
                 (has_function_privilege('anon', p.oid, 'EXECUTE') OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))::text,

@@ -192,9 +192,9 @@ fail_out=$(migrate failing_db)
 expect_eq "a step that fails stops migrate() with a clear error and keeps the earlier steps" \
     "$(grep -c 'users_backup already exists' <<<"$fail_out")|$(q failing_db -c "SELECT string_agg(step, ',' ORDER BY step) FROM daznode_crm.schema_migrations")" \
     "1|0001_base_schema,0002_normalize_profiles,0003_native_constraints"
-expect_eq "the failed step left nothing behind" \
-    "$(q failing_db -c "SELECT count(*) FROM public.users")|$(q failing_db -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE step = '0004_consolidate_users'")" \
-    "$(q tpl_db -c "SELECT count(*) FROM public.users")|0"
+expect_eq "the failed step left nothing behind but one step_failed finding with its SQLSTATE" \
+    "$(q failing_db -c "SELECT count(*) FROM public.users")|$(q failing_db -c "SELECT string_agg(kind || ' ' || split_part(detail, ':', 1), ',') FROM daznode_crm.migration_findings WHERE step = '0004_consolidate_users'")" \
+    "$(q tpl_db -c "SELECT count(*) FROM public.users")|step_failed ERROR 42P07"
 quiet failing_db -c "DROP TABLE public.users_backup"
 migrate failing_db >/dev/null
 expect_eq "after the fix, a re-run finishes with the same result" "$(checksums failing_db)" "$reference"
