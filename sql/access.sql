@@ -267,7 +267,8 @@ BEGIN
           AND p.proowner = owner AND p.prokind = 'f'
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
           -- Ours (a successor made by an earlier run) stay.
-          AND NOT (p.proname = 'is_admin_user' AND p.prosrc ~ 'is_admin_user_about')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = '@extschema@.is_admin_user_about(uuid)'::regprocedure)
         ORDER BY 1
     LOOP
         new_name := f.name || '_legacy';

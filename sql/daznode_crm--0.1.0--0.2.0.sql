@@ -996,6 +996,84 @@ BEGIN
 END
 $fn$;
 
+-- What stands where a step will write, for the diagnostic ("in the way:" rows): what the step
+-- does about it, or why it will stop. Catalog reads only.
+CREATE FUNCTION @extschema@.objects_in_the_way() RETURNS TABLE (object text, step text, status text, detail text, recommendation text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    owner oid := @extschema@.crm_owner();
+    v record;
+    ours text[];
+    have text[];
+BEGIN
+    FOR v IN
+        SELECT x.name, x.ours, c.oid, c.relkind, c.relowner
+        FROM (VALUES
+            ('crm_campaign_stats', ARRAY['id', 'name', 'status', 'total_sends', 'sent', 'delivered', 'opened', 'clicked', 'bounced', 'open_rate', 'click_rate']),
+            ('crm_segment_stats', ARRAY(SELECT a.attname::text FROM pg_attribute a
+                                        WHERE a.attrelid = to_regclass('public.crm_customer_segments') AND a.attnum > 0 AND NOT a.attisdropped
+                                        ORDER BY a.attnum) || 'member_count'::text)) AS x(name, ours)
+        JOIN pg_class c ON c.oid = to_regclass('public.' || x.name)
+    LOOP
+        object := 'public.' || v.name;
+        step := '0007_stats_views';
+        have := ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = v.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
+        IF v.relowner IS DISTINCT FROM owner THEN
+            status := 'ERROR';
+            detail := format('%s belongs to %s, not to the CRM owner: step 0007 will stop (42501)', object, v.relowner::regrole);
+            recommendation := format('Find out who made it; drop it or rename it: ALTER VIEW %s RENAME TO %I;', object, v.name || '_legacy');
+        ELSIF v.relkind <> 'v' THEN
+            status := 'WARNING';
+            detail := format('%s is not a view: step 0007 will rename it %s_legacy and create the view', object, v.name);
+            recommendation := format('Nothing to do before; afterwards point its readers at %s or drop %s_legacy', object, object);
+        ELSIF have <> v.ours[1:cardinality(have)] OR cardinality(have) > cardinality(v.ours)
+              OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v.oid AND a.attname = 'member_count' AND a.atttypid <> 'bigint'::regtype) THEN
+            status := 'WARNING';
+            detail := format('%s has other columns or types (%s): step 0007 will replace it, or rename it %s_legacy if other views read it',
+                             object, (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                                      FROM pg_attribute a WHERE a.attrelid = v.oid AND a.attnum > 0 AND NOT a.attisdropped), v.name);
+            recommendation := format('Check what reads it: SELECT DISTINCT ev_class::regclass FROM pg_rewrite r JOIN pg_depend d ON d.objid = r.oid WHERE d.refobjid = %L::regclass;', object);
+        ELSE
+            CONTINUE;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    FOR v IN
+        SELECT c.oid::regclass AS rel, c.relowner
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relname IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
+                            'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND c.relowner IS DISTINCT FROM owner
+    LOOP
+        object := v.rel::text;
+        step := '0009_analytics_views';
+        status := 'ERROR';
+        detail := format('%s belongs to %s, not to the CRM owner: step 0009 will stop (42501)', v.rel, v.relowner::regrole);
+        recommendation := format('Drop or rename it (ALTER ... %s RENAME TO ...), then CALL daznode_crm.migrate() again', v.rel);
+        RETURN NEXT;
+    END LOOP;
+    IF to_regclass('public.users') IS NOT NULL AND to_regclass('public.users_backup') IS NOT NULL THEN
+        object := 'public.users_backup';
+        step := '0004_consolidate_users';
+        status := 'ERROR';
+        detail := 'public.users_backup exists next to public.users: step 0004 will stop (42P07), it renames users to that name';
+        recommendation := 'ALTER TABLE public.users_backup RENAME TO users_backup_old;  -- or drop it if it is really unused';
+        RETURN NEXT;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('public.crm_email_sends') AND a.attname = 'created_at' AND NOT a.attisdropped)
+       AND (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass('public.crm_email_sends')) = 'r' THEN
+        object := 'public.crm_email_sends.created_at';
+        step := '0010_partition_email_sends';
+        status := 'ERROR';
+        detail := 'public.crm_email_sends already has a created_at column, which step 0010 adds as its partition key: it will stop (42701)';
+        recommendation := 'ALTER TABLE public.crm_email_sends RENAME COLUMN created_at TO created_at_legacy;  -- after checking what the app writes there';
+        RETURN NEXT;
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.objects_in_the_way() FROM PUBLIC;
+
 -- 0007: the app's two statistics views, created or replaced with correct counts. Rates come
 -- from the *_at timestamps: webhooks overwrite status, so the legacy view (which counted
 -- status = 'opened') missed every clicked email among the opened ones. The fixture's legacy
@@ -1551,7 +1629,8 @@ BEGIN
           AND p.proowner = owner AND p.prokind = 'f'
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
           -- Ours (a successor made by an earlier run) stay.
-          AND NOT (p.proname = 'is_admin_user' AND p.prosrc ~ 'is_admin_user_about')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = '@extschema@.is_admin_user_about(uuid)'::regprocedure)
         ORDER BY 1
     LOOP
         new_name := f.name || '_legacy';

@@ -447,11 +447,15 @@ fn live_app(checks: &mut Vec<Check>) {
                 p.proname::text
          FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                           AND d.refobjid = 'daznode_crm.is_admin_user_about(uuid)'::regprocedure)
            AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated')
          UNION ALL
          SELECT p.oid::regprocedure::text, p.prosecdef::text, 'false', p.proname::text
          FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                           AND d.refobjid = 'daznode_crm.is_admin_user_about(uuid)'::regprocedure)
            AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'))
          ORDER BY 1",
         &[diagnostics::GUIDE_FUNCTION_NAMES.to_vec().into()],
@@ -468,8 +472,34 @@ fn live_app(checks: &mut Vec<Check>) {
                     if exposed_definer { "; it is SECURITY DEFINER and executable by the API roles" } else { "" }
                 ),
             )
-            .recommend(format!("Call daznode_crm's by its qualified name, and once the app no longer needs it: ALTER FUNCTION {f} RENAME TO {};",
-                quote_ident(&format!("{}_legacy", r[3].clone().unwrap_or_default())))),
+            .recommend(format!("CALL daznode_crm.migrate();  -- step 0008 renames it {} (definition kept in migration_findings), executable by its owner only{}",
+                quote_ident(&format!("{}_legacy", r[3].clone().unwrap_or_default())),
+                if r[3].as_deref() == Some("is_admin_user") { ", and puts a leak-free public.is_admin_user(uuid) in its place" } else { "" })),
+        );
+    }
+    for r in rows("SELECT object, step, status, detail, recommendation FROM daznode_crm.objects_in_the_way()", &[], 5) {
+        let [object, step, status, detail, recommendation] = r.try_into().unwrap_or_default();
+        let status = if status.as_deref() == Some("ERROR") { Status::Error } else { Status::Warning };
+        checks.push(
+            Check::new(format!("in the way of {}: {}", step.unwrap_or_default(), object.unwrap_or_default()), status, detail.unwrap_or_default())
+                .recommend(recommendation.unwrap_or_default()),
+        );
+    }
+    // The app's triggers fire on the rows the steps change (0002 and 0004 on profiles, the cleanup
+    // and 0010 on the others), under the app's own search_path; one that fails stops its step,
+    // which then changes nothing and names it (kind step_failed).
+    let triggers = rows(
+        "SELECT string_agg(format('%s on %s', t.tgname, t.tgrelid::regclass), ', ' ORDER BY t.tgrelid::regclass::text, t.tgname)
+         FROM pg_trigger t
+         WHERE NOT t.tgisinternal AND t.tgname NOT LIKE 'daznode\\_%'
+           AND t.tgrelid IN (SELECT daznode_crm.crm_table_oid(x) FROM unnest($1::text[]) x)",
+        &[CRM_TABLES.to_vec().into()],
+        1,
+    );
+    if let Some(list) = triggers.into_iter().next().and_then(|r| r.into_iter().next().flatten()) {
+        checks.push(
+            Check::new("app triggers on CRM tables", Status::Info, format!("{list}: they fire on the rows the steps change, under the app's search_path; one that fails stops its step, which changes nothing"))
+                .recommend("Try them as the app would: BEGIN; UPDATE public.profiles SET email = email WHERE id = (SELECT id FROM public.profiles LIMIT 1); ROLLBACK;"),
         );
     }
     for r in rows(

@@ -41,6 +41,8 @@ expect_eq "before: orders are unreadable by authenticated (a policy reads auth.u
 diag=$(owner real "SELECT check_name || ' ' || status FROM daznode_crm.run_pre_migration_diagnostic() WHERE status = 'ERROR'")
 expect_eq "the diagnostic names the recursion, the auth.users policy, anon reading anonymous orders and the legacy guide functions as ERRORs" \
     "$(grep -c 'policies: public.admin_roles as authenticated' <<<"$diag")|$(grep -c 'policies: public.orders as authenticated' <<<"$diag")|$(grep -c 'legacy function: public.is_admin_user(uuid)' <<<"$diag")" "1|1|1"
+expect_eq "the diagnostic sees both legacy statistics views of other shapes in the way of step 0007, and the app's triggers" \
+    "$(grep -o 'in the way of 0007_stats_views' <<<"$(owner real "SELECT check_name FROM daznode_crm.run_pre_migration_diagnostic() WHERE status = 'WARNING'")" | wc -l)|$(owner real "SELECT details LIKE '%trigger_update_profile_score on public.profiles%' FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'app triggers on CRM tables'")" "2|t"
 before=$(counts)
 
 # The guide, step by step, as the owner, with nothing fixed by hand.
@@ -61,6 +63,8 @@ expect_eq "no second updated_at trigger on the CRM tables that had their own" \
 expect_eq "legacy views of other shapes were replaced; the legacy guide functions moved" \
     "$(q real -c "SELECT count(*) FROM daznode_crm.migration_findings WHERE kind = 'legacy_view_moved'")|$(q real -c "SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname LIKE '%\_legacy'")" \
     "2|cleanup_orphaned_records_legacy,is_admin_user_legacy,run_pre_migration_diagnostic_legacy"
+expect_eq "after migrate(), the diagnostic reports no legacy guide function and no failing or too-wide read" \
+    "$(owner real "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name ~ '^(legacy function|policies: |row-level)' AND status <> 'OK'")" "0"
 expect_eq "the moved legacy functions are their owner's only: anon gets 42501" \
     "$(api anon 0 "SELECT public.run_pre_migration_diagnostic_legacy()")" "ERROR:  42501"
 expect_eq "legacy materialized views are closed to the API roles; legacy views of CRM tables run as the reader" \
