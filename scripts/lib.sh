@@ -25,7 +25,6 @@ cluster_start() {
         echo "port = $port"
         echo "listen_addresses = ''"
         echo "unix_socket_directories = '$dir'"
-        echo "max_parallel_workers_per_gather = 0"
         for line in "$@"; do echo "$line"; done
     } >>"$dir/data/postgresql.conf"
     as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
