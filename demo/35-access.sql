@@ -6,16 +6,16 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO demo_api;
 SET ROLE demo_api;
 SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile5')::uuid)::text, false) IS NOT NULL AS "as the customer profile5";
 SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM public.crm_email_sends) AS sends,
-       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_admin) AS analytics;
+       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_mv) AS analytics;
 SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile4')::uuid)::text, false) IS NOT NULL AS "as support (profile4)";
 SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM public.crm_email_sends) AS sends,
-       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_admin) AS analytics;
+       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_mv) AS analytics;
 SELECT set_config('request.jwt.claims', json_build_object('sub', md5('profile2')::uuid)::text, false) IS NOT NULL AS "as admin (profile2)";
 SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM public.crm_email_sends) AS sends,
-       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_admin) AS analytics;
+       (SELECT count(*) FROM public.crm_customer_segments) AS segments, (SELECT count(*) FROM public.crm_campaigns_analytics_mv) AS analytics;
 \echo 'The admin reads campaign analytics (rates from the *_at timestamps):'
 SELECT name, recipients, delivered, opened, clicked, bounced, open_rate, click_rate, bounce_rate
-FROM public.crm_campaigns_analytics_admin ORDER BY name LIMIT 3;
+FROM public.crm_campaigns_analytics_mv ORDER BY name LIMIT 3;
 \echo 'Sessions keep the roles they looked up; a trigger on admin_roles tells them to forget. Demoted to support, profile2 no longer sees segments (this session: at once; others: at their next transaction):'
 RESET ROLE;
 UPDATE public.admin_roles SET role = 'support' WHERE user_id = md5('profile2')::uuid;

@@ -235,6 +235,49 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
 
+-- The wrapper in public that makes one of the guide's bare names reach the native function
+-- @extschema@.<target>: the same arguments (defaults included) and result, read from the
+-- target's own catalog entry, so that the two never drift; LANGUAGE sql with a SQL-standard body
+-- (its dependency on the target is recorded: DROP EXTENSION asks for CASCADE), SECURITY INVOKER
+-- (the target keeps its own checks), search_path pinned, EXECUTE for `grantee` only. A function
+-- of that name and arguments that is not ours stays, and the answer says so: step 0008 moves the
+-- CRM owner's own legacy ones first.
+CREATE FUNCTION @extschema@.install_guide_wrapper(name text, target text, grantee text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t record;
+    existing oid;
+    call text;
+BEGIN
+    SELECT p.oid, p.proname, p.proretset, p.pronargs, pg_get_function_arguments(p.oid) AS args,
+           pg_get_function_identity_arguments(p.oid) AS ident, oidvectortypes(p.proargtypes) AS types, pg_get_function_result(p.oid) AS result,
+           CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
+           CASE p.proparallel WHEN 's' THEN 'PARALLEL SAFE' WHEN 'r' THEN 'PARALLEL RESTRICTED' ELSE 'PARALLEL UNSAFE' END AS parallel
+    INTO STRICT t
+    FROM pg_proc p WHERE p.pronamespace = '@extschema@'::regnamespace AND p.proname = target AND p.prokind = 'f';
+    existing := to_regprocedure(format('public.%I(%s)', name, t.types));
+    IF existing IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = existing
+                                            AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = t.oid) THEN
+        RETURN format('public.%s(%s) exists and is not daznode_crm''s (owner %s): left alone', name, t.ident,
+                      (SELECT p.proowner::regrole FROM pg_proc p WHERE p.oid = existing));
+    END IF;
+    IF existing IS NOT NULL THEN
+        EXECUTE format('DROP FUNCTION %s', existing::regprocedure);
+    END IF;
+    call := format('@extschema@.%I(%s)', target, (SELECT string_agg('$' || i, ', ') FROM generate_series(1, t.pronargs) AS i));
+    EXECUTE format('CREATE FUNCTION public.%I(%s) RETURNS %s LANGUAGE sql %s %s SET search_path = pg_catalog, pg_temp %s',
+                   name, t.args, t.result, t.volatility, t.parallel,
+                   CASE WHEN t.proretset THEN format('BEGIN ATOMIC SELECT * FROM %s; END', call) ELSE format('RETURN %s', call) END);
+    existing := to_regprocedure(format('public.%I(%s)', name, t.types));
+    PERFORM @extschema@.lock_down_function(existing::regprocedure);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', existing::regprocedure, grantee);
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', existing::regprocedure,
+                   format('daznode_crm: the guide''s %s(), calling @extschema@.%s()', name, target));
+    RETURN format('public.%s(%s) -> @extschema@.%s (EXECUTE: %s)', name, t.ident, target, grantee);
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.install_guide_wrapper(text, text, text) FROM PUBLIC;
+
 -- Legacy objects of public that expose the CRM past its policies or shadow the guide's names,
 -- sorted out by step 0008 (each reported in migration_findings with how to undo it):
 -- - functions carrying a guide name (guide_function_names()) are renamed <name>_legacy, their
@@ -245,7 +288,7 @@ REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
 -- - materialized views reading CRM tables (no RLS applies to them) lose the API roles' grants;
 -- - views reading CRM tables with their owner's rights become security_invoker (PostgreSQL 15+),
 --   so that the CRM's policies apply to whoever reads them.
-CREATE FUNCTION @extschema@.sort_out_legacy_objects() RETURNS jsonb
+CREATE FUNCTION @extschema@.sort_out_legacy_objects(step text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     f record;
@@ -267,8 +310,11 @@ BEGIN
           AND p.proowner = owner AND p.prokind = 'f'
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
           -- Ours (a successor made by an earlier run) stay.
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = '@extschema@.is_admin_user_about(uuid)'::regprocedure)
+          -- Ours (the wrappers of guide_api(), made by an earlier run) call a function of this
+          -- schema through a SQL-standard body, a dependency a legacy function never has.
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc t ON t.oid = d.refobjid
+                          WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                            AND d.refclassid = 'pg_proc'::regclass AND t.pronamespace = '@extschema@'::regnamespace)
         ORDER BY 1
     LOOP
         new_name := f.name || '_legacy';
@@ -282,8 +328,8 @@ BEGIN
         IF users IS NULL THEN
             EXECUTE format('REVOKE ALL ON FUNCTION public.%I(%s) FROM PUBLIC%s', new_name, f.args, coalesce(', ' || api, ''));
         END IF;
-        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-        VALUES ('0008_access_control', format('public.%s(%s)', f.name, f.args), 'legacy_function_moved',
+        INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+        VALUES (step, format('public.%s(%s)', f.name, f.args), f.oid::regprocedure::text, 'legacy_function_moved',
                 format('public.%s(%s) carried a name of the guide and would shadow daznode_crm''s: renamed public.%s%s. Its definition was: %s',
                        f.name, f.args, new_name,
                        CASE WHEN users IS NULL THEN ', executable by its owner only (GRANT EXECUTE to give it back)'
@@ -291,17 +337,29 @@ BEGIN
                        left(f.def, 4000)));
         moved := moved || format('public.%s(%s) -> %s', f.name, f.args, new_name);
     END LOOP;
-    -- The successor of the legacy is_admin_user(uuid): the app's rpc('is_admin_user') goes on.
-    IF to_regprocedure('public.is_admin_user(uuid)') IS NULL
-       AND EXISTS (SELECT 1 FROM unnest(moved) m WHERE m LIKE 'public.is\_admin\_user(%') THEN
-        CREATE FUNCTION public.is_admin_user(user_id uuid DEFAULT NULL) RETURNS boolean
-        LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
-        RETURN @extschema@.is_admin_user_about(user_id);
-        -- Explicit privileges (default privileges may have granted it): callable by everyone,
-        -- like is_admin_user() itself, since it tells a non-admin nothing about anyone else.
-        PERFORM @extschema@.lock_down_function('public.is_admin_user(uuid)'::regprocedure);
-        GRANT EXECUTE ON FUNCTION public.is_admin_user(uuid) TO PUBLIC;
-        COMMENT ON FUNCTION public.is_admin_user(uuid) IS 'daznode_crm: the legacy is_admin_user(user_id) without its leak: about the caller, or about someone else for admins only (NULL otherwise).';
+    -- Legacy functions moved earlier (this run or step 0000's) while a policy or view still used
+    -- them: once nothing does, their owner's only.
+    FOR f IN
+        SELECT DISTINCT p.oid::regprocedure AS sig, m.table_name
+        FROM @extschema@.migration_findings m
+        JOIN pg_proc p ON p.oid = to_regprocedure(m.row_id)
+        WHERE m.kind = 'legacy_function_moved' AND m.detail LIKE '%with its grants%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid AND d.deptype = 'n')
+          AND (has_function_privilege('public', p.oid, 'EXECUTE')
+               OR EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_function_privilege(ro.oid, p.oid, 'EXECUTE')))
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC%s', f.sig, coalesce(', ' || api, ''));
+        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+        VALUES (step, f.table_name, 'legacy_function_locked',
+                format('%s: nothing uses it any more, executable by its owner only now (GRANT EXECUTE to give it back)', f.sig));
+    END LOOP;
+
+    -- The successor of the legacy is_admin_user(uuid), whatever daznode_crm.guide_api says: the
+    -- app's rpc('is_admin_user') goes on, without the leak. Callable by everyone, like
+    -- is_admin_user() itself, since it tells a non-admin nothing about anyone else.
+    IF EXISTS (SELECT 1 FROM unnest(moved) m WHERE m LIKE 'public.is\_admin\_user(%') THEN
+        PERFORM @extschema@.install_guide_wrapper(g.name, g.target, g.callable_by)
+        FROM @extschema@.guide_api() g WHERE g.name = 'is_admin_user';
     END IF;
 
     FOR v IN
@@ -311,15 +369,14 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm') AND c.relowner = owner
           AND d.refobjid IN (SELECT @extschema@.crm_table_oid(t) FROM unnest(@extschema@.crm_tables()) t)
-          AND c.relname NOT IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
-                                'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND c.relname NOT IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_performance_monitor')
           AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_table_privilege(ro.oid, c.oid, 'SELECT'))
         ORDER BY 1
     LOOP
         IF v.relkind = 'm' THEN
             EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, %s', v.rel, (SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname IN ('anon', 'authenticated')));
             INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-            VALUES ('0008_access_control', v.rel::text, 'legacy_matview_locked',
+            VALUES (step, v.rel::text, 'legacy_matview_locked',
                     format('%s is a materialized view of CRM tables (no row-level security applies to it) that anon and authenticated could read: their grants were revoked. GRANT SELECT ON %s TO ... gives them back.', v.rel, v.rel));
             locked := locked || v.rel::text;
         ELSIF current_setting('server_version_num')::int >= 150000
@@ -327,7 +384,7 @@ BEGIN
                                 WHERE option_name = 'security_invoker'), false) THEN
             EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v.rel);
             INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-            VALUES ('0008_access_control', v.rel::text, 'legacy_view_invoker',
+            VALUES (step, v.rel::text, 'legacy_view_invoker',
                     format('%s read CRM tables with its owner''s rights, past their policies: it is now security_invoker, so each reader sees what the role matrix shows them. ALTER VIEW %s RESET (security_invoker) undoes it.', v.rel, v.rel));
             invoker := invoker || v.rel::text;
         END IF;
@@ -335,7 +392,7 @@ BEGIN
     RETURN jsonb_build_object('functions_moved', to_jsonb(moved), 'matviews_locked', to_jsonb(locked), 'views_made_invoker', to_jsonb(invoker));
 END
 $fn$;
-REVOKE ALL ON FUNCTION @extschema@.sort_out_legacy_objects() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.sort_out_legacy_objects(text) FROM PUBLIC;
 
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
@@ -389,7 +446,7 @@ BEGIN
         WHERE p.polrelid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(@extschema@.crm_tables()) AS x)
         ORDER BY 2::text, 1
     LOOP
-        IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user\(' OR pol.expr ~ 'public\.is_admin_user' THEN
+        IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user(_legacy_*)?\(' OR pol.expr ~ 'public\.is_admin_user' THEN
             EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
             dropped := dropped || format('%s: %s', pol.tbl, pol.polname);
         ELSIF pol.owner_test IS NOT NULL AND pol.polcmd IN ('r', 'w') AND pol.polpermissive THEN
@@ -488,7 +545,7 @@ BEGIN
         ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
     END IF;
 
-    legacy := @extschema@.sort_out_legacy_objects();
+    legacy := @extschema@.sort_out_legacy_objects('0008_access_control');
 
     -- Legacy policies that widen reads beyond the matrix (USING (true), user_id IS NULL, ...):
     -- tried one by one with ours, dropped when they show a requester more rows than the matrix
@@ -529,43 +586,61 @@ BEGIN
 END
 $step$;
 
--- 0009: the guide's materialized views, with correct rates, and its monitor view. Counts come
--- from the *_at timestamps (webhooks overwrite status): a clicked send counts as opened, a
--- bounced send as neither. Nobody but their owner reads the materialized views (they would
--- bypass RLS); admins read them through the *_admin views, which check is_admin_user().
+-- 0009: the guide's materialized views, with the rates of rates.sql, and its monitor view.
+-- PostgREST exposes public, and no row-level security applies to a materialized view: the views
+-- themselves live in schema crm_private (the CRM owner's, not exposed), readable by their owner
+-- only, and public gets, under the guide's names, views that admins read and nobody else:
+--   public.crm_segments_stats_mv      (super_admin, admin)
+--   public.crm_campaigns_analytics_mv (super_admin, admin, moderator)
+-- Each is security_invoker (Supabase's linter: no security_definer_view) and reads a SECURITY
+-- DEFINER function of crm_private owned by the CRM owner, which returns the rows only when
+-- is_admin_user() says so: it reads the owner's own materialized view and runs nothing else.
 CREATE FUNCTION @extschema@.step_analytics_views(populate boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
     created text[] := '{}';
     o text;
+    v text;
+    schema_owner oid := (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'crm_private');
 BEGIN
-    FOREACH o IN ARRAY ARRAY['crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
-                             'crm_campaigns_analytics_admin', 'crm_performance_monitor'] LOOP
+    FOREACH o IN ARRAY ARRAY['crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_performance_monitor'] LOOP
         PERFORM @extschema@.refuse_foreign_object(o);
     END LOOP;
-    IF to_regclass('public.crm_segments_stats_mv') IS NULL THEN
-        CREATE MATERIALIZED VIEW public.crm_segments_stats_mv AS
+    IF schema_owner IS NULL THEN
+        CREATE SCHEMA crm_private;
+        created := created || 'schema crm_private'::text;
+    ELSIF schema_owner IS DISTINCT FROM (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'daznode_crm: schema crm_private already exists and belongs to %, not to the CRM owner', schema_owner::regrole
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Rename it (ALTER SCHEMA crm_private RENAME TO ...), then CALL daznode_crm.migrate() again.';
+    END IF;
+    -- Usage only: the invoker views call its functions; its materialized views stay the owner's.
+    REVOKE ALL ON SCHEMA crm_private FROM PUBLIC;
+    GRANT USAGE ON SCHEMA crm_private TO PUBLIC;
+    COMMENT ON SCHEMA crm_private IS 'daznode_crm: the CRM''s materialized views, out of PostgREST''s reach (its owner''s only); admins read them through public.crm_segments_stats_mv and public.crm_campaigns_analytics_mv.';
+
+    IF to_regclass('crm_private.crm_segments_stats_mv') IS NULL THEN
+        CREATE MATERIALIZED VIEW crm_private.crm_segments_stats_mv AS
         SELECT s.id, s.name, s.description, s.criteria, s.auto_update, s.created_at, s.updated_at,
                count(m.customer_id) AS member_count
         FROM public.crm_customer_segments s
         LEFT JOIN public.crm_customer_segment_members m ON m.segment_id = s.id
         GROUP BY s.id;
-        CREATE UNIQUE INDEX crm_segments_stats_mv_id ON public.crm_segments_stats_mv (id);
-        created := created || 'public.crm_segments_stats_mv'::text;
+        CREATE UNIQUE INDEX crm_segments_stats_mv_id ON crm_private.crm_segments_stats_mv (id);
+        created := created || 'crm_private.crm_segments_stats_mv'::text;
     END IF;
-    IF to_regclass('public.crm_campaigns_analytics_mv') IS NULL THEN
+    IF to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL THEN
         -- populate => false when the partitioning swap rebuilds it: filled after the swap commits.
-        EXECUTE 'CREATE MATERIALIZED VIEW public.crm_campaigns_analytics_mv AS '
+        EXECUTE 'CREATE MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv AS '
             || $mv$
         WITH counts AS (
             SELECT e.campaign_id,
                    count(*) AS recipients,
-                   count(*) FILTER (WHERE e.sent_at IS NOT NULL) AS sent,
-                   count(*) FILTER (WHERE e.sent_at IS NOT NULL AND e.bounced_at IS NULL AND e.status <> 'failed') AS delivered,
-                   count(*) FILTER (WHERE e.bounced_at IS NULL AND (e.opened_at IS NOT NULL OR e.clicked_at IS NOT NULL)) AS opened,
-                   count(*) FILTER (WHERE e.bounced_at IS NULL AND e.clicked_at IS NOT NULL) AS clicked,
-                   count(*) FILTER (WHERE e.bounced_at IS NOT NULL) AS bounced,
-                   count(*) FILTER (WHERE e.status = 'failed') AS failed
+                   count(*) FILTER (WHERE @extschema@.send_is_sent(e.sent_at)) AS sent,
+                   count(*) FILTER (WHERE @extschema@.send_is_delivered(e.sent_at, e.bounced_at, e.status)) AS delivered,
+                   count(*) FILTER (WHERE @extschema@.send_is_opened(e.opened_at, e.clicked_at, e.bounced_at)) AS opened,
+                   count(*) FILTER (WHERE @extschema@.send_is_clicked(e.clicked_at, e.bounced_at)) AS clicked,
+                   count(*) FILTER (WHERE @extschema@.send_is_bounced(e.bounced_at)) AS bounced,
+                   count(*) FILTER (WHERE @extschema@.send_is_failed(e.status)) AS failed
             FROM public.crm_email_sends e
             GROUP BY e.campaign_id
         )
@@ -574,33 +649,54 @@ BEGIN
                coalesce(k.delivered, 0) AS delivered, coalesce(k.opened, 0) AS opened,
                coalesce(k.clicked, 0) AS clicked, coalesce(k.bounced, 0) AS bounced,
                coalesce(k.failed, 0) AS failed,
-               round(100.0 * k.opened / nullif(k.delivered, 0), 2) AS open_rate,
-               round(100.0 * k.clicked / nullif(k.delivered, 0), 2) AS click_rate,
-               round(100.0 * k.bounced / nullif(k.sent, 0), 2) AS bounce_rate
+               @extschema@.open_rate(k.opened, k.delivered) AS open_rate,
+               @extschema@.click_rate(k.clicked, k.delivered) AS click_rate,
+               @extschema@.bounce_rate(k.bounced, k.sent) AS bounce_rate,
+               @extschema@.delivery_rate(k.delivered, k.sent) AS delivery_rate
         FROM public.crm_email_campaigns c
         LEFT JOIN counts k ON k.campaign_id = c.id
 $mv$
             || CASE WHEN populate THEN '' ELSE ' WITH NO DATA' END;
-        CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON public.crm_campaigns_analytics_mv (id);
-        created := created || 'public.crm_campaigns_analytics_mv'::text;
+        CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON crm_private.crm_campaigns_analytics_mv (id);
+        CREATE INDEX crm_campaigns_analytics_mv_created ON crm_private.crm_campaigns_analytics_mv (created_at DESC, id);
+        created := created || 'crm_private.crm_campaigns_analytics_mv'::text;
     END IF;
+    PERFORM @extschema@.lock_down('crm_private.crm_segments_stats_mv'::regclass);
+    PERFORM @extschema@.lock_down('crm_private.crm_campaigns_analytics_mv'::regclass);
 
-    -- Default privileges (Supabase grants every new table of public to anon and authenticated)
-    -- may have granted them: their owner's only.
+    -- PL/pgSQL returning the materialized view's columns (read from its catalog entry): no
+    -- recorded dependency on it, so that pg_dump orders its sections cleanly and the swap can
+    -- rebuild the view under the function.
+    FOR o, v IN SELECT * FROM (VALUES ('crm_segments_stats', '{super_admin,admin}'), ('crm_campaigns_analytics', '{super_admin,admin,moderator}')) AS x LOOP
+        EXECUTE format($f$
+            CREATE OR REPLACE FUNCTION crm_private.%1$I() RETURNS TABLE (%2$s)
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+            BEGIN
+                IF (SELECT @extschema@.is_admin_user(%3$L)) THEN
+                    RETURN QUERY SELECT * FROM crm_private.%4$I;
+                END IF;
+            END $body$$f$,
+            o || '_for_admins',
+            (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+             FROM pg_attribute a WHERE a.attrelid = format('crm_private.%I', o || '_mv')::regclass AND a.attnum > 0 AND NOT a.attisdropped),
+            v, o || '_mv');
+    END LOOP;
+    PERFORM @extschema@.lock_down_function('crm_private.crm_segments_stats_for_admins()'::regprocedure);
+    PERFORM @extschema@.lock_down_function('crm_private.crm_campaigns_analytics_for_admins()'::regprocedure);
+    GRANT EXECUTE ON FUNCTION crm_private.crm_segments_stats_for_admins(), crm_private.crm_campaigns_analytics_for_admins() TO PUBLIC;
+
+    CREATE OR REPLACE VIEW public.crm_segments_stats_mv WITH (security_invoker = true) AS
+    SELECT * FROM crm_private.crm_segments_stats_for_admins();
+    CREATE OR REPLACE VIEW public.crm_campaigns_analytics_mv WITH (security_invoker = true) AS
+    SELECT * FROM crm_private.crm_campaigns_analytics_for_admins();
+    -- Readable by everyone (the rows come only for admins); nothing else (no TRIGGER, no writes).
     PERFORM @extschema@.lock_down('public.crm_segments_stats_mv'::regclass);
     PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_mv'::regclass);
+    GRANT SELECT ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv TO PUBLIC;
 
-    CREATE OR REPLACE VIEW public.crm_segments_stats_admin WITH (security_barrier = true) AS
-    SELECT * FROM public.crm_segments_stats_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin}'));
-    CREATE OR REPLACE VIEW public.crm_campaigns_analytics_admin WITH (security_barrier = true) AS
-    SELECT * FROM public.crm_campaigns_analytics_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin,moderator}'));
-    -- Readable by everyone (they filter by is_admin_user()); nothing else (no TRIGGER, no writes).
-    PERFORM @extschema@.lock_down('public.crm_segments_stats_admin'::regclass);
-    PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_admin'::regclass);
-    GRANT SELECT ON public.crm_segments_stats_admin, public.crm_campaigns_analytics_admin TO PUBLIC;
-
-    -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures.
-    CREATE OR REPLACE VIEW public.crm_performance_monitor AS
+    -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures. It reads
+    -- statistics views every role may read: security_invoker, for the maintenance role.
+    CREATE OR REPLACE VIEW public.crm_performance_monitor WITH (security_invoker = true) AS
     SELECT s.relname AS table_name, pg_size_pretty(pg_total_relation_size(s.relid)) AS total_size,
            s.n_live_tup AS live_rows, s.n_dead_tup AS dead_rows, s.seq_scan, s.idx_scan,
            s.last_autovacuum, s.last_autoanalyze,
@@ -611,10 +707,39 @@ $mv$
     GRANT SELECT ON public.crm_performance_monitor TO daznode_crm_maintenance;
 
     RETURN jsonb_build_object('created', to_jsonb(created),
-                              'admin_views', jsonb_build_array('public.crm_segments_stats_admin', 'public.crm_campaigns_analytics_admin'),
+                              'admin_sources', jsonb_build_array('public.crm_segments_stats_mv', 'public.crm_campaigns_analytics_mv'),
                               'monitor', 'public.crm_performance_monitor');
 END
 $step$;
+
+-- 0000: the guide's names reach the native functions. The guide and the DazNode app call
+-- run_pre_migration_diagnostic(), cleanup_orphaned_records(), diagnose_crm_performance(),
+-- refresh_crm_materialized_views(), cleanup_old_email_partitions(), is_admin_user(), the
+-- validators, bare: from the SQL Editor (search_path "$user", public, extensions), from pg_cron
+-- and as PostgREST RPCs (public only). Each gets its wrapper in public (guide_api(),
+-- install_guide_wrapper()); a legacy function of the same name was moved by step 0008 (again
+-- here, for one made since). SET daznode_crm.guide_api = off (before migrate(), or in the
+-- database's settings) leaves public alone: the step then records that it skipped.
+CREATE FUNCTION @extschema@.step_guide_api() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    installed text[] := '{}';
+    legacy jsonb;
+BEGIN
+    IF lower(coalesce(current_setting('daznode_crm.guide_api', true), 'on')) IN ('off', 'false', '0', 'no') THEN
+        RETURN jsonb_build_object('skipped', 'daznode_crm.guide_api is off: the guide''s names are not installed in public; SELECT daznode_crm.step_guide_api() installs them later');
+    END IF;
+    legacy := @extschema@.sort_out_legacy_objects('0000_guide_api');
+    SELECT coalesce(array_agg(@extschema@.install_guide_wrapper(g.name, g.target, g.callable_by) ORDER BY g.name), '{}')
+    INTO installed FROM @extschema@.guide_api() g;
+    INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+    SELECT '0000_guide_api', split_part(i, ' ', 1), 'guide_name_taken',
+           'ERROR: ' || i || '; the guide''s bare call of that name does not reach daznode_crm: rename or drop it, then SELECT daznode_crm.step_guide_api()'
+    FROM unnest(installed) AS i WHERE i LIKE '%left alone';
+    RETURN jsonb_build_object('wrappers', to_jsonb(installed), 'legacy_objects', legacy);
+END
+$step$;
+REVOKE ALL ON FUNCTION @extschema@.step_guide_api() FROM PUBLIC;
 
 -- Policies run with the caller's privileges: every role may call is_admin_user() and
 -- current_user_id() (they answer only about the caller). The schema's other objects keep their
@@ -628,7 +753,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
     @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.matrix_reads(text), @extschema@.policies_granting_more(regclass),
-    @extschema@.sort_out_legacy_objects(), @extschema@.is_admin_user_about(uuid), @extschema@.guide_function_names(),
+    @extschema@.sort_out_legacy_objects(text), @extschema@.is_admin_user_about(uuid), @extschema@.guide_function_names(),
+    @extschema@.guide_api(), @extschema@.install_guide_wrapper(text, text, text), @extschema@.step_guide_api(),
     @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;

@@ -1,6 +1,59 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
+-- src/api/mod.rs:18
+-- The one definition of each count and rate of an email campaign (README "Rates"). Every view
+-- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
+-- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
+-- status: a clicked send counts as opened, a bounced one as neither.
+--
+--   sent       sent_at is set
+--   delivered  sent, not bounced, not failed
+--   opened     not bounced, and opened_at or clicked_at set (a click implies an open)
+--   clicked    not bounced, and clicked_at set
+--   bounced    bounced_at set
+--   failed     status 'failed'
+--   open_rate = opened / delivered, click_rate = clicked / delivered,
+--   bounce_rate = bounced / sent, delivery_rate = delivered / sent; in percent, 2 decimals,
+--   NULL when the divisor is 0.
+--
+-- SQL functions with a plain RETURN body, IMMUTABLE, no SET clause: the planner inlines them, so
+-- an aggregate over 10M sends costs what the bare expressions cost.
+CREATE FUNCTION @extschema@.send_is_sent(sent_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN sent_at IS NOT NULL;
+CREATE FUNCTION @extschema@.send_is_delivered(sent_at timestamptz, bounced_at timestamptz, status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN sent_at IS NOT NULL AND bounced_at IS NULL AND status <> 'failed';
+CREATE FUNCTION @extschema@.send_is_opened(opened_at timestamptz, clicked_at timestamptz, bounced_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN bounced_at IS NULL AND (opened_at IS NOT NULL OR clicked_at IS NOT NULL);
+CREATE FUNCTION @extschema@.send_is_clicked(clicked_at timestamptz, bounced_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN bounced_at IS NULL AND clicked_at IS NOT NULL;
+CREATE FUNCTION @extschema@.send_is_bounced(bounced_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN bounced_at IS NOT NULL;
+CREATE FUNCTION @extschema@.send_is_failed(status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN status = 'failed';
+
+CREATE FUNCTION @extschema@.percent_of(part bigint, whole bigint) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN round(100.0 * part / nullif(whole, 0), 2);
+CREATE FUNCTION @extschema@.open_rate(opened bigint, delivered bigint) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN @extschema@.percent_of(opened, delivered);
+CREATE FUNCTION @extschema@.click_rate(clicked bigint, delivered bigint) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN @extschema@.percent_of(clicked, delivered);
+CREATE FUNCTION @extschema@.bounce_rate(bounced bigint, sent bigint) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN @extschema@.percent_of(bounced, sent);
+CREATE FUNCTION @extschema@.delivery_rate(delivered bigint, sent bigint) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN @extschema@.percent_of(delivered, sent);
+-- Pure arithmetic on the caller's own values: for everyone (the views' readers call them).
+REVOKE ALL ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.send_is_delivered(timestamptz, timestamptz, text),
+    @extschema@.send_is_opened(timestamptz, timestamptz, timestamptz), @extschema@.send_is_clicked(timestamptz, timestamptz),
+    @extschema@.send_is_bounced(timestamptz), @extschema@.send_is_failed(text), @extschema@.percent_of(bigint, bigint),
+    @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
+    @extschema@.delivery_rate(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.send_is_delivered(timestamptz, timestamptz, text),
+    @extschema@.send_is_opened(timestamptz, timestamptz, timestamptz), @extschema@.send_is_clicked(timestamptz, timestamptz),
+    @extschema@.send_is_bounced(timestamptz), @extschema@.send_is_failed(text), @extschema@.percent_of(bigint, bigint),
+    @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
+    @extschema@.delivery_rate(bigint, bigint) TO PUBLIC;
+
 -- src/api/security.rs:192
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
@@ -119,6 +172,17 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
+-- src/api/diagnostic.rs:35
+-- daznode_crm::api::diagnostic::guide_api
+CREATE  FUNCTION "guide_api"() RETURNS TABLE (
+	"name" TEXT,  /* & '_ str */
+	"target" TEXT,  /* & '_ str */
+	"callable_by" TEXT  /* & '_ str */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'guide_api_wrapper';
+
 -- src/api/diagnostic.rs:28
 -- daznode_crm::api::diagnostic::guide_function_names
 CREATE  FUNCTION "guide_function_names"() RETURNS TEXT[] /* Vec < & '_ str > */
@@ -146,7 +210,7 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
 -- src/api/access.rs:58
 -- daznode_crm::api::access::is_admin_user_about
 
-CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid) RETURNS boolean
+CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETURNS boolean
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
@@ -278,7 +342,7 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
--- src/api/diagnostic.rs:33
+-- src/api/diagnostic.rs:40
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
 CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
 	"check_name" TEXT,  /* String */
@@ -314,6 +378,7 @@ AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 
 -- src/api/migrations.rs:234
 -- requires:
+--   rates
 --   migration_steps
 --   pending_migrations
 --   planned_indexes
@@ -1042,8 +1107,7 @@ BEGIN
         SELECT c.oid::regclass AS rel, c.relowner
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace
-          AND c.relname IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
-                            'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND c.relname IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_performance_monitor')
           AND c.relowner IS DISTINCT FROM owner
     LOOP
         object := v.rel::text;
@@ -1074,9 +1138,9 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.objects_in_the_way() FROM PUBLIC;
 
--- 0007: the app's two statistics views, created or replaced with correct counts. Rates come
--- from the *_at timestamps: webhooks overwrite status, so the legacy view (which counted
--- status = 'opened') missed every clicked email among the opened ones. The fixture's legacy
+-- 0007: the app's two statistics views, created or replaced with correct counts: the counts
+-- and rates of sql/rates.sql, the same as crm_campaigns_analytics_mv's. The legacy view
+-- (which counted status = 'opened') missed every clicked email among the opened ones. The fixture's legacy
 -- views have the same columns, so CREATE OR REPLACE keeps the app's queries working; a legacy
 -- view of another shape is moved out of the way (make_room_for_view) and reported.
 CREATE FUNCTION @extschema@.step_stats_views() RETURNS jsonb
@@ -1094,18 +1158,19 @@ BEGIN
     FROM public.crm_customer_segments s$v$),
         ('crm_campaign_stats', $v$
     CREATE OR REPLACE VIEW public.crm_campaign_stats AS
-    SELECT c.id, c.name, c.status,
-           count(e.id) AS total_sends,
-           count(e.sent_at) AS sent,
-           count(*) FILTER (WHERE e.sent_at IS NOT NULL AND e.bounced_at IS NULL AND e.status <> 'failed') AS delivered,
-           count(e.opened_at) AS opened,
-           count(e.clicked_at) AS clicked,
-           count(e.bounced_at) AS bounced,
-           round(100.0 * count(e.opened_at) / nullif(count(e.sent_at), 0), 2) AS open_rate,
-           round(100.0 * count(e.clicked_at) / nullif(count(e.sent_at), 0), 2) AS click_rate
-    FROM public.crm_email_campaigns c
-    LEFT JOIN public.crm_email_sends e ON e.campaign_id = c.id
-    GROUP BY c.id, c.name, c.status$v$)) AS t(name, ddl)
+    SELECT k.id, k.name, k.status, k.total_sends, k.sent, k.delivered, k.opened, k.clicked, k.bounced,
+           @extschema@.open_rate(k.opened, k.delivered) AS open_rate,
+           @extschema@.click_rate(k.clicked, k.delivered) AS click_rate
+    FROM (SELECT c.id, c.name, c.status,
+                 count(e.id) AS total_sends,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_sent(e.sent_at)) AS sent,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_delivered(e.sent_at, e.bounced_at, e.status)) AS delivered,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_opened(e.opened_at, e.clicked_at, e.bounced_at)) AS opened,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_clicked(e.clicked_at, e.bounced_at)) AS clicked,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_bounced(e.bounced_at)) AS bounced
+          FROM public.crm_email_campaigns c
+          LEFT JOIN public.crm_email_sends e ON e.campaign_id = c.id
+          GROUP BY c.id, c.name, c.status) k$v$)) AS t(name, ddl)
     LOOP
         PERFORM @extschema@.refuse_foreign_object(v.name);
         BEGIN
@@ -1258,7 +1323,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:18
+-- src/api/mod.rs:20
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1293,8 +1358,8 @@ CREATE TABLE @extschema@.materialized_view_registry (
     registered_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO @extschema@.materialized_view_registry (view_name, builtin) VALUES
-    ('public.crm_segments_stats_mv', true),
-    ('public.crm_campaigns_analytics_mv', true);
+    ('crm_private.crm_segments_stats_mv', true),
+    ('crm_private.crm_campaigns_analytics_mv', true);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.materialized_view_registry', 'WHERE NOT builtin');
 
 -- Every refresh and every skip, pruned to 30 days; diagnose_crm_performance() reads staleness
@@ -1345,11 +1410,13 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:34
+-- src/api/mod.rs:36
 -- requires:
 --   migrations
 --   maintenance
 --   access::is_admin_user
+--   access::is_admin_user_about
+--   diagnostic::guide_function_names
 --   access::current_user_id
 --   access::refresh_segment
 --   access::refresh_auto_update_segments
@@ -1597,6 +1664,49 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
 
+-- The wrapper in public that makes one of the guide's bare names reach the native function
+-- @extschema@.<target>: the same arguments (defaults included) and result, read from the
+-- target's own catalog entry, so that the two never drift; LANGUAGE sql with a SQL-standard body
+-- (its dependency on the target is recorded: DROP EXTENSION asks for CASCADE), SECURITY INVOKER
+-- (the target keeps its own checks), search_path pinned, EXECUTE for `grantee` only. A function
+-- of that name and arguments that is not ours stays, and the answer says so: step 0008 moves the
+-- CRM owner's own legacy ones first.
+CREATE FUNCTION @extschema@.install_guide_wrapper(name text, target text, grantee text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t record;
+    existing oid;
+    call text;
+BEGIN
+    SELECT p.oid, p.proname, p.proretset, p.pronargs, pg_get_function_arguments(p.oid) AS args,
+           pg_get_function_identity_arguments(p.oid) AS ident, oidvectortypes(p.proargtypes) AS types, pg_get_function_result(p.oid) AS result,
+           CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
+           CASE p.proparallel WHEN 's' THEN 'PARALLEL SAFE' WHEN 'r' THEN 'PARALLEL RESTRICTED' ELSE 'PARALLEL UNSAFE' END AS parallel
+    INTO STRICT t
+    FROM pg_proc p WHERE p.pronamespace = '@extschema@'::regnamespace AND p.proname = target AND p.prokind = 'f';
+    existing := to_regprocedure(format('public.%I(%s)', name, t.types));
+    IF existing IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = existing
+                                            AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = t.oid) THEN
+        RETURN format('public.%s(%s) exists and is not daznode_crm''s (owner %s): left alone', name, t.ident,
+                      (SELECT p.proowner::regrole FROM pg_proc p WHERE p.oid = existing));
+    END IF;
+    IF existing IS NOT NULL THEN
+        EXECUTE format('DROP FUNCTION %s', existing::regprocedure);
+    END IF;
+    call := format('@extschema@.%I(%s)', target, (SELECT string_agg('$' || i, ', ') FROM generate_series(1, t.pronargs) AS i));
+    EXECUTE format('CREATE FUNCTION public.%I(%s) RETURNS %s LANGUAGE sql %s %s SET search_path = pg_catalog, pg_temp %s',
+                   name, t.args, t.result, t.volatility, t.parallel,
+                   CASE WHEN t.proretset THEN format('BEGIN ATOMIC SELECT * FROM %s; END', call) ELSE format('RETURN %s', call) END);
+    existing := to_regprocedure(format('public.%I(%s)', name, t.types));
+    PERFORM @extschema@.lock_down_function(existing::regprocedure);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', existing::regprocedure, grantee);
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', existing::regprocedure,
+                   format('daznode_crm: the guide''s %s(), calling @extschema@.%s()', name, target));
+    RETURN format('public.%s(%s) -> @extschema@.%s (EXECUTE: %s)', name, t.ident, target, grantee);
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.install_guide_wrapper(text, text, text) FROM PUBLIC;
+
 -- Legacy objects of public that expose the CRM past its policies or shadow the guide's names,
 -- sorted out by step 0008 (each reported in migration_findings with how to undo it):
 -- - functions carrying a guide name (guide_function_names()) are renamed <name>_legacy, their
@@ -1607,7 +1717,7 @@ REVOKE ALL ON FUNCTION @extschema@.policy_read_errors() FROM PUBLIC;
 -- - materialized views reading CRM tables (no RLS applies to them) lose the API roles' grants;
 -- - views reading CRM tables with their owner's rights become security_invoker (PostgreSQL 15+),
 --   so that the CRM's policies apply to whoever reads them.
-CREATE FUNCTION @extschema@.sort_out_legacy_objects() RETURNS jsonb
+CREATE FUNCTION @extschema@.sort_out_legacy_objects(step text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     f record;
@@ -1629,8 +1739,11 @@ BEGIN
           AND p.proowner = owner AND p.prokind = 'f'
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
           -- Ours (a successor made by an earlier run) stay.
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = '@extschema@.is_admin_user_about(uuid)'::regprocedure)
+          -- Ours (the wrappers of guide_api(), made by an earlier run) call a function of this
+          -- schema through a SQL-standard body, a dependency a legacy function never has.
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc t ON t.oid = d.refobjid
+                          WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                            AND d.refclassid = 'pg_proc'::regclass AND t.pronamespace = '@extschema@'::regnamespace)
         ORDER BY 1
     LOOP
         new_name := f.name || '_legacy';
@@ -1644,8 +1757,8 @@ BEGIN
         IF users IS NULL THEN
             EXECUTE format('REVOKE ALL ON FUNCTION public.%I(%s) FROM PUBLIC%s', new_name, f.args, coalesce(', ' || api, ''));
         END IF;
-        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-        VALUES ('0008_access_control', format('public.%s(%s)', f.name, f.args), 'legacy_function_moved',
+        INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+        VALUES (step, format('public.%s(%s)', f.name, f.args), f.oid::regprocedure::text, 'legacy_function_moved',
                 format('public.%s(%s) carried a name of the guide and would shadow daznode_crm''s: renamed public.%s%s. Its definition was: %s',
                        f.name, f.args, new_name,
                        CASE WHEN users IS NULL THEN ', executable by its owner only (GRANT EXECUTE to give it back)'
@@ -1653,17 +1766,29 @@ BEGIN
                        left(f.def, 4000)));
         moved := moved || format('public.%s(%s) -> %s', f.name, f.args, new_name);
     END LOOP;
-    -- The successor of the legacy is_admin_user(uuid): the app's rpc('is_admin_user') goes on.
-    IF to_regprocedure('public.is_admin_user(uuid)') IS NULL
-       AND EXISTS (SELECT 1 FROM unnest(moved) m WHERE m LIKE 'public.is\_admin\_user(%') THEN
-        CREATE FUNCTION public.is_admin_user(user_id uuid DEFAULT NULL) RETURNS boolean
-        LANGUAGE sql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
-        RETURN @extschema@.is_admin_user_about(user_id);
-        -- Explicit privileges (default privileges may have granted it): callable by everyone,
-        -- like is_admin_user() itself, since it tells a non-admin nothing about anyone else.
-        PERFORM @extschema@.lock_down_function('public.is_admin_user(uuid)'::regprocedure);
-        GRANT EXECUTE ON FUNCTION public.is_admin_user(uuid) TO PUBLIC;
-        COMMENT ON FUNCTION public.is_admin_user(uuid) IS 'daznode_crm: the legacy is_admin_user(user_id) without its leak: about the caller, or about someone else for admins only (NULL otherwise).';
+    -- Legacy functions moved earlier (this run or step 0000's) while a policy or view still used
+    -- them: once nothing does, their owner's only.
+    FOR f IN
+        SELECT DISTINCT p.oid::regprocedure AS sig, m.table_name
+        FROM @extschema@.migration_findings m
+        JOIN pg_proc p ON p.oid = to_regprocedure(m.row_id)
+        WHERE m.kind = 'legacy_function_moved' AND m.detail LIKE '%with its grants%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid AND d.deptype = 'n')
+          AND (has_function_privilege('public', p.oid, 'EXECUTE')
+               OR EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_function_privilege(ro.oid, p.oid, 'EXECUTE')))
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC%s', f.sig, coalesce(', ' || api, ''));
+        INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+        VALUES (step, f.table_name, 'legacy_function_locked',
+                format('%s: nothing uses it any more, executable by its owner only now (GRANT EXECUTE to give it back)', f.sig));
+    END LOOP;
+
+    -- The successor of the legacy is_admin_user(uuid), whatever daznode_crm.guide_api says: the
+    -- app's rpc('is_admin_user') goes on, without the leak. Callable by everyone, like
+    -- is_admin_user() itself, since it tells a non-admin nothing about anyone else.
+    IF EXISTS (SELECT 1 FROM unnest(moved) m WHERE m LIKE 'public.is\_admin\_user(%') THEN
+        PERFORM @extschema@.install_guide_wrapper(g.name, g.target, g.callable_by)
+        FROM @extschema@.guide_api() g WHERE g.name = 'is_admin_user';
     END IF;
 
     FOR v IN
@@ -1673,15 +1798,14 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm') AND c.relowner = owner
           AND d.refobjid IN (SELECT @extschema@.crm_table_oid(t) FROM unnest(@extschema@.crm_tables()) t)
-          AND c.relname NOT IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
-                                'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND c.relname NOT IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_performance_monitor')
           AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_table_privilege(ro.oid, c.oid, 'SELECT'))
         ORDER BY 1
     LOOP
         IF v.relkind = 'm' THEN
             EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, %s', v.rel, (SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname IN ('anon', 'authenticated')));
             INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-            VALUES ('0008_access_control', v.rel::text, 'legacy_matview_locked',
+            VALUES (step, v.rel::text, 'legacy_matview_locked',
                     format('%s is a materialized view of CRM tables (no row-level security applies to it) that anon and authenticated could read: their grants were revoked. GRANT SELECT ON %s TO ... gives them back.', v.rel, v.rel));
             locked := locked || v.rel::text;
         ELSIF current_setting('server_version_num')::int >= 150000
@@ -1689,7 +1813,7 @@ BEGIN
                                 WHERE option_name = 'security_invoker'), false) THEN
             EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', v.rel);
             INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
-            VALUES ('0008_access_control', v.rel::text, 'legacy_view_invoker',
+            VALUES (step, v.rel::text, 'legacy_view_invoker',
                     format('%s read CRM tables with its owner''s rights, past their policies: it is now security_invoker, so each reader sees what the role matrix shows them. ALTER VIEW %s RESET (security_invoker) undoes it.', v.rel, v.rel));
             invoker := invoker || v.rel::text;
         END IF;
@@ -1697,7 +1821,7 @@ BEGIN
     RETURN jsonb_build_object('functions_moved', to_jsonb(moved), 'matviews_locked', to_jsonb(locked), 'views_made_invoker', to_jsonb(invoker));
 END
 $fn$;
-REVOKE ALL ON FUNCTION @extschema@.sort_out_legacy_objects() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.sort_out_legacy_objects(text) FROM PUBLIC;
 
 -- 0008: row-level security on every CRM table, with the policies above. Legacy policies that
 -- read admin_roles or call the legacy is_admin_user (the recursive ones) are dropped and
@@ -1751,7 +1875,7 @@ BEGIN
         WHERE p.polrelid IN (SELECT to_regclass('public.' || quote_ident(x)) FROM unnest(@extschema@.crm_tables()) AS x)
         ORDER BY 2::text, 1
     LOOP
-        IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user\(' OR pol.expr ~ 'public\.is_admin_user' THEN
+        IF pol.polname LIKE 'daznode\_%' OR pol.expr ~ 'admin_roles' OR pol.expr ~ '(^|[^.])is_admin_user(_legacy_*)?\(' OR pol.expr ~ 'public\.is_admin_user' THEN
             EXECUTE format('DROP POLICY %I ON %s', pol.polname, pol.tbl);
             dropped := dropped || format('%s: %s', pol.tbl, pol.polname);
         ELSIF pol.owner_test IS NOT NULL AND pol.polcmd IN ('r', 'w') AND pol.polpermissive THEN
@@ -1850,7 +1974,7 @@ BEGIN
         ALTER VIEW IF EXISTS public.crm_campaign_stats SET (security_invoker = true);
     END IF;
 
-    legacy := @extschema@.sort_out_legacy_objects();
+    legacy := @extschema@.sort_out_legacy_objects('0008_access_control');
 
     -- Legacy policies that widen reads beyond the matrix (USING (true), user_id IS NULL, ...):
     -- tried one by one with ours, dropped when they show a requester more rows than the matrix
@@ -1891,43 +2015,61 @@ BEGIN
 END
 $step$;
 
--- 0009: the guide's materialized views, with correct rates, and its monitor view. Counts come
--- from the *_at timestamps (webhooks overwrite status): a clicked send counts as opened, a
--- bounced send as neither. Nobody but their owner reads the materialized views (they would
--- bypass RLS); admins read them through the *_admin views, which check is_admin_user().
+-- 0009: the guide's materialized views, with the rates of rates.sql, and its monitor view.
+-- PostgREST exposes public, and no row-level security applies to a materialized view: the views
+-- themselves live in schema crm_private (the CRM owner's, not exposed), readable by their owner
+-- only, and public gets, under the guide's names, views that admins read and nobody else:
+--   public.crm_segments_stats_mv      (super_admin, admin)
+--   public.crm_campaigns_analytics_mv (super_admin, admin, moderator)
+-- Each is security_invoker (Supabase's linter: no security_definer_view) and reads a SECURITY
+-- DEFINER function of crm_private owned by the CRM owner, which returns the rows only when
+-- is_admin_user() says so: it reads the owner's own materialized view and runs nothing else.
 CREATE FUNCTION @extschema@.step_analytics_views(populate boolean DEFAULT true) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
 DECLARE
     created text[] := '{}';
     o text;
+    v text;
+    schema_owner oid := (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'crm_private');
 BEGIN
-    FOREACH o IN ARRAY ARRAY['crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
-                             'crm_campaigns_analytics_admin', 'crm_performance_monitor'] LOOP
+    FOREACH o IN ARRAY ARRAY['crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_performance_monitor'] LOOP
         PERFORM @extschema@.refuse_foreign_object(o);
     END LOOP;
-    IF to_regclass('public.crm_segments_stats_mv') IS NULL THEN
-        CREATE MATERIALIZED VIEW public.crm_segments_stats_mv AS
+    IF schema_owner IS NULL THEN
+        CREATE SCHEMA crm_private;
+        created := created || 'schema crm_private'::text;
+    ELSIF schema_owner IS DISTINCT FROM (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'daznode_crm: schema crm_private already exists and belongs to %, not to the CRM owner', schema_owner::regrole
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Rename it (ALTER SCHEMA crm_private RENAME TO ...), then CALL daznode_crm.migrate() again.';
+    END IF;
+    -- Usage only: the invoker views call its functions; its materialized views stay the owner's.
+    REVOKE ALL ON SCHEMA crm_private FROM PUBLIC;
+    GRANT USAGE ON SCHEMA crm_private TO PUBLIC;
+    COMMENT ON SCHEMA crm_private IS 'daznode_crm: the CRM''s materialized views, out of PostgREST''s reach (its owner''s only); admins read them through public.crm_segments_stats_mv and public.crm_campaigns_analytics_mv.';
+
+    IF to_regclass('crm_private.crm_segments_stats_mv') IS NULL THEN
+        CREATE MATERIALIZED VIEW crm_private.crm_segments_stats_mv AS
         SELECT s.id, s.name, s.description, s.criteria, s.auto_update, s.created_at, s.updated_at,
                count(m.customer_id) AS member_count
         FROM public.crm_customer_segments s
         LEFT JOIN public.crm_customer_segment_members m ON m.segment_id = s.id
         GROUP BY s.id;
-        CREATE UNIQUE INDEX crm_segments_stats_mv_id ON public.crm_segments_stats_mv (id);
-        created := created || 'public.crm_segments_stats_mv'::text;
+        CREATE UNIQUE INDEX crm_segments_stats_mv_id ON crm_private.crm_segments_stats_mv (id);
+        created := created || 'crm_private.crm_segments_stats_mv'::text;
     END IF;
-    IF to_regclass('public.crm_campaigns_analytics_mv') IS NULL THEN
+    IF to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL THEN
         -- populate => false when the partitioning swap rebuilds it: filled after the swap commits.
-        EXECUTE 'CREATE MATERIALIZED VIEW public.crm_campaigns_analytics_mv AS '
+        EXECUTE 'CREATE MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv AS '
             || $mv$
         WITH counts AS (
             SELECT e.campaign_id,
                    count(*) AS recipients,
-                   count(*) FILTER (WHERE e.sent_at IS NOT NULL) AS sent,
-                   count(*) FILTER (WHERE e.sent_at IS NOT NULL AND e.bounced_at IS NULL AND e.status <> 'failed') AS delivered,
-                   count(*) FILTER (WHERE e.bounced_at IS NULL AND (e.opened_at IS NOT NULL OR e.clicked_at IS NOT NULL)) AS opened,
-                   count(*) FILTER (WHERE e.bounced_at IS NULL AND e.clicked_at IS NOT NULL) AS clicked,
-                   count(*) FILTER (WHERE e.bounced_at IS NOT NULL) AS bounced,
-                   count(*) FILTER (WHERE e.status = 'failed') AS failed
+                   count(*) FILTER (WHERE @extschema@.send_is_sent(e.sent_at)) AS sent,
+                   count(*) FILTER (WHERE @extschema@.send_is_delivered(e.sent_at, e.bounced_at, e.status)) AS delivered,
+                   count(*) FILTER (WHERE @extschema@.send_is_opened(e.opened_at, e.clicked_at, e.bounced_at)) AS opened,
+                   count(*) FILTER (WHERE @extschema@.send_is_clicked(e.clicked_at, e.bounced_at)) AS clicked,
+                   count(*) FILTER (WHERE @extschema@.send_is_bounced(e.bounced_at)) AS bounced,
+                   count(*) FILTER (WHERE @extschema@.send_is_failed(e.status)) AS failed
             FROM public.crm_email_sends e
             GROUP BY e.campaign_id
         )
@@ -1936,33 +2078,54 @@ BEGIN
                coalesce(k.delivered, 0) AS delivered, coalesce(k.opened, 0) AS opened,
                coalesce(k.clicked, 0) AS clicked, coalesce(k.bounced, 0) AS bounced,
                coalesce(k.failed, 0) AS failed,
-               round(100.0 * k.opened / nullif(k.delivered, 0), 2) AS open_rate,
-               round(100.0 * k.clicked / nullif(k.delivered, 0), 2) AS click_rate,
-               round(100.0 * k.bounced / nullif(k.sent, 0), 2) AS bounce_rate
+               @extschema@.open_rate(k.opened, k.delivered) AS open_rate,
+               @extschema@.click_rate(k.clicked, k.delivered) AS click_rate,
+               @extschema@.bounce_rate(k.bounced, k.sent) AS bounce_rate,
+               @extschema@.delivery_rate(k.delivered, k.sent) AS delivery_rate
         FROM public.crm_email_campaigns c
         LEFT JOIN counts k ON k.campaign_id = c.id
 $mv$
             || CASE WHEN populate THEN '' ELSE ' WITH NO DATA' END;
-        CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON public.crm_campaigns_analytics_mv (id);
-        created := created || 'public.crm_campaigns_analytics_mv'::text;
+        CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON crm_private.crm_campaigns_analytics_mv (id);
+        CREATE INDEX crm_campaigns_analytics_mv_created ON crm_private.crm_campaigns_analytics_mv (created_at DESC, id);
+        created := created || 'crm_private.crm_campaigns_analytics_mv'::text;
     END IF;
+    PERFORM @extschema@.lock_down('crm_private.crm_segments_stats_mv'::regclass);
+    PERFORM @extschema@.lock_down('crm_private.crm_campaigns_analytics_mv'::regclass);
 
-    -- Default privileges (Supabase grants every new table of public to anon and authenticated)
-    -- may have granted them: their owner's only.
+    -- PL/pgSQL returning the materialized view's columns (read from its catalog entry): no
+    -- recorded dependency on it, so that pg_dump orders its sections cleanly and the swap can
+    -- rebuild the view under the function.
+    FOR o, v IN SELECT * FROM (VALUES ('crm_segments_stats', '{super_admin,admin}'), ('crm_campaigns_analytics', '{super_admin,admin,moderator}')) AS x LOOP
+        EXECUTE format($f$
+            CREATE OR REPLACE FUNCTION crm_private.%1$I() RETURNS TABLE (%2$s)
+            LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+            BEGIN
+                IF (SELECT @extschema@.is_admin_user(%3$L)) THEN
+                    RETURN QUERY SELECT * FROM crm_private.%4$I;
+                END IF;
+            END $body$$f$,
+            o || '_for_admins',
+            (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+             FROM pg_attribute a WHERE a.attrelid = format('crm_private.%I', o || '_mv')::regclass AND a.attnum > 0 AND NOT a.attisdropped),
+            v, o || '_mv');
+    END LOOP;
+    PERFORM @extschema@.lock_down_function('crm_private.crm_segments_stats_for_admins()'::regprocedure);
+    PERFORM @extschema@.lock_down_function('crm_private.crm_campaigns_analytics_for_admins()'::regprocedure);
+    GRANT EXECUTE ON FUNCTION crm_private.crm_segments_stats_for_admins(), crm_private.crm_campaigns_analytics_for_admins() TO PUBLIC;
+
+    CREATE OR REPLACE VIEW public.crm_segments_stats_mv WITH (security_invoker = true) AS
+    SELECT * FROM crm_private.crm_segments_stats_for_admins();
+    CREATE OR REPLACE VIEW public.crm_campaigns_analytics_mv WITH (security_invoker = true) AS
+    SELECT * FROM crm_private.crm_campaigns_analytics_for_admins();
+    -- Readable by everyone (the rows come only for admins); nothing else (no TRIGGER, no writes).
     PERFORM @extschema@.lock_down('public.crm_segments_stats_mv'::regclass);
     PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_mv'::regclass);
+    GRANT SELECT ON public.crm_segments_stats_mv, public.crm_campaigns_analytics_mv TO PUBLIC;
 
-    CREATE OR REPLACE VIEW public.crm_segments_stats_admin WITH (security_barrier = true) AS
-    SELECT * FROM public.crm_segments_stats_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin}'));
-    CREATE OR REPLACE VIEW public.crm_campaigns_analytics_admin WITH (security_barrier = true) AS
-    SELECT * FROM public.crm_campaigns_analytics_mv WHERE (SELECT daznode_crm.is_admin_user('{super_admin,admin,moderator}'));
-    -- Readable by everyone (they filter by is_admin_user()); nothing else (no TRIGGER, no writes).
-    PERFORM @extschema@.lock_down('public.crm_segments_stats_admin'::regclass);
-    PERFORM @extschema@.lock_down('public.crm_campaigns_analytics_admin'::regclass);
-    GRANT SELECT ON public.crm_segments_stats_admin, public.crm_campaigns_analytics_admin TO PUBLIC;
-
-    -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures.
-    CREATE OR REPLACE VIEW public.crm_performance_monitor AS
+    -- The guide's monitor: what diagnose_crm_performance() judges, as raw figures. It reads
+    -- statistics views every role may read: security_invoker, for the maintenance role.
+    CREATE OR REPLACE VIEW public.crm_performance_monitor WITH (security_invoker = true) AS
     SELECT s.relname AS table_name, pg_size_pretty(pg_total_relation_size(s.relid)) AS total_size,
            s.n_live_tup AS live_rows, s.n_dead_tup AS dead_rows, s.seq_scan, s.idx_scan,
            s.last_autovacuum, s.last_autoanalyze,
@@ -1973,10 +2136,39 @@ $mv$
     GRANT SELECT ON public.crm_performance_monitor TO daznode_crm_maintenance;
 
     RETURN jsonb_build_object('created', to_jsonb(created),
-                              'admin_views', jsonb_build_array('public.crm_segments_stats_admin', 'public.crm_campaigns_analytics_admin'),
+                              'admin_sources', jsonb_build_array('public.crm_segments_stats_mv', 'public.crm_campaigns_analytics_mv'),
                               'monitor', 'public.crm_performance_monitor');
 END
 $step$;
+
+-- 0000: the guide's names reach the native functions. The guide and the DazNode app call
+-- run_pre_migration_diagnostic(), cleanup_orphaned_records(), diagnose_crm_performance(),
+-- refresh_crm_materialized_views(), cleanup_old_email_partitions(), is_admin_user(), the
+-- validators, bare: from the SQL Editor (search_path "$user", public, extensions), from pg_cron
+-- and as PostgREST RPCs (public only). Each gets its wrapper in public (guide_api(),
+-- install_guide_wrapper()); a legacy function of the same name was moved by step 0008 (again
+-- here, for one made since). SET daznode_crm.guide_api = off (before migrate(), or in the
+-- database's settings) leaves public alone: the step then records that it skipped.
+CREATE FUNCTION @extschema@.step_guide_api() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $step$
+DECLARE
+    installed text[] := '{}';
+    legacy jsonb;
+BEGIN
+    IF lower(coalesce(current_setting('daznode_crm.guide_api', true), 'on')) IN ('off', 'false', '0', 'no') THEN
+        RETURN jsonb_build_object('skipped', 'daznode_crm.guide_api is off: the guide''s names are not installed in public; SELECT daznode_crm.step_guide_api() installs them later');
+    END IF;
+    legacy := @extschema@.sort_out_legacy_objects('0000_guide_api');
+    SELECT coalesce(array_agg(@extschema@.install_guide_wrapper(g.name, g.target, g.callable_by) ORDER BY g.name), '{}')
+    INTO installed FROM @extschema@.guide_api() g;
+    INSERT INTO @extschema@.migration_findings (step, table_name, kind, detail)
+    SELECT '0000_guide_api', split_part(i, ' ', 1), 'guide_name_taken',
+           'ERROR: ' || i || '; the guide''s bare call of that name does not reach daznode_crm: rename or drop it, then SELECT daznode_crm.step_guide_api()'
+    FROM unnest(installed) AS i WHERE i LIKE '%left alone';
+    RETURN jsonb_build_object('wrappers', to_jsonb(installed), 'legacy_objects', legacy);
+END
+$step$;
+REVOKE ALL ON FUNCTION @extschema@.step_guide_api() FROM PUBLIC;
 
 -- Policies run with the caller's privileges: every role may call is_admin_user() and
 -- current_user_id() (they answer only about the caller). The schema's other objects keep their
@@ -1990,12 +2182,13 @@ GRANT EXECUTE ON FUNCTION @extschema@.refresh_segment(uuid), @extschema@.refresh
 GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_analytics_views(boolean),
     @extschema@.create_write_policies(text, text, text), @extschema@.create_email_sends_policies(),
     @extschema@.admin_roles_changed(), @extschema@.guard_profile_columns(), @extschema@.check_role_matrix(), @extschema@.matrix_reads(text), @extschema@.policies_granting_more(regclass),
-    @extschema@.sort_out_legacy_objects(), @extschema@.is_admin_user_about(uuid), @extschema@.guide_function_names(),
+    @extschema@.sort_out_legacy_objects(text), @extschema@.is_admin_user_about(uuid), @extschema@.guide_function_names(),
+    @extschema@.guide_api(), @extschema@.install_guide_wrapper(text, text, text), @extschema@.step_guide_api(),
     @extschema@.policy_read_errors(), @extschema@.api_roles(regclass),
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:53
+-- src/api/mod.rs:57
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments
@@ -2043,6 +2236,11 @@ BEGIN
         CREATE OR REPLACE FUNCTION public.%1$I() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
         BEGIN
+            -- The target dropped by hand (the guide's own "DROP TABLE IF EXISTS
+            -- crm_email_sends_backup CASCADE"): the app's writes go on, unmirrored.
+            IF to_regclass(%6$L) IS NULL THEN
+                RETURN NULL;
+            END IF;
             IF TG_OP = 'INSERT' THEN
                 INSERT INTO %2$s (%3$s) VALUES (%4$s);
             ELSIF TG_OP = 'UPDATE' THEN
@@ -2052,7 +2250,7 @@ BEGIN
             END IF;
             RETURN NULL;
         END $body$$f$,
-        fn_name, target, l.cols, l.new_values, l.assignments);
+        fn_name, target, l.cols, l.new_values, l.assignments, target::text);
     PERFORM @extschema@.lock_down_function(format('public.%I()', fn_name)::regprocedure);
     -- It writes the backup as the backup's owner, so that the owner's triggers there run with
     -- the owner's rights, never with those of whoever ran the step.
@@ -2126,7 +2324,8 @@ BEGIN
     FROM pg_class c
     WHERE c.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
                     WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = rel AND r.ev_class <> rel)
-      AND c.relname NOT IN ('crm_campaigns_analytics_mv', 'crm_campaigns_analytics_admin', 'crm_campaign_stats', 'crm_segment_stats');
+      AND c.oid <> ALL (array_remove(ARRAY[to_regclass('crm_private.crm_campaigns_analytics_mv'), to_regclass('public.crm_campaign_stats'),
+                                          to_regclass('public.crm_segment_stats')]::oid[], NULL));
     INSERT INTO pg_temp.daznode_app_dependents (ord, kind, name, def)
     SELECT 100000 + row_number() OVER (ORDER BY t.tgname), 't', t.tgname, pg_get_triggerdef(t.oid)
     FROM pg_trigger t
@@ -2204,12 +2403,12 @@ $fn$;
 CREATE FUNCTION @extschema@.repoint_email_sends_views(old regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    had_mv boolean := to_regclass('public.crm_campaigns_analytics_mv') IS NOT NULL;
+    had_mv boolean := to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL;
     others text;
     moved text[];
 BEGIN
     IF had_mv THEN
-        DROP MATERIALIZED VIEW public.crm_campaigns_analytics_mv CASCADE;
+        DROP MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv CASCADE;
     END IF;
     IF to_regclass('public.crm_campaign_stats') IS NOT NULL THEN
         PERFORM @extschema@.step_stats_views();
@@ -2584,7 +2783,7 @@ BEGIN
     COMMIT;
 
     IF had_mv THEN
-        REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        REFRESH MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv;
         COMMIT;
     END IF;
     IF @extschema@.refresh_app_matviews() > 0 THEN
@@ -2640,7 +2839,7 @@ BEGIN
     DROP POLICY IF EXISTS daznode_delete ON public.crm_email_sends_partitioned;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_partitioned'::regclass);
     IF had_mv THEN
-        REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        REFRESH MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv;
     END IF;
     PERFORM @extschema@.refresh_app_matviews();
     DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';

@@ -21,8 +21,8 @@ CREATE TABLE @extschema@.materialized_view_registry (
     registered_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO @extschema@.materialized_view_registry (view_name, builtin) VALUES
-    ('public.crm_segments_stats_mv', true),
-    ('public.crm_campaigns_analytics_mv', true);
+    ('crm_private.crm_segments_stats_mv', true),
+    ('crm_private.crm_campaigns_analytics_mv', true);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.materialized_view_registry', 'WHERE NOT builtin');
 
 -- Every refresh and every skip, pruned to 30 days; diagnose_crm_performance() reads staleness

@@ -717,8 +717,7 @@ BEGIN
         SELECT c.oid::regclass AS rel, c.relowner
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace
-          AND c.relname IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_segments_stats_admin',
-                            'crm_campaigns_analytics_admin', 'crm_performance_monitor')
+          AND c.relname IN ('crm_segments_stats_mv', 'crm_campaigns_analytics_mv', 'crm_performance_monitor')
           AND c.relowner IS DISTINCT FROM owner
     LOOP
         object := v.rel::text;
@@ -749,9 +748,9 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.objects_in_the_way() FROM PUBLIC;
 
--- 0007: the app's two statistics views, created or replaced with correct counts. Rates come
--- from the *_at timestamps: webhooks overwrite status, so the legacy view (which counted
--- status = 'opened') missed every clicked email among the opened ones. The fixture's legacy
+-- 0007: the app's two statistics views, created or replaced with correct counts: the counts
+-- and rates of sql/rates.sql, the same as crm_campaigns_analytics_mv's. The legacy view
+-- (which counted status = 'opened') missed every clicked email among the opened ones. The fixture's legacy
 -- views have the same columns, so CREATE OR REPLACE keeps the app's queries working; a legacy
 -- view of another shape is moved out of the way (make_room_for_view) and reported.
 CREATE FUNCTION @extschema@.step_stats_views() RETURNS jsonb
@@ -769,18 +768,19 @@ BEGIN
     FROM public.crm_customer_segments s$v$),
         ('crm_campaign_stats', $v$
     CREATE OR REPLACE VIEW public.crm_campaign_stats AS
-    SELECT c.id, c.name, c.status,
-           count(e.id) AS total_sends,
-           count(e.sent_at) AS sent,
-           count(*) FILTER (WHERE e.sent_at IS NOT NULL AND e.bounced_at IS NULL AND e.status <> 'failed') AS delivered,
-           count(e.opened_at) AS opened,
-           count(e.clicked_at) AS clicked,
-           count(e.bounced_at) AS bounced,
-           round(100.0 * count(e.opened_at) / nullif(count(e.sent_at), 0), 2) AS open_rate,
-           round(100.0 * count(e.clicked_at) / nullif(count(e.sent_at), 0), 2) AS click_rate
-    FROM public.crm_email_campaigns c
-    LEFT JOIN public.crm_email_sends e ON e.campaign_id = c.id
-    GROUP BY c.id, c.name, c.status$v$)) AS t(name, ddl)
+    SELECT k.id, k.name, k.status, k.total_sends, k.sent, k.delivered, k.opened, k.clicked, k.bounced,
+           @extschema@.open_rate(k.opened, k.delivered) AS open_rate,
+           @extschema@.click_rate(k.clicked, k.delivered) AS click_rate
+    FROM (SELECT c.id, c.name, c.status,
+                 count(e.id) AS total_sends,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_sent(e.sent_at)) AS sent,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_delivered(e.sent_at, e.bounced_at, e.status)) AS delivered,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_opened(e.opened_at, e.clicked_at, e.bounced_at)) AS opened,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_clicked(e.clicked_at, e.bounced_at)) AS clicked,
+                 count(e.id) FILTER (WHERE @extschema@.send_is_bounced(e.bounced_at)) AS bounced
+          FROM public.crm_email_campaigns c
+          LEFT JOIN public.crm_email_sends e ON e.campaign_id = c.id
+          GROUP BY c.id, c.name, c.status) k$v$)) AS t(name, ddl)
     LOOP
         PERFORM @extschema@.refuse_foreign_object(v.name);
         BEGIN

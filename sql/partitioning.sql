@@ -40,6 +40,11 @@ BEGIN
         CREATE OR REPLACE FUNCTION public.%1$I() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
         BEGIN
+            -- The target dropped by hand (the guide's own "DROP TABLE IF EXISTS
+            -- crm_email_sends_backup CASCADE"): the app's writes go on, unmirrored.
+            IF to_regclass(%6$L) IS NULL THEN
+                RETURN NULL;
+            END IF;
             IF TG_OP = 'INSERT' THEN
                 INSERT INTO %2$s (%3$s) VALUES (%4$s);
             ELSIF TG_OP = 'UPDATE' THEN
@@ -49,7 +54,7 @@ BEGIN
             END IF;
             RETURN NULL;
         END $body$$f$,
-        fn_name, target, l.cols, l.new_values, l.assignments);
+        fn_name, target, l.cols, l.new_values, l.assignments, target::text);
     PERFORM @extschema@.lock_down_function(format('public.%I()', fn_name)::regprocedure);
     -- It writes the backup as the backup's owner, so that the owner's triggers there run with
     -- the owner's rights, never with those of whoever ran the step.
@@ -123,7 +128,8 @@ BEGIN
     FROM pg_class c
     WHERE c.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
                     WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = rel AND r.ev_class <> rel)
-      AND c.relname NOT IN ('crm_campaigns_analytics_mv', 'crm_campaigns_analytics_admin', 'crm_campaign_stats', 'crm_segment_stats');
+      AND c.oid <> ALL (array_remove(ARRAY[to_regclass('crm_private.crm_campaigns_analytics_mv'), to_regclass('public.crm_campaign_stats'),
+                                          to_regclass('public.crm_segment_stats')]::oid[], NULL));
     INSERT INTO pg_temp.daznode_app_dependents (ord, kind, name, def)
     SELECT 100000 + row_number() OVER (ORDER BY t.tgname), 't', t.tgname, pg_get_triggerdef(t.oid)
     FROM pg_trigger t
@@ -201,12 +207,12 @@ $fn$;
 CREATE FUNCTION @extschema@.repoint_email_sends_views(old regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    had_mv boolean := to_regclass('public.crm_campaigns_analytics_mv') IS NOT NULL;
+    had_mv boolean := to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL;
     others text;
     moved text[];
 BEGIN
     IF had_mv THEN
-        DROP MATERIALIZED VIEW public.crm_campaigns_analytics_mv CASCADE;
+        DROP MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv CASCADE;
     END IF;
     IF to_regclass('public.crm_campaign_stats') IS NOT NULL THEN
         PERFORM @extschema@.step_stats_views();
@@ -581,7 +587,7 @@ BEGIN
     COMMIT;
 
     IF had_mv THEN
-        REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        REFRESH MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv;
         COMMIT;
     END IF;
     IF @extschema@.refresh_app_matviews() > 0 THEN
@@ -637,7 +643,7 @@ BEGIN
     DROP POLICY IF EXISTS daznode_delete ON public.crm_email_sends_partitioned;
     had_mv := @extschema@.repoint_email_sends_views('public.crm_email_sends_partitioned'::regclass);
     IF had_mv THEN
-        REFRESH MATERIALIZED VIEW public.crm_campaigns_analytics_mv;
+        REFRESH MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv;
     END IF;
     PERFORM @extschema@.refresh_app_matviews();
     DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';

@@ -193,18 +193,54 @@ pub fn policy_calls_function_per_row(expr: &str) -> bool {
     false
 }
 
+/// Who may call one of the guide's functions through its name in public.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallableBy {
+    /// The maintenance role (diagnostics, cleanup, refresh, retention): anon and authenticated
+    /// get 42501 through PostgREST.
+    Maintenance,
+    /// Every role: it answers only about the caller, or only computes on its arguments.
+    Everyone,
+}
+
+impl CallableBy {
+    /// The grantee of EXECUTE on the wrapper.
+    pub fn grantee(self) -> &'static str {
+        match self {
+            CallableBy::Maintenance => "daznode_crm_maintenance",
+            CallableBy::Everyone => "PUBLIC",
+        }
+    }
+}
+
+/// One function the guide (or the DazNode app, as an RPC) calls by its bare name, and the native
+/// function of schema daznode_crm its wrapper in public calls, with the same arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct GuideFunction {
+    pub name: &'static str,
+    pub target: &'static str,
+    pub callable_by: CallableBy,
+}
+
 /// The guide's function names (its SQL calls them unqualified): a function of public with one
-/// of them shadows daznode_crm's for the guide's calls and the app's RPCs.
-pub const GUIDE_FUNCTION_NAMES: &[&str] = &[
-    "run_pre_migration_diagnostic",
-    "cleanup_orphaned_records",
-    "diagnose_crm_performance",
-    "refresh_crm_materialized_views",
-    "cleanup_old_email_partitions",
-    "is_admin_user",
-    "is_valid_email",
-    "is_valid_lightning_pubkey",
+/// of them shadows daznode_crm's for the guide's calls and the app's RPCs, so step 0008 moves a
+/// legacy one and step 0011 puts the wrapper there. `is_admin_user` keeps the legacy signature
+/// `(user_id uuid DEFAULT NULL)`, answered by `is_admin_user_about` without the legacy leak.
+pub const GUIDE_API: &[GuideFunction] = &[
+    GuideFunction { name: "run_pre_migration_diagnostic", target: "run_pre_migration_diagnostic", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "cleanup_orphaned_records", target: "cleanup_orphaned_records", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "diagnose_crm_performance", target: "diagnose_crm_performance", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "refresh_crm_materialized_views", target: "refresh_crm_materialized_views", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "cleanup_old_email_partitions", target: "cleanup_old_email_partitions", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "is_admin_user", target: "is_admin_user_about", callable_by: CallableBy::Everyone },
+    GuideFunction { name: "is_valid_email", target: "is_valid_email", callable_by: CallableBy::Everyone },
+    GuideFunction { name: "is_valid_lightning_pubkey", target: "is_valid_lightning_pubkey", callable_by: CallableBy::Everyone },
 ];
+
+/// The names of `GUIDE_API`.
+pub fn guide_function_names() -> Vec<&'static str> {
+    GUIDE_API.iter().map(|g| g.name).collect()
+}
 
 /// Column names that hold secrets (as Supabase's linter counts them): a table exposing one to
 /// the API roles without row-level security is an ERROR.
@@ -218,8 +254,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn maintenance_wrappers_are_not_for_everyone() {
+        for g in GUIDE_API {
+            let reads_or_writes_tables = !matches!(g.name, "is_admin_user" | "is_valid_email" | "is_valid_lightning_pubkey");
+            assert_eq!(g.callable_by == CallableBy::Maintenance, reads_or_writes_tables, "{}", g.name);
+        }
+        assert_eq!(CallableBy::Everyone.grantee(), "PUBLIC");
+        let mut names = guide_function_names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), GUIDE_API.len());
+    }
+
+    #[test]
     fn name_lists_are_lower_case_identifiers() {
-        for n in GUIDE_FUNCTION_NAMES.iter().chain(SENSITIVE_COLUMNS) {
+        for n in guide_function_names().iter().chain(SENSITIVE_COLUMNS) {
             assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{n}");
         }
     }

@@ -47,6 +47,13 @@ impl Step {
 /// Every step, in the order they apply.
 pub const STEPS: &[Step] = &[
     Step {
+        name: "0000_guide_api",
+        target: Target::Safe,
+        procedure: false,
+        since: "0.2.0",
+        summary: "the guide's function names in public, thin wrappers of the native functions, so that its bare calls work from the first (opt out: SET daznode_crm.guide_api = off)",
+    },
+    Step {
         name: "0001_base_schema",
         target: Target::Safe,
         procedure: false,
@@ -158,7 +165,8 @@ mod tests {
             assert!(f.starts_with("step_") && f.len() < 63, "{f}");
             assert!(f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{f}");
         }
-        assert_eq!(STEPS[0].function(), "step_base_schema");
+        assert_eq!(STEPS[0].function(), "step_guide_api");
+        assert_eq!(STEPS[1].function(), "step_base_schema");
     }
 
     #[test]
@@ -169,7 +177,7 @@ mod tests {
         assert_eq!(names(plan("latest", &[]).unwrap()), safe);
         assert_eq!(names(plan("safe", &[]).unwrap()), safe);
         assert_eq!(names(plan("complete", &[]).unwrap()), all);
-        assert_eq!(names(plan("0002_normalize_profiles", &[]).unwrap()), all[..2].to_vec());
+        assert_eq!(names(plan("0002_normalize_profiles", &[]).unwrap()), all[..3].to_vec());
     }
 
     #[test]

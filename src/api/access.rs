@@ -56,7 +56,7 @@ const LEGACY_ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator"];
 /// admin, and NULL (unknown) otherwise. Step 0008's `public.is_admin_user(user_id uuid)` calls it.
 /// `SELECT daznode_crm.is_admin_user_about(NULL);`
 #[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid) RETURNS boolean
+CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETURNS boolean
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]

@@ -22,12 +22,19 @@ type DiagnosticRow = (
 
 /// Runs every pre-migration check; rows come most severe first.
 /// `SELECT * FROM daznode_crm.run_pre_migration_diagnostic();`
-/// The names the guide gives its functions (`core::diagnostics::GUIDE_FUNCTION_NAMES`): a legacy
-/// function of public carrying one shadows ours in unqualified calls, so step 0008 moves it.
+/// The names the guide gives its functions (`core::diagnostics::GUIDE_API`): a legacy function of
+/// public carrying one shadows ours in unqualified calls, so step 0008 moves it.
 /// `SELECT daznode_crm.guide_function_names();`
 #[pg_extern(immutable, parallel_safe)]
 fn guide_function_names() -> Vec<&'static str> {
-    diagnostics::GUIDE_FUNCTION_NAMES.to_vec()
+    diagnostics::guide_function_names()
+}
+
+/// The guide's functions and what their wrappers in public call, and who may call them: what
+/// step 0011 installs. `SELECT * FROM daznode_crm.guide_api();`
+#[pg_extern(immutable, parallel_safe)]
+fn guide_api() -> TableIterator<'static, (name!(name, &'static str), name!(target, &'static str), name!(callable_by, &'static str))> {
+    TableIterator::new(diagnostics::GUIDE_API.iter().map(|g| (g.name, g.target, g.callable_by.grantee())))
 }
 
 #[pg_extern(stable, security_definer)]
@@ -447,18 +454,20 @@ fn live_app(checks: &mut Vec<Check>) {
                 p.proname::text
          FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
-           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                           AND d.refobjid = 'daznode_crm.is_admin_user_about(uuid)'::regprocedure)
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc t ON t.oid = d.refobjid
+                           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
+                             AND t.pronamespace = 'daznode_crm'::regnamespace)
            AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated')
          UNION ALL
          SELECT p.oid::regprocedure::text, p.prosecdef::text, 'false', p.proname::text
          FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
-           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                           AND d.refobjid = 'daznode_crm.is_admin_user_about(uuid)'::regprocedure)
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc t ON t.oid = d.refobjid
+                           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
+                             AND t.pronamespace = 'daznode_crm'::regnamespace)
            AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'))
          ORDER BY 1",
-        &[diagnostics::GUIDE_FUNCTION_NAMES.to_vec().into()],
+        &[diagnostics::guide_function_names().into()],
         4,
     ) {
         let f = r[0].clone().unwrap_or_default();

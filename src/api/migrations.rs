@@ -234,5 +234,5 @@ fn check_concurrent_indexes_status() -> TableIterator<
 extension_sql_file!(
     "../../sql/migrations.sql",
     name = "migrations",
-    requires = [migration_steps, pending_migrations, planned_indexes, small_table_rows, crm_tables, interim_index_sql, concurrent_index_plan, check_concurrent_indexes_status],
+    requires = ["rates", migration_steps, pending_migrations, planned_indexes, small_table_rows, crm_tables, interim_index_sql, concurrent_index_plan, check_concurrent_indexes_status],
 );

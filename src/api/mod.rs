@@ -15,6 +15,8 @@ mod validators;
 
 use pgrx::prelude::*;
 
+extension_sql_file!("../../sql/rates.sql", name = "rates");
+
 extension_sql_file!(
     "../../sql/maintenance.sql",
     name = "maintenance",
@@ -38,6 +40,8 @@ extension_sql_file!(
         "migrations",
         "maintenance",
         access::is_admin_user,
+        access::is_admin_user_about,
+        diagnostic::guide_function_names,
         access::current_user_id,
         access::refresh_segment,
         access::refresh_auto_update_segments,

@@ -55,7 +55,7 @@ expect_eq "primary key (id, created_at), planned indexes in place and valid" \
 expect_eq "no name clashes: the backup's objects are renamed" \
     "$(q part_db -c "SELECT count(*) FROM pg_class WHERE relname IN ('crm_email_sends_backup_pkey', 'idx_email_sends_customer_backup')")" "2"
 expect_eq "views and the materialized view now read the partitioned table" \
-    "$(q part_db -c "SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.crm_email_sends_backup'::regclass AND r.ev_class <> 'public.crm_email_sends_backup'::regclass")|$(q part_db -c "SELECT sum(recipients) = (SELECT count(*) FROM public.crm_email_sends WHERE campaign_id IS NOT NULL) FROM public.crm_campaigns_analytics_mv")|$(q part_db -c "SELECT sum(total_sends) > 0 FROM public.crm_campaign_stats")" \
+    "$(q part_db -c "SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.crm_email_sends_backup'::regclass AND r.ev_class <> 'public.crm_email_sends_backup'::regclass")|$(q part_db -c "SELECT sum(recipients) = (SELECT count(*) FROM public.crm_email_sends WHERE campaign_id IS NOT NULL) FROM crm_private.crm_campaigns_analytics_mv")|$(q part_db -c "SELECT sum(total_sends) > 0 FROM public.crm_campaign_stats")" \
     "0|t|t"
 expect_eq "row-level security and its policies follow" \
     "$(q part_db -c "SELECT relrowsecurity FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(q part_db -c "SELECT count(*) FROM pg_policy WHERE polrelid = 'public.crm_email_sends'::regclass")" "t|4"

@@ -1,2 +1,2 @@
--- The segments list with member counts: the materialized view, through its admin view.
-SELECT * FROM public.crm_segments_stats_admin ORDER BY name;
+-- The segments list with member counts: the guide's React Admin source, as an admin.
+SELECT * FROM public.crm_segments_stats_mv ORDER BY name;
