@@ -167,7 +167,8 @@ BEGIN
             FOREACH i IN ARRAY d.indexes LOOP
                 EXECUTE i;
             END LOOP;
-            EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', d.name);
+            -- Exactly the grants it had: none of the default privileges a new relation gets.
+            PERFORM @extschema@.lock_down(d.name::regclass);
             FOR g IN SELECT a.grantee, a.privilege_type FROM aclexplode(d.acl) a
                      WHERE a.grantee <> (SELECT c.relowner FROM pg_class c WHERE c.oid = d.name::regclass) LOOP
                 EXECUTE format('GRANT %s ON %s TO %s', g.privilege_type, d.name, CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);

@@ -97,6 +97,8 @@ out=$(owner real "CALL daznode_crm.migrate('complete')")
 expect_eq "migrate('complete') partitions the sends of the real shape" \
     "$(grep -c 'ERROR' <<<"$out")|$(q real -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")" "0|p"
 [ "$(grep -c ERROR <<<"$out")" = 0 ] || echo "$out" | head -5
+expect_eq "the app's materialized view rebuilt by the swap keeps exactly its grants (none for the API roles, as step 0008 left it)" \
+    "$(q real -c "SELECT has_table_privilege('anon', 'public.crm_campaigns_stats_simple', 'SELECT') OR has_table_privilege('authenticated', 'public.crm_campaigns_stats_simple', 'SELECT'), (SELECT count(*) FROM public.crm_campaigns_stats_simple)")" "f|8"
 after=$(counts)
 expect_eq "every table keeps its rows, but the one orphan member the cleanup reported" \
     "$(diff <(tr ' ' '\n' <<<"$before") <(tr ' ' '\n' <<<"$after") | grep '^[<>]' | tr '\n' ' ')" \
