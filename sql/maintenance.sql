@@ -55,7 +55,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;
 -- migrate() and its steps, for the CRM owner (a maintenance member; it refuses anyone else, see
 -- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
-GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text, boolean) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.report_progress(text, text, bigint, bigint, timestamptz), @extschema@.pause_for_tests(text) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
     @extschema@.check_concurrent_indexes_status(), @extschema@.interim_index_sql(text, boolean), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),

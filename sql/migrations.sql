@@ -98,6 +98,30 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text) FROM PUBLIC;
 
+-- Progress of a long operation into this session's application_name (progress_name(), the
+-- one format; operation_progress reads it back from any session).
+CREATE FUNCTION @extschema@.report_progress(operation text, phase text, done bigint, estimated bigint, started timestamptz) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pg_catalog.set_config('application_name',
+        @extschema@.progress_name(operation, phase, done, estimated, pg_catalog.extract(epoch FROM started)::bigint), false);
+END
+$fn$;
+
+-- For the crash tests only: with daznode_crm.pause_at set to `phase` (PGOPTIONS of the test),
+-- the operation sleeps there, so that a test can crash the server at that exact point. A no-op
+-- otherwise.
+CREATE FUNCTION @extschema@.pause_for_tests(phase text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF pg_catalog.current_setting('daznode_crm.pause_at', true) = phase THEN
+        RAISE NOTICE 'daznode_crm: pausing at % (daznode_crm.pause_at)', phase;
+        PERFORM pg_catalog.pg_sleep(300);
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.report_progress(text, text, bigint, bigint, timestamptz), @extschema@.pause_for_tests(text) FROM PUBLIC;
+
 -- 0001: the CRM tables that do not exist yet, in the shape the app uses. On an empty database
 -- that is all of them; on a legacy one, none. Later steps bring both to the same final shape.
 CREATE FUNCTION @extschema@.step_base_schema() RETURNS jsonb
@@ -813,7 +837,7 @@ RETURN coalesce(nullif(current_setting('daznode_crm.lock_timeout', true), ''), '
 -- commit between steps; call it outside a transaction block: CALL daznode_crm.migrate();
 -- (No SET search_path clause: PostgreSQL forbids COMMIT in a procedure that has one. Every name
 -- below is qualified, and each step function pins its own search_path.)
-CREATE PROCEDURE @extschema@.migrate(target text DEFAULT 'latest')
+CREATE PROCEDURE @extschema@.migrate(target text DEFAULT 'latest', force boolean DEFAULT false)
 LANGUAGE plpgsql AS $proc$
 DECLARE
     s record;
@@ -827,6 +851,7 @@ DECLARE
     refused_state text;
     refused_context text;
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('migrate()');
     PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
         -- One migrate() at a time; the lock is re-taken in each step's transaction.
@@ -842,7 +867,7 @@ BEGIN
             PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('daznode_crm.migrate procedure step'));
             result := NULL;
             IF s.function_name = 'step_partition_email_sends' THEN
-                CALL @extschema@.step_partition_email_sends(result);
+                CALL @extschema@.step_partition_email_sends(result, force);
             ELSE
                 RAISE EXCEPTION 'daznode_crm: no way to call procedure step %', s.step;
             END IF;
@@ -903,7 +928,7 @@ BEGIN
     RAISE NOTICE 'daznode_crm: % step(s) applied; see SELECT * FROM daznode_crm.migration_status', applied;
 END
 $proc$;
-REVOKE ALL ON PROCEDURE @extschema@.migrate(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.migrate(text, boolean) FROM PUBLIC;
 
 -- Every step this version knows, applied or pending, with what it reported.
 CREATE VIEW @extschema@.migration_status AS

@@ -345,7 +345,7 @@ END
 $fn$;
 
 -- 0010 (target 'complete'): a procedure, because the copy commits batch by batch.
-CREATE PROCEDURE @extschema@.step_partition_email_sends(INOUT result jsonb DEFAULT NULL)
+CREATE PROCEDURE @extschema@.step_partition_email_sends(INOUT result jsonb DEFAULT NULL, force boolean DEFAULT false)
 LANGUAGE plpgsql AS $proc$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
@@ -367,7 +367,10 @@ DECLARE
     g record;
     is_superuser boolean;
     attempt int;
+    no_room text;
+    app_name text := pg_catalog.current_setting('application_name');
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('migrate(''complete'')');
     IF pg_catalog.to_regclass('public.crm_email_sends') IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: there is no public.crm_email_sends to partition' USING HINT = 'Run the safe steps first: CALL daznode_crm.migrate();';
     END IF;
@@ -396,6 +399,14 @@ BEGIN
     END IF;
     SELECT r.rolsuper INTO is_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
     PERFORM @extschema@.require_crm_owner('migrate(''complete'')');
+    -- The copy writes the table and its indexes again, and as much WAL: refused below 1.2x that.
+    no_room := @extschema@.partition_disk_verdict();
+    IF no_room IS NOT NULL AND NOT force THEN
+        RAISE EXCEPTION 'daznode_crm: not enough free disk for step 0010: %', no_room
+            USING ERRCODE = 'disk_full',
+                  HINT = 'Free space (or move the table to a larger tablespace), then CALL daznode_crm.migrate(''complete''); CALL daznode_crm.migrate(''complete'', force => true) skips this check.';
+    END IF;
+    PERFORM @extschema@.report_progress('0010', 'starting', 0, 0, started);
     -- Names this step creates: a leftover of an interrupted run is dropped below, but only when
     -- it is the CRM owner's; anything else stops the step.
     PERFORM @extschema@.refuse_foreign_object('crm_email_sends_partitioned');
@@ -487,6 +498,7 @@ BEGIN
         GET DIAGNOSTICS inserted = ROW_COUNT;
         block := block + blocks_per_batch;
         copied := copied + inserted;
+        PERFORM @extschema@.report_progress('0010', 'copying', copied, greatest(estimate, copied), started);
         RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: copied % of about % rows (%s)', copied, greatest(estimate, copied),
             pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
         COMMIT;
@@ -496,6 +508,8 @@ BEGIN
     --    indexes on the copy (nothing else writes it: no writer waits), then replay again.
     replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
     COMMIT;
+    PERFORM @extschema@.pause_for_tests('copied');
+    PERFORM @extschema@.report_progress('0010', 'indexing', copied, copied, started);
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: replayed % rows written during the copy; building indexes', replayed;
     ALTER TABLE public.crm_email_sends_partitioned ADD CONSTRAINT crm_email_sends_partitioned_pkey PRIMARY KEY (id, created_at);
     COMMIT;
@@ -507,6 +521,8 @@ BEGIN
         INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at);
     COMMIT;
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: indexes built (%s)', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
+    PERFORM @extschema@.pause_for_tests('indexes built');
+    PERFORM @extschema@.report_progress('0010', 'verifying', copied, copied, started);
 
     -- The copy's statistics, before the replays below plan their joins on it (and kept after
     -- the swap: no ANALYZE of the live table is needed then).
@@ -538,6 +554,8 @@ BEGIN
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows verified (count and content hash) (%s)', verified,
         pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
     COMMIT;
+    PERFORM @extschema@.pause_for_tests('verified');
+    PERFORM @extschema@.report_progress('0010', 'swapping', verified, verified, started);
     -- Shorten the log as much as the writers allow, so that the swap replays only a few ids.
     FOR attempt IN 1..20 LOOP
         replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
@@ -594,6 +612,7 @@ BEGIN
     IF @extschema@.refresh_app_matviews() > 0 THEN
         COMMIT;
     END IF;
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
     result := pg_catalog.jsonb_build_object(
         'rows_copied', copied, 'rows_verified', verified, 'rows_replayed_at_swap', replayed, 'partitions', n_partitions + 1,
         'backup', 'public.crm_email_sends_backup, kept in sync until daznode_crm.finish_email_sends_partitioning()',
@@ -610,8 +629,11 @@ DECLARE
     n_current bigint;
     n_backup bigint;
     had_mv boolean;
+    app_name text := pg_catalog.current_setting('application_name');
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('rollback_email_sends_partitioning()');
     PERFORM @extschema@.require_crm_owner('rollback_email_sends_partitioning()');
+    PERFORM @extschema@.report_progress('rollback', 'swapping back', 0, 0, pg_catalog.clock_timestamp());
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
        OR to_regclass('public.crm_email_sends_backup') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
@@ -620,6 +642,7 @@ BEGIN
     END IF;
     PERFORM @extschema@.lock_for_swap('public.crm_email_sends'::regclass);
     PERFORM @extschema@.lock_for_swap('public.crm_email_sends_backup'::regclass);
+    PERFORM @extschema@.pause_for_tests('rollback');
     -- Every row of the partitioned table must be in the backup (the reverse mirror saw every
     -- write). The backup may hold more: rows of partitions dropped by the retention cleanup.
     SELECT count(*) INTO n_current FROM public.crm_email_sends c
@@ -648,6 +671,7 @@ BEGIN
     END IF;
     PERFORM @extschema@.refresh_app_matviews();
     DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
     RETURN jsonb_build_object('rows', n_backup, 'rows_only_in_backup', n_backup - n_current, 'restored', 'public.crm_email_sends (unpartitioned)',
                               'kept', 'public.crm_email_sends_partitioned (no longer in sync; dropped by the next migrate(''complete''))');
 END
@@ -657,6 +681,7 @@ $fn$;
 CREATE FUNCTION @extschema@.finish_email_sends_partitioning(drop_backup boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('finish_email_sends_partitioning()');
     PERFORM @extschema@.require_crm_owner('finish_email_sends_partitioning()');
     IF to_regclass('public.crm_email_sends') IS NOT NULL THEN
         DROP TRIGGER IF EXISTS daznode_mirror_to_backup ON public.crm_email_sends;
@@ -694,6 +719,9 @@ DECLARE
     default_rel regclass;
     stuck_months timestamp[];
     new_part regclass;
+    n_expired bigint;
+    n_done bigint := 0;
+    app_name text := pg_catalog.current_setting('application_name');
 BEGIN
     IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL OR force IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
@@ -704,6 +732,9 @@ BEGIN
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
+    END IF;
+    IF NOT dry_run THEN
+        PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
     END IF;
     PERFORM @extschema@.require_crm_owner('cleanup_old_email_partitions()');
     IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN
@@ -818,6 +849,10 @@ BEGIN
         END IF;
     END LOOP;
 
+    SELECT count(*) INTO n_expired
+    FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
+                                          premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+    WHERE q.action = 'expired';
     FOR p IN
         SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.oid::regclass AS rel
         FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
@@ -833,6 +868,11 @@ BEGIN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
         END IF;
+        PERFORM @extschema@.report_progress('cleanup', CASE WHEN archive THEN 'archiving' ELSE 'dropping' END, n_done, n_expired, now_ts);
+        IF n_done > 0 THEN
+            PERFORM @extschema@.pause_for_tests('between partitions');
+        END IF;
+        n_done := n_done + 1;
         IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
                'CREATE SCHEMA IF NOT EXISTS crm_archive',
                format('ALTER TABLE public.crm_email_sends DETACH PARTITION %s', p.rel),
@@ -844,6 +884,9 @@ BEGIN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
         END IF;
     END LOOP;
+    IF n_done > 0 THEN
+        PERFORM pg_catalog.set_config('application_name', app_name, false);
+    END IF;
 END
 $fn$;
 
@@ -855,10 +898,10 @@ REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschem
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
     @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean) TO daznode_crm_maintenance;
 -- For the CRM owner running migrate('complete'), the rollback and the cleanup (invoker rights).
-GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) TO daznode_crm_maintenance;
+GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb, boolean) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
     @extschema@.save_app_dependents(regclass), @extschema@.restore_app_dependents(regclass), @extschema@.refresh_app_matviews(),
@@ -867,3 +910,29 @@ GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extsc
     @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),
     @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) TO daznode_crm_maintenance;
+
+-- Long operations, seen from any other session (README "Progress"): step 0010's copy, the
+-- rollback and the retention cleanup write their progress into their session's
+-- application_name (report_progress()), which pg_stat_activity shows to every role at once, even
+-- inside one transaction; CREATE INDEX [CONCURRENTLY] of concurrent_index_plan() comes from
+-- pg_stat_progress_create_index.
+CREATE VIEW @extschema@.operation_progress AS
+SELECT a.pid, p.operation, p.phase, p.rows_done, p.rows_estimated,
+       pg_catalog.to_timestamp(p.started_epoch) AS started_at, pg_catalog.to_timestamp(p.end_epoch) AS estimated_end,
+       a.usename::text AS run_by
+FROM pg_catalog.pg_stat_activity a
+CROSS JOIN LATERAL @extschema@.progress_of(a.application_name) p
+WHERE a.application_name LIKE 'daznode\_crm %'
+UNION ALL
+SELECT i.pid, 'create index ' || i.index_relid::regclass::text, i.phase, i.tuples_done, nullif(i.tuples_total, 0),
+       a.query_start,
+       CASE WHEN i.tuples_done > 0 AND i.tuples_total > 0
+            THEN a.query_start + (pg_catalog.clock_timestamp() - a.query_start) * (i.tuples_total::float8 / i.tuples_done) END,
+       a.usename::text
+FROM pg_catalog.pg_stat_progress_create_index i
+JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid
+WHERE i.relid IN (SELECT @extschema@.crm_table_oid(t) FROM unnest(@extschema@.crm_tables()) AS t);
+REVOKE ALL ON @extschema@.operation_progress FROM PUBLIC;
+GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
+REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;

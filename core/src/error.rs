@@ -6,6 +6,8 @@ pub enum CrmError {
     InvalidArgument(String),
     /// The ledger records a step this version does not know (SQLSTATE 55000).
     UnknownAppliedStep(String),
+    /// A function that writes was called on a hot standby (SQLSTATE 25006); it names itself.
+    OnStandby(String),
 }
 
 impl CrmError {
@@ -14,6 +16,7 @@ impl CrmError {
         match self {
             CrmError::InvalidArgument(_) => "22023",
             CrmError::UnknownAppliedStep(_) => "55000",
+            CrmError::OnStandby(_) => "25006",
         }
     }
 }
@@ -26,6 +29,11 @@ impl std::fmt::Display for CrmError {
                 f,
                 "daznode_crm.schema_migrations records step {step:?}, which this version of daznode_crm does not know: \
                  install the version that applied it (ALTER EXTENSION daznode_crm UPDATE)"
+            ),
+            CrmError::OnStandby(what) => write!(
+                f,
+                "daznode_crm: {what} writes, and this server is a hot standby (in recovery): run it on the primary; \
+                 a standby runs only the read-only diagnostics"
             ),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod caller;
 pub mod diagnostics;
+pub mod disk;
 pub mod email;
 pub mod error;
 pub mod indexes;
@@ -10,6 +11,7 @@ pub mod jobs;
 pub mod matrix;
 pub mod migrations;
 pub mod orphans;
+pub mod progress;
 pub mod pubkey;
 pub mod retention;
 pub mod schema;

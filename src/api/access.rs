@@ -80,6 +80,7 @@ LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 fn refresh_segment(
     segment_id: pgrx::Uuid,
 ) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
+    crate::api::server::refuse_on_standby("refresh_segment()");
     let owner = segment_tables_owner().unwrap_or_else(|why| raise(CrmError::InvalidArgument(why)));
     let criteria = segment_criteria(owner, segment_id)
         .unwrap_or_else(|| raise(CrmError::InvalidArgument(format!("no segment with id {segment_id}"))))
@@ -174,6 +175,7 @@ fn refresh_auto_update_segments() -> TableIterator<
         name!(problem, Option<String>),
     ),
 > {
+    crate::api::server::refuse_on_standby("refresh_auto_update_segments()");
     let Ok(owner) = segment_tables_owner() else {
         return TableIterator::new(Vec::new());
     };

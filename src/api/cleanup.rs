@@ -14,6 +14,9 @@ use pgrx::prelude::*;
 fn cleanup_orphaned_records(
     dry_run: default!(bool, false),
 ) -> TableIterator<'static, (name!(table_name, String), name!(column_name, String), name!(action, String), name!(rows, i64))> {
+    if !dry_run {
+        crate::api::server::refuse_on_standby("cleanup_orphaned_records()");
+    }
     // Serialize concurrent runs; wait at most lock_timeout for row and table locks.
     Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))")
         .unwrap_or_else(|e| error!("daznode_crm: {e}"));

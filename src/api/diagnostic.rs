@@ -20,8 +20,6 @@ type DiagnosticRow = (
     name!(recommendation, Option<String>),
 );
 
-/// Runs every pre-migration check; rows come most severe first.
-/// `SELECT * FROM daznode_crm.run_pre_migration_diagnostic();`
 /// The names the guide gives its functions (`core::diagnostics::GUIDE_API`): a legacy function of
 /// public carrying one shadows ours in unqualified calls, so step 0008 moves it.
 /// `SELECT daznode_crm.guide_function_names();`
@@ -31,12 +29,15 @@ fn guide_function_names() -> Vec<&'static str> {
 }
 
 /// The guide's functions and what their wrappers in public call, and who may call them: what
-/// step 0011 installs. `SELECT * FROM daznode_crm.guide_api();`
+/// step 0000 installs. `SELECT * FROM daznode_crm.guide_api();`
 #[pg_extern(immutable, parallel_safe)]
 fn guide_api() -> TableIterator<'static, (name!(name, &'static str), name!(target, &'static str), name!(callable_by, &'static str))> {
     TableIterator::new(diagnostics::GUIDE_API.iter().map(|g| (g.name, g.target, g.callable_by.grantee())))
 }
 
+/// Runs every pre-migration check; rows come most severe first. Read-only: it runs on a hot
+/// standby too, and says so in a row.
+/// `SELECT * FROM daznode_crm.run_pre_migration_diagnostic();`
 #[pg_extern(stable, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn run_pre_migration_diagnostic() -> TableIterator<
@@ -50,6 +51,7 @@ fn run_pre_migration_diagnostic() -> TableIterator<
     ),
 > {
     let mut checks = Vec::new();
+    standby_and_disk(&mut checks);
     server_and_privileges(&mut checks);
     schema_shape(&mut checks);
     pending_steps(&mut checks);
@@ -527,6 +529,28 @@ fn live_app(checks: &mut Vec<Check>) {
                 format!("{t} holds {} and anon or authenticated may read it without row-level security", r[1].clone().unwrap_or_default()))
             .recommend(format!("REVOKE ALL ON {t} FROM anon, authenticated; ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;  -- or SELECT daznode_crm.lock_down('{t}');")),
         );
+    }
+}
+
+/// A hot standby reads: this diagnostic runs, what writes does not. On the primary, while
+/// crm_email_sends is not partitioned yet, whether the disks hold step 0010's copy.
+fn standby_and_disk(checks: &mut Vec<Check>) {
+    if crate::api::server::on_standby() {
+        checks.push(
+            Check::new("server: hot standby", Status::Info, "this server is a hot standby (in recovery): the diagnostics read here; everything that writes (cleanup, refresh, migrate(), the retention cleanup) stops with 25006")
+                .recommend("Run the maintenance on the primary; pg_cron runs only there too."),
+        );
+        return;
+    }
+    if !table_exists("crm_email_sends") || flag("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')", &[]) {
+        return;
+    }
+    match crate::api::server::partition_disk_verdict() {
+        None => checks.push(Check::new("disk: room for the partitioning", Status::Ok, "the filesystems under the data and the WAL hold step 0010's copy of crm_email_sends with the 1.2× margin")),
+        Some(why) => checks.push(
+            Check::new("disk: room for the partitioning", Status::Error, format!("step 0010 would refuse to start: {why}"))
+                .recommend("Free disk space, or move crm_email_sends to a tablespace with room (ALTER TABLE ... SET TABLESPACE), before CALL daznode_crm.migrate('complete');"),
+        ),
     }
 }
 

@@ -10,6 +10,7 @@ mod partitions;
 mod performance;
 mod refresh;
 mod security;
+mod server;
 mod spi;
 mod validators;
 
@@ -57,5 +58,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/partitioning.sql",
     name = "partitioning",
-    requires = ["access", partitions::check_partition_cleanup_arguments, partitions::email_partition_plan],
+    requires = [
+        "access",
+        partitions::check_partition_cleanup_arguments,
+        partitions::email_partition_plan,
+        server::refuse_on_standby_sql,
+        server::partition_disk_verdict,
+        server::progress_name,
+        server::progress_of,
+    ],
 );

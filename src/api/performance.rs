@@ -32,6 +32,10 @@ fn diagnose_crm_performance() -> TableIterator<
 > {
     let tables: Vec<&str> = CRM_TABLES.to_vec();
     let mut out: Vec<PerfRow> = Vec::new();
+    if crate::api::server::on_standby() {
+        out.push(("server".into(), "hot standby".into(), "in recovery".into(), "yes".into(), "INFO".into(),
+                  Some("read-only here: these figures are the standby's; refresh and cleanup run on the primary".into())));
+    }
     cache(&mut out, &tables);
     tables_health(&mut out, &tables);
     indexes(&mut out, &tables);

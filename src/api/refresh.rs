@@ -25,6 +25,7 @@ fn refresh_crm_materialized_views(
         name!(skipped_reason, Option<String>),
     ),
 > {
+    crate::api::server::refuse_on_standby("refresh_crm_materialized_views()");
     let views: Vec<String> = rows("SELECT view_name FROM daznode_crm.materialized_view_registry ORDER BY view_name", &[], 1)
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
@@ -113,6 +114,7 @@ VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
 fn register_crm_materialized_view(view: pg_sys::Oid) -> String {
+    crate::api::server::refuse_on_standby("register_crm_materialized_view()");
     let name = checked_matview(view);
     Spi::run_with_args(
         "INSERT INTO daznode_crm.materialized_view_registry (view_name) VALUES ($1) ON CONFLICT (view_name) DO NOTHING",
@@ -129,6 +131,7 @@ VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
 fn unregister_crm_materialized_view(view: pg_sys::Oid) -> bool {
+    crate::api::server::refuse_on_standby("unregister_crm_materialized_view()");
     let name = text("SELECT $1::regclass::text", &[view.into()]).unwrap_or_default();
     let qualified = text(
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
@@ -165,6 +168,7 @@ fn schedule_crm_maintenance() -> TableIterator<
     'static,
     (name!(job_name, String), name!(schedule, String), name!(command, String), name!(action, String)),
 > {
+    crate::api::server::refuse_on_standby("schedule_crm_maintenance()");
     if !pg_cron_installed() {
         return TableIterator::new(vec![(
             String::new(),
@@ -214,6 +218,7 @@ fn schedule_crm_maintenance() -> TableIterator<
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn unschedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, String), name!(action, String))> {
+    crate::api::server::refuse_on_standby("unschedule_crm_maintenance()");
     if !pg_cron_installed() {
         return TableIterator::new(vec![(String::new(), "skipped: pg_cron is not installed in this database".to_string())]);
     }

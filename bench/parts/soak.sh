@@ -1,0 +1,121 @@
+# Part "soak": the app's workload and every maintenance job together, for a long time, through
+# real pg_cron. Its own cluster (pg_cron preloaded, log_lock_waits on), a migrated and partitioned
+# database of the run's scale. First the React Admin reads alone (the baseline), then the same
+# reads with webhooks at 50/s, inserts at 20/s and every job at a one-minute cadence: the MV
+# refresh, the segment refresh, the partition cleanup with premake (its retention set so that the
+# oldest month expires halfway through), the orphan cleanup and both diagnostics.
+# Reports each read's p95 with the jobs against without (goal ≤ 1.5×), every client error and
+# every failed cron run (goal: none), deadlocks and lock waits over 1 s (goal: none), and
+# whether every acknowledged write is there. SOAK_SECS sets the loaded phase (1200 by default,
+# 60 in the smoke tier). Sourced by bench/run.
+source bench/parts/pgbench.sh
+SOAK_DIR=/tmp/daznode_crm-bench-soak
+SOAK_PORT=54343
+soak_secs=${SOAK_SECS:-$([ "$smoke" = true ] && echo 60 || echo 1200)}
+base_secs=$([ "$smoke" = true ] && echo 10 || echo 120)
+cluster_start "$SOAK_DIR" "$SOAK_PORT" "shared_buffers = '2GB'" "work_mem = '64MB'" "maintenance_work_mem = '1GB'" \
+    "max_wal_size = '8GB'" "checkpoint_timeout = '30min'" "shared_preload_libraries = 'pg_cron'" \
+    "cron.database_name = 'soak'" "cron.use_background_workers = on" "max_worker_processes = 20" \
+    "log_lock_waits = on" "deadlock_timeout = '1s'"
+trap 'cluster_stop "$BENCH_DIR"; cluster_stop "$SOAK_DIR"' EXIT
+sq() { PGOPTIONS="-c client_min_messages=warning" psql_at "$SOAK_DIR" "$SOAK_PORT" soak "$@"; }
+psql_at "$SOAK_DIR" "$SOAK_PORT" postgres -q -c "CREATE DATABASE soak"
+sends=$((rows * 10))
+t0=$(date +%s%N)
+sq -q -c "CREATE EXTENSION daznode_crm" -c "CREATE EXTENSION pg_cron" -f fixtures/legacy/schema.sql >/dev/null
+sq -q -v profiles="$rows" -v sends="$sends" -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql >/dev/null
+sq -q -c "CALL daznode_crm.migrate()" >/dev/null
+sq -q -f demo/30-resolve-findings.sql >/dev/null 2>&1
+sq -q -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" -c "CALL daznode_crm.migrate('complete')" \
+   -c "SELECT daznode_crm.finish_email_sends_partitioning(drop_backup => true)" -c "VACUUM ANALYZE" >/dev/null
+gen_s=$(( $(ms_since "$t0") / 1000 ))
+sq -q -c "CREATE SCHEMA bench" \
+    -c "CREATE TABLE bench.search_terms AS SELECT row_number() OVER (ORDER BY id) AS k, upper(email) AS email FROM (SELECT id, email FROM public.profiles ORDER BY md5(id::text) LIMIT 1000) s" \
+    -c "ALTER TABLE bench.search_terms ADD PRIMARY KEY (k)"
+psql_at "$SOAK_DIR" "$SOAK_PORT" postgres -q -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_admin') THEN CREATE ROLE bench_admin LOGIN; END IF; END \$\$"
+sq -q -c "GRANT USAGE ON SCHEMA public, bench TO bench_admin" -c "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public, bench TO bench_admin"
+admin=$(sq -At -c "SELECT user_id FROM public.admin_roles WHERE role = 'super_admin' ORDER BY user_id LIMIT 1")
+claim="-c request.jwt.claim.sub=$admin"
+reads=(profiles_list_request campaigns_list segments_list email_search)
+pgb() {  # pgb SECONDS CLIENTS RATE SCRIPT USER -> "transactions|p50|p95|p99|max|failed"
+    local dir; dir=$(mktemp -d "$SOAK_DIR/pgbench.XXXXXX")
+    PGOPTIONS="$claim" "$PG_BIN/pgbench" -n -h "$SOAK_DIR" -p "$SOAK_PORT" -U "$5" -M prepared -c "$2" -j "$2" -T "$1" \
+        ${3:+-R "$3"} -D profiles="$rows" -D sends="$sends" -f "$4" -l --log-prefix="$dir/log" soak >"$dir/out" 2>&1
+    echo "$(latencies "$dir"/log* | cut -d'|' -f1-5)|$(grep -cE 'aborted|error' "$dir/out")"
+    grep -E 'aborted|error' "$dir/out" | head -3 >&2
+}
+declare -A base load
+for r in "${reads[@]}"; do base[$r]=$(pgb "$base_secs" 4 "" "bench/sql/workload/$r.sql" bench_admin); done
+
+# The jobs, every minute, through pg_cron, as the CRM owner (the database's superuser here).
+oldest_end=$(sq -At -c "SELECT max(upper_end) FROM (SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_end FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.crm_email_sends'::regclass AND c.relname ~ '_p[0-9]{6}$' ORDER BY 1 LIMIT 1) x")
+retention=$(sq -At -c "SELECT (now() - '$oldest_end'::timestamptz) + make_interval(secs => $soak_secs / 2)")
+parts_before=$(sq -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.crm_email_sends'::regclass")
+sq -q -c "SELECT cron.schedule('soak-refresh', '* * * * *', 'SELECT daznode_crm.refresh_crm_materialized_views()')" \
+      -c "SELECT cron.schedule('soak-segments', '* * * * *', 'SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()')" \
+      -c "SELECT cron.schedule('soak-partitions', '* * * * *', \$\$SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '$retention', premake => 3, force => true)\$\$)" \
+      -c "SELECT cron.schedule('soak-orphans', '* * * * *', 'SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()')" \
+      -c "SELECT cron.schedule('soak-diagnostic', '* * * * *', 'SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic()')" \
+      -c "SELECT cron.schedule('soak-performance', '* * * * *', 'SELECT count(*) FROM daznode_crm.diagnose_crm_performance()')" >/dev/null
+inserts_before=$(sq -At -c "SELECT count(*) FROM public.crm_email_sends WHERE email LIKE 'queued%@bench.io'")
+log_lines_before=$(wc -l <"$SOAK_DIR/server.log")
+started=$(date +%s)
+pgb "$soak_secs" 2 50 bench/sql/workload/webhook.sql bench_admin >"$SOAK_DIR/webhook.res" &
+w=$!
+pgb "$soak_secs" 1 20 bench/sql/workload/insert_send.sql bench_admin >"$SOAK_DIR/insert.res" &
+i=$!
+# The reads in turn, 4 clients each, for the whole loaded phase.
+slice=$(( soak_secs / ${#reads[@]} ))
+for r in "${reads[@]}"; do load[$r]=$(pgb "$slice" 4 "" "bench/sql/workload/$r.sql" bench_admin); done
+wait "$w" "$i"
+sleep 2
+cron_runs=$(sq -At -c "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname LIKE 'soak-%'")
+sq -q -c "SELECT cron.unschedule(jobname) FROM cron.job WHERE jobname LIKE 'soak-%'" >/dev/null
+webhook=$(cat "$SOAK_DIR/webhook.res"); insert=$(cat "$SOAK_DIR/insert.res")
+acked=$(f "$insert" 1)
+present=$(( $(sq -At -c "SELECT count(*) FROM public.crm_email_sends WHERE email LIKE 'queued%@bench.io'") - inserts_before ))
+cron_failed=$(sq -At -c "SELECT count(*) FROM cron.job_run_details WHERE status <> 'succeeded' AND start_time >= to_timestamp($started)")
+cron_errors=$(sq -At -c "SELECT string_agg(DISTINCT left(return_message, 120), ' / ') FROM cron.job_run_details WHERE status <> 'succeeded' AND start_time >= to_timestamp($started)")
+tail -n +"$((log_lines_before + 1))" "$SOAK_DIR/server.log" >"$SOAK_DIR/soak.log"
+deadlocks=$(grep -c 'deadlock detected' "$SOAK_DIR/soak.log")
+waits=$(grep -c 'still waiting for' "$SOAK_DIR/soak.log")
+worst_wait=$(grep -oE 'after [0-9.]+ ms' "$SOAK_DIR/soak.log" | awk '{print $2}' | sort -n | tail -1)
+parts_after=$(sq -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.crm_email_sends'::regclass")
+client_errors=$(( $(f "$webhook" 6) + $(f "$insert" 6) ))
+rows_md=""
+worst=0
+for r in "${reads[@]}"; do
+    b=$(f "${base[$r]}" 3); l=$(f "${load[$r]}" 3)
+    rows_md+="| \`$r\` | $b | $l | **$(ratio "$l" "$b")×** | $(f "${load[$r]}" 6) |"$'\n'
+    client_errors=$(( client_errors + $(f "${load[$r]}" 6) + $(f "${base[$r]}" 6) ))
+    worst=$(awk -v w="$worst" -v x="$(ratio "$l" "$b")" 'BEGIN { print (x + 0 > w + 0) ? x : w }')
+done
+cat >"$out" <<EOF
+## Soak: the workload with every job running
+
+$meta
+
+Its own cluster (pg_cron preloaded, \`log_lock_waits = on\`, \`deadlock_timeout = 1s\`), the database
+migrated and partitioned at this scale ($rows profiles, $sends sends; built in $gen_s s). Reads as
+the super_admin through RLS, 4 clients: first alone for $base_secs s each (the baseline), then each
+for $slice s while, for $soak_secs s in all, webhooks run at 50/s (2 clients), inserts at 20/s, and
+six pg_cron jobs every minute: the MV refresh, the segment refresh, the partition cleanup (premake
+3, its retention set so that the oldest month expires halfway), the orphan cleanup and both
+diagnostics.
+
+| read | p95 alone (ms) | p95 with the jobs (ms) | ratio | client errors |
+|---|---|---|---|---|
+${rows_md}
+Goal: ≤ 1.5× (worst here **${worst}×**).
+
+| what | measured | goal |
+|---|---|---|
+| webhook UPDATEs (50/s): transactions, p95 | $(f "$webhook" 1), $(f "$webhook" 3) ms | — |
+| inserts (20/s): acknowledged, present at the end | $acked, $present | all of them |
+| client errors (every pgbench run) | $client_errors | none |
+| pg_cron runs of the six jobs, failed | $cron_runs, $cron_failed${cron_errors:+ ($cron_errors)} | none failed |
+| deadlocks | $deadlocks | none |
+| lock waits over 1 s (\`log_lock_waits\`), worst | $waits${worst_wait:+, $worst_wait ms} | none |
+| partitions before and after (the oldest month expired during the run) | $parts_before, $parts_after | one fewer, premake kept |
+EOF
+cluster_stop "$SOAK_DIR"
