@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/mod.rs:18
+-- src/api/mod.rs:19
 -- The one definition of each count and rate of an email campaign (README "Rates"). Every view
 -- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
 -- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
@@ -54,14 +54,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.sen
     @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
     @extschema@.delivery_rate(bigint, bigint) TO PUBLIC;
 
--- src/api/security.rs:192
+-- src/api/security.rs:185
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
 
--- src/api/migrations.rs:196
+-- src/api/migrations.rs:192
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
 CREATE  FUNCTION "check_concurrent_indexes_status"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -101,21 +101,21 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_orphaned_records_wrapper';
 
--- src/api/migrations.rs:185
+-- src/api/migrations.rs:181
 -- daznode_crm::api::migrations::concurrent_index_plan
 CREATE  FUNCTION "concurrent_index_plan"() RETURNS SETOF TEXT /* String */
 STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'concurrent_index_plan_wrapper';
 
--- src/api/security.rs:65
+-- src/api/security.rs:66
 -- daznode_crm::api::security::crm_owner
 CREATE  FUNCTION "crm_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
 STRICT STABLE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
 
--- src/api/security.rs:127
+-- src/api/security.rs:120
 -- daznode_crm::api::security::crm_table_oid
 CREATE  FUNCTION "crm_table_oid"(
 	"name" TEXT /* & str */
@@ -172,7 +172,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
 
--- src/api/diagnostic.rs:35
+-- src/api/diagnostic.rs:33
 -- daznode_crm::api::diagnostic::guide_api
 CREATE  FUNCTION "guide_api"() RETURNS TABLE (
 	"name" TEXT,  /* & '_ str */
@@ -183,14 +183,14 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_api_wrapper';
 
--- src/api/diagnostic.rs:28
+-- src/api/diagnostic.rs:26
 -- daznode_crm::api::diagnostic::guide_function_names
 CREATE  FUNCTION "guide_function_names"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_function_names_wrapper';
 
--- src/api/migrations.rs:151
+-- src/api/migrations.rs:149
 -- daznode_crm::api::migrations::interim_index_sql
 CREATE  FUNCTION "interim_index_sql"(
 	"index_name" TEXT, /* & str */
@@ -214,7 +214,7 @@ CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETUR
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
--- src/api/security.rs:106
+-- src/api/security.rs:99
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
 	"table_name" TEXT, /* & str */
@@ -255,6 +255,13 @@ ALTER FUNCTION @extschema@.is_valid_lightning_pubkey(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.lightning_pubkey_validation_error(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.normalize_lightning_pubkey(text) LEAKPROOF;
 
+-- src/api/server.rs:65
+-- daznode_crm::api::server::partition_disk_verdict
+
+CREATE FUNCTION @extschema@.partition_disk_verdict() RETURNS text
+VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'partition_disk_verdict_wrapper';
+
 -- src/api/migrations.rs:33
 -- daznode_crm::api::migrations::pending_migrations
 CREATE  FUNCTION "pending_migrations"(
@@ -293,7 +300,36 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'profile_owner_columns_wrapper';
 
--- src/api/access.rs:161
+-- src/api/server.rs:86
+-- daznode_crm::api::server::progress_name
+CREATE  FUNCTION "progress_name"(
+	"operation" TEXT, /* & str */
+	"phase" TEXT, /* & str */
+	"done" bigint, /* i64 */
+	"estimated" bigint, /* i64 */
+	"started_epoch" bigint /* i64 */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'progress_name_wrapper';
+
+-- src/api/server.rs:94
+-- daznode_crm::api::server::progress_of
+CREATE  FUNCTION "progress_of"(
+	"application_name" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"operation" TEXT,  /* String */
+	"phase" TEXT,  /* String */
+	"rows_done" bigint,  /* i64 */
+	"rows_estimated" bigint,  /* Option < i64 > */
+	"started_epoch" bigint,  /* i64 */
+	"end_epoch" bigint  /* Option < i64 > */
+)
+VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'progress_of_wrapper';
+
+-- src/api/access.rs:162
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -323,14 +359,21 @@ CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (adde
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'refresh_segment_wrapper';
 
--- src/api/refresh.rs:110
+-- src/api/server.rs:28
+-- daznode_crm::api::server::refuse_on_standby_sql
+
+CREATE FUNCTION @extschema@.refuse_on_standby(what text) RETURNS void
+VOLATILE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
+
+-- src/api/refresh.rs:111
 -- daznode_crm::api::refresh::register_crm_materialized_view
 
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
 
--- src/api/security.rs:73
+-- src/api/security.rs:74
 -- daznode_crm::api::security::rows_seen_as
 CREATE  FUNCTION "rows_seen_as"(
 	"role" oid, /* pg_sys :: Oid */
@@ -342,7 +385,7 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
--- src/api/diagnostic.rs:40
+-- src/api/diagnostic.rs:41
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
 CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
 	"check_name" TEXT,  /* String */
@@ -356,7 +399,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
 
--- src/api/refresh.rs:162
+-- src/api/refresh.rs:165
 -- daznode_crm::api::refresh::schedule_crm_maintenance
 CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -376,7 +419,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 
--- src/api/migrations.rs:234
+-- src/api/migrations.rs:230
 -- requires:
 --   rates
 --   migration_steps
@@ -487,6 +530,30 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text) FROM PUBLIC;
+
+-- Progress of a long operation into this session's application_name (progress_name(), the
+-- one format; operation_progress reads it back from any session).
+CREATE FUNCTION @extschema@.report_progress(operation text, phase text, done bigint, estimated bigint, started timestamptz) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM pg_catalog.set_config('application_name',
+        @extschema@.progress_name(operation, phase, done, estimated, EXTRACT(epoch FROM started)::bigint), false);
+END
+$fn$;
+
+-- For the crash tests only: with daznode_crm.pause_at set to `phase` (PGOPTIONS of the test),
+-- the operation sleeps there, so that a test can crash the server at that exact point. A no-op
+-- otherwise.
+CREATE FUNCTION @extschema@.pause_for_tests(phase text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF pg_catalog.current_setting('daznode_crm.pause_at', true) = phase THEN
+        RAISE NOTICE 'daznode_crm: pausing at % (daznode_crm.pause_at)', phase;
+        PERFORM pg_catalog.pg_sleep(300);
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.report_progress(text, text, bigint, bigint, timestamptz), @extschema@.pause_for_tests(text) FROM PUBLIC;
 
 -- 0001: the CRM tables that do not exist yet, in the shape the app uses. On an empty database
 -- that is all of them; on a legacy one, none. Later steps bring both to the same final shape.
@@ -1203,7 +1270,7 @@ RETURN coalesce(nullif(current_setting('daznode_crm.lock_timeout', true), ''), '
 -- commit between steps; call it outside a transaction block: CALL daznode_crm.migrate();
 -- (No SET search_path clause: PostgreSQL forbids COMMIT in a procedure that has one. Every name
 -- below is qualified, and each step function pins its own search_path.)
-CREATE PROCEDURE @extschema@.migrate(target text DEFAULT 'latest')
+CREATE PROCEDURE @extschema@.migrate(target text DEFAULT 'latest', force boolean DEFAULT false)
 LANGUAGE plpgsql AS $proc$
 DECLARE
     s record;
@@ -1217,6 +1284,7 @@ DECLARE
     refused_state text;
     refused_context text;
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('migrate()');
     PERFORM @extschema@.require_crm_owner('migrate()');
     FOR s IN SELECT * FROM @extschema@.pending_migrations(target) LOOP
         -- One migrate() at a time; the lock is re-taken in each step's transaction.
@@ -1232,7 +1300,7 @@ BEGIN
             PERFORM pg_catalog.pg_advisory_lock(pg_catalog.hashtext('daznode_crm.migrate procedure step'));
             result := NULL;
             IF s.function_name = 'step_partition_email_sends' THEN
-                CALL @extschema@.step_partition_email_sends(result);
+                CALL @extschema@.step_partition_email_sends(result, force);
             ELSE
                 RAISE EXCEPTION 'daznode_crm: no way to call procedure step %', s.step;
             END IF;
@@ -1293,7 +1361,7 @@ BEGIN
     RAISE NOTICE 'daznode_crm: % step(s) applied; see SELECT * FROM daznode_crm.migration_status', applied;
 END
 $proc$;
-REVOKE ALL ON PROCEDURE @extschema@.migrate(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.migrate(text, boolean) FROM PUBLIC;
 
 -- Every step this version knows, applied or pending, with what it reported.
 CREATE VIEW @extschema@.migration_status AS
@@ -1305,14 +1373,14 @@ REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
--- src/api/refresh.rs:126
+-- src/api/refresh.rs:128
 -- daznode_crm::api::refresh::unregister_crm_materialized_view
 
 CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:214
+-- src/api/refresh.rs:218
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1323,7 +1391,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:20
+-- src/api/mod.rs:21
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1392,7 +1460,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout() TO daznode_crm_maintenance;
 -- migrate() and its steps, for the CRM owner (a maintenance member; it refuses anyone else, see
 -- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
-GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON PROCEDURE @extschema@.migrate(text, boolean) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.report_progress(text, text, bigint, bigint, timestamptz), @extschema@.pause_for_tests(text) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(),
     @extschema@.check_concurrent_indexes_status(), @extschema@.interim_index_sql(text, boolean), @extschema@.step_base_schema(), @extschema@.step_normalize_profiles(),
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
@@ -1410,7 +1479,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:36
+-- src/api/mod.rs:37
 -- requires:
 --   migrations
 --   maintenance
@@ -2188,11 +2257,15 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:57
+-- src/api/mod.rs:58
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments
 --   partitions::email_partition_plan
+--   server::refuse_on_standby_sql
+--   server::partition_disk_verdict
+--   server::progress_name
+--   server::progress_of
 
 -- Partitioning of crm_email_sends (issue #6): the guide's "complete" migration, its rollback, and
 -- the monthly maintenance of the partitions.
@@ -2541,7 +2614,7 @@ END
 $fn$;
 
 -- 0010 (target 'complete'): a procedure, because the copy commits batch by batch.
-CREATE PROCEDURE @extschema@.step_partition_email_sends(INOUT result jsonb DEFAULT NULL)
+CREATE PROCEDURE @extschema@.step_partition_email_sends(INOUT result jsonb DEFAULT NULL, force boolean DEFAULT false)
 LANGUAGE plpgsql AS $proc$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
@@ -2563,7 +2636,10 @@ DECLARE
     g record;
     is_superuser boolean;
     attempt int;
+    no_room text;
+    app_name text := pg_catalog.current_setting('application_name');
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('migrate(''complete'')');
     IF pg_catalog.to_regclass('public.crm_email_sends') IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: there is no public.crm_email_sends to partition' USING HINT = 'Run the safe steps first: CALL daznode_crm.migrate();';
     END IF;
@@ -2592,6 +2668,14 @@ BEGIN
     END IF;
     SELECT r.rolsuper INTO is_superuser FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
     PERFORM @extschema@.require_crm_owner('migrate(''complete'')');
+    -- The copy writes the table and its indexes again, and as much WAL: refused below 1.2x that.
+    no_room := @extschema@.partition_disk_verdict();
+    IF no_room IS NOT NULL AND NOT force THEN
+        RAISE EXCEPTION 'daznode_crm: not enough free disk for step 0010: %', no_room
+            USING ERRCODE = 'disk_full',
+                  HINT = 'Free space (or move the table to a larger tablespace), then CALL daznode_crm.migrate(''complete''); CALL daznode_crm.migrate(''complete'', force => true) skips this check.';
+    END IF;
+    PERFORM @extschema@.report_progress('0010', 'starting', 0, 0, started);
     -- Names this step creates: a leftover of an interrupted run is dropped below, but only when
     -- it is the CRM owner's; anything else stops the step.
     PERFORM @extschema@.refuse_foreign_object('crm_email_sends_partitioned');
@@ -2683,6 +2767,7 @@ BEGIN
         GET DIAGNOSTICS inserted = ROW_COUNT;
         block := block + blocks_per_batch;
         copied := copied + inserted;
+        PERFORM @extschema@.report_progress('0010', 'copying', copied, greatest(estimate, copied), started);
         RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: copied % of about % rows (%s)', copied, greatest(estimate, copied),
             pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
         COMMIT;
@@ -2692,6 +2777,8 @@ BEGIN
     --    indexes on the copy (nothing else writes it: no writer waits), then replay again.
     replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
     COMMIT;
+    PERFORM @extschema@.pause_for_tests('copied');
+    PERFORM @extschema@.report_progress('0010', 'indexing', copied, copied, started);
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: replayed % rows written during the copy; building indexes', replayed;
     ALTER TABLE public.crm_email_sends_partitioned ADD CONSTRAINT crm_email_sends_partitioned_pkey PRIMARY KEY (id, created_at);
     COMMIT;
@@ -2703,6 +2790,8 @@ BEGIN
         INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at);
     COMMIT;
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: indexes built (%s)', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
+    PERFORM @extschema@.pause_for_tests('indexes built');
+    PERFORM @extschema@.report_progress('0010', 'verifying', copied, copied, started);
 
     -- The copy's statistics, before the replays below plan their joins on it (and kept after
     -- the swap: no ANALYZE of the live table is needed then).
@@ -2734,6 +2823,8 @@ BEGIN
     RAISE NOTICE 'daznode_crm: 0010_partition_email_sends: % rows verified (count and content hash) (%s)', verified,
         pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - started)::numeric, 1);
     COMMIT;
+    PERFORM @extschema@.pause_for_tests('verified');
+    PERFORM @extschema@.report_progress('0010', 'swapping', verified, verified, started);
     -- Shorten the log as much as the writers allow, so that the swap replays only a few ids.
     FOR attempt IN 1..20 LOOP
         replayed := @extschema@.replay_email_sends_changes(l.cols, started, is_superuser);
@@ -2790,6 +2881,7 @@ BEGIN
     IF @extschema@.refresh_app_matviews() > 0 THEN
         COMMIT;
     END IF;
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
     result := pg_catalog.jsonb_build_object(
         'rows_copied', copied, 'rows_verified', verified, 'rows_replayed_at_swap', replayed, 'partitions', n_partitions + 1,
         'backup', 'public.crm_email_sends_backup, kept in sync until daznode_crm.finish_email_sends_partitioning()',
@@ -2806,8 +2898,11 @@ DECLARE
     n_current bigint;
     n_backup bigint;
     had_mv boolean;
+    app_name text := pg_catalog.current_setting('application_name');
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('rollback_email_sends_partitioning()');
     PERFORM @extschema@.require_crm_owner('rollback_email_sends_partitioning()');
+    PERFORM @extschema@.report_progress('rollback', 'swapping-back', 0, 0, pg_catalog.clock_timestamp());
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
        OR to_regclass('public.crm_email_sends_backup') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
@@ -2816,6 +2911,7 @@ BEGIN
     END IF;
     PERFORM @extschema@.lock_for_swap('public.crm_email_sends'::regclass);
     PERFORM @extschema@.lock_for_swap('public.crm_email_sends_backup'::regclass);
+    PERFORM @extschema@.pause_for_tests('rollback');
     -- Every row of the partitioned table must be in the backup (the reverse mirror saw every
     -- write). The backup may hold more: rows of partitions dropped by the retention cleanup.
     SELECT count(*) INTO n_current FROM public.crm_email_sends c
@@ -2844,6 +2940,7 @@ BEGIN
     END IF;
     PERFORM @extschema@.refresh_app_matviews();
     DELETE FROM @extschema@.schema_migrations WHERE step = '0010_partition_email_sends';
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
     RETURN jsonb_build_object('rows', n_backup, 'rows_only_in_backup', n_backup - n_current, 'restored', 'public.crm_email_sends (unpartitioned)',
                               'kept', 'public.crm_email_sends_partitioned (no longer in sync; dropped by the next migrate(''complete''))');
 END
@@ -2853,6 +2950,7 @@ $fn$;
 CREATE FUNCTION @extschema@.finish_email_sends_partitioning(drop_backup boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
+    PERFORM @extschema@.refuse_on_standby('finish_email_sends_partitioning()');
     PERFORM @extschema@.require_crm_owner('finish_email_sends_partitioning()');
     IF to_regclass('public.crm_email_sends') IS NOT NULL THEN
         DROP TRIGGER IF EXISTS daznode_mirror_to_backup ON public.crm_email_sends;
@@ -2890,6 +2988,9 @@ DECLARE
     default_rel regclass;
     stuck_months timestamp[];
     new_part regclass;
+    n_expired bigint;
+    n_done bigint := 0;
+    app_name text := pg_catalog.current_setting('application_name');
 BEGIN
     IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL OR force IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
@@ -2897,6 +2998,9 @@ BEGIN
     PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint,
                                                           (extract(epoch FROM now_ts - (now_ts - interval '1 month')) * 1e6)::bigint,
                                                           premake, force);
+    IF NOT dry_run THEN
+        PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
+    END IF;
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
@@ -3014,6 +3118,10 @@ BEGIN
         END IF;
     END LOOP;
 
+    SELECT count(*) INTO n_expired
+    FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
+                                          premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
+    WHERE q.action = 'expired';
     FOR p IN
         SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.oid::regclass AS rel
         FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
@@ -3029,6 +3137,11 @@ BEGIN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
             CONTINUE;
         END IF;
+        PERFORM @extschema@.report_progress('cleanup', CASE WHEN archive THEN 'archiving' ELSE 'dropping' END, n_done, n_expired, now_ts);
+        IF n_done > 0 THEN
+            PERFORM @extschema@.pause_for_tests('between partitions');
+        END IF;
+        n_done := n_done + 1;
         IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
                'CREATE SCHEMA IF NOT EXISTS crm_archive',
                format('ALTER TABLE public.crm_email_sends DETACH PARTITION %s', p.rel),
@@ -3040,6 +3153,9 @@ BEGIN
             RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
         END IF;
     END LOOP;
+    IF n_done > 0 THEN
+        PERFORM pg_catalog.set_config('application_name', app_name, false);
+    END IF;
 END
 $fn$;
 
@@ -3051,10 +3167,10 @@ REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschem
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
     @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean) TO daznode_crm_maintenance;
 -- For the CRM owner running migrate('complete'), the rollback and the cleanup (invoker rights).
-GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb) TO daznode_crm_maintenance;
+GRANT EXECUTE ON PROCEDURE @extschema@.step_partition_email_sends(jsonb, boolean) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
     @extschema@.save_app_dependents(regclass), @extschema@.restore_app_dependents(regclass), @extschema@.refresh_app_matviews(),
@@ -3063,3 +3179,29 @@ GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extsc
     @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),
     @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
     @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) TO daznode_crm_maintenance;
+
+-- Long operations, seen from any other session (README "Progress"): step 0010's copy, the
+-- rollback and the retention cleanup write their progress into their session's
+-- application_name (report_progress()), which pg_stat_activity shows to every role at once, even
+-- inside one transaction; CREATE INDEX [CONCURRENTLY] of concurrent_index_plan() comes from
+-- pg_stat_progress_create_index.
+CREATE VIEW @extschema@.operation_progress AS
+SELECT a.pid, p.operation, p.phase, p.rows_done, p.rows_estimated,
+       pg_catalog.to_timestamp(p.started_epoch) AS started_at, pg_catalog.to_timestamp(p.end_epoch) AS estimated_end,
+       a.usename::text AS run_by
+FROM pg_catalog.pg_stat_activity a
+CROSS JOIN LATERAL @extschema@.progress_of(a.application_name) p
+WHERE a.application_name LIKE 'daznode\_crm %'
+UNION ALL
+SELECT i.pid, 'create index ' || i.index_relid::regclass::text, i.phase, i.tuples_done, nullif(i.tuples_total, 0),
+       a.query_start,
+       CASE WHEN i.tuples_done > 0 AND i.tuples_total > 0
+            THEN a.query_start + (pg_catalog.clock_timestamp() - a.query_start) * (i.tuples_total::float8 / i.tuples_done) END,
+       a.usename::text
+FROM pg_catalog.pg_stat_progress_create_index i
+JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid
+WHERE i.relid IN (SELECT @extschema@.crm_table_oid(t) FROM unnest(@extschema@.crm_tables()) AS t);
+REVOKE ALL ON @extschema@.operation_progress FROM PUBLIC;
+GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
+REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;

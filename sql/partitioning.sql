@@ -633,7 +633,7 @@ DECLARE
 BEGIN
     PERFORM @extschema@.refuse_on_standby('rollback_email_sends_partitioning()');
     PERFORM @extschema@.require_crm_owner('rollback_email_sends_partitioning()');
-    PERFORM @extschema@.report_progress('rollback', 'swapping back', 0, 0, pg_catalog.clock_timestamp());
+    PERFORM @extschema@.report_progress('rollback', 'swapping-back', 0, 0, pg_catalog.clock_timestamp());
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
        OR to_regclass('public.crm_email_sends_backup') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
@@ -729,12 +729,12 @@ BEGIN
     PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint,
                                                           (extract(epoch FROM now_ts - (now_ts - interval '1 month')) * 1e6)::bigint,
                                                           premake, force);
+    IF NOT dry_run THEN
+        PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
+    END IF;
     IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
-    END IF;
-    IF NOT dry_run THEN
-        PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
     END IF;
     PERFORM @extschema@.require_crm_owner('cleanup_old_email_partitions()');
     IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN

@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn the_test_setting_inflates_the_need() {
-        assert!(verdict(need(1 << 20, 1e9), u64::MAX / 2, u64::MAX / 2, true).is_some());
+        assert!(verdict(need(1 << 20, 1e9), 1 << 40, 1 << 40, true).is_some());
+        assert!(verdict(need(1 << 20, 1.0), 1 << 40, 1 << 40, true).is_none());
         assert_eq!(need(100, 0.0), Need { data: 0, wal: 0 });
     }
 

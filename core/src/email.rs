@@ -201,7 +201,9 @@ fn domain_error(domain: &str) -> Option<EmailError> {
 fn is_valid_tld(label: &str) -> bool {
     let b = label.as_bytes();
     if b.len() > 4 && b[..4].eq_ignore_ascii_case(b"xn--") {
-        return true; // letters, digits and hyphens were checked with the other labels
+        // Punycode is ASCII: letters, digits and hyphens only (a non-ASCII character after
+        // `xn--` is no A-label; found by the differential fuzz, bench/fuzz).
+        return b[4..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-');
     }
     if label.is_ascii() {
         return b.len() >= 2 && b.iter().all(u8::is_ascii_alphabetic);
@@ -233,6 +235,7 @@ fn is_invisible_or_dot_like(c: char) -> bool {
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFF8}'
         | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
         | '\u{3002}' | '\u{FF0E}' | '\u{FF61}')
 }
@@ -241,6 +244,15 @@ fn is_invisible_or_dot_like(c: char) -> bool {
 mod tests {
     use super::*;
     use EmailError::*;
+
+    #[test]
+    fn fuzz_findings_are_refused() {
+        // Reserved default-ignorable code points, and a non-ASCII character in a punycode TLD.
+        assert!(!is_valid_email("a\u{fff0}b@x.io"));
+        assert!(!is_valid_email("a@x.\u{fff8}io"));
+        assert!(!is_valid_email("a@x.xn--b\u{fc}cher"));
+        assert!(is_valid_email("user@example.xn--p1ai"));
+    }
 
     #[test]
     fn accepted_addresses() {

@@ -18,10 +18,9 @@ fn cleanup_orphaned_records(
         crate::api::server::refuse_on_standby("cleanup_orphaned_records()");
     }
     // Serialize concurrent runs; wait at most lock_timeout for row and table locks.
-    Spi::run("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))")
-        .unwrap_or_else(|e| error!("daznode_crm: {e}"));
-    Spi::run("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)")
-        .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+    // Read-only SPI: a dry run works on a hot standby, which has no transaction id to give.
+    crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
+    crate::api::spi::text("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)", &[]);
     let mut out = Vec::new();
     // The statements run as the tables' owner (`security::as_role`): their triggers run with
     // the rights they were written for, never ours.

@@ -136,9 +136,7 @@ fn index_catalog(table: &str, name: &str) -> (bool, bool, bool, Option<String>) 
 /// The interim index of `index` with the duplicates there are now (`PlannedIndex::interim_create_sql`).
 fn interim_create(index: &PlannedIndex, concurrently: bool) -> Option<String> {
     let sql = index.left_out_sql()?;
-    let left_out = Spi::get_one::<Vec<String>>(&sql)
-        .unwrap_or_else(|e| error!("daznode_crm: cannot list the duplicates for {}: {e}", index.name))
-        .unwrap_or_default();
+    let left_out = crate::api::spi::first::<Vec<String>>(&sql, &[]).unwrap_or_default();
     if left_out.is_empty() {
         return None;
     }
@@ -160,9 +158,7 @@ fn index_states() -> Vec<IndexState> {
             let (table_exists, exists, valid, phase) = index_catalog(index.table, index.name);
             let status = IndexStatus::classify(exists, valid, phase.is_some());
             let blocked = match (table_exists, status, index.blocker) {
-                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => Spi::get_one::<i64>(query)
-                    .unwrap_or_else(|e| error!("daznode_crm: cannot check duplicates for {}: {e}", index.name))
-                    .unwrap_or(0),
+                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => crate::api::spi::count(query, &[]),
                 _ => 0,
             };
             let interim = if index.unique && table_exists {

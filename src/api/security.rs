@@ -50,13 +50,14 @@ pub fn relation(name: &str) -> Option<Relation> {
 /// of the first CRM table that is one (one catalog query). Every statement on application
 /// tables runs as this role.
 pub fn crm_owner() -> Option<pg_sys::Oid> {
-    Spi::get_one_with_args::<pg_sys::Oid>(
+    // Read-only SPI (spi::first): it runs on a hot standby too, where a read-write one would ask
+    // for a transaction id.
+    crate::api::spi::first::<pg_sys::Oid>(
         "SELECT (SELECT c.relowner FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)
                  JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass('public.' || pg_catalog.quote_ident(t.name))
                  WHERE c.relkind IN ('r', 'p') ORDER BY t.n LIMIT 1)",
         &[daznode_crm_core::schema::CRM_TABLES.to_vec().into()],
     )
-    .unwrap_or_else(|e| error!("daznode_crm: catalog lookup of the CRM owner failed: {e}"))
 }
 
 /// The role the CRM tables belong to, NULL before any exists: who the steps and the partition
@@ -75,28 +76,20 @@ fn rows_seen_as(role: pg_sys::Oid, table_name: &str, claims: Option<&str>, cap: 
     let Some(table) = crm_table(table_name) else {
         error!("daznode_crm: public.{table_name} is not a table of the CRM owner");
     };
-    let subject_to_rls = Spi::get_one_with_args::<bool>(
+    let subject_to_rls = crate::api::spi::flag(
         "SELECT NOT (r.rolsuper OR r.rolbypassrls) FROM pg_catalog.pg_roles r WHERE r.oid = $1",
         &[role.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    );
     if !subject_to_rls {
         error!("daznode_crm: rows_seen_as() reads only as roles subject to row-level security");
     }
     let sql = format!(
         "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT $1) AS x",
-        Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()])
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        crate::api::spi::text("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()]).unwrap_or_default()
     );
     let claims = claims.unwrap_or("");
     as_role_with(role, &[(c"request.jwt.claims", claims)], || {
-        Spi::get_one_with_args::<i64>(&sql, &[cap.into()])
-            .unwrap_or_else(|e| error!("daznode_crm: {e}"))
-            .unwrap_or(0)
+        crate::api::spi::count(&sql, &[cap.into()])
     })
 }
 

@@ -93,11 +93,11 @@ PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=rollback" "$PG_B
     -c "SELECT daznode_crm.rollback_email_sends_partitioning()" >/dev/null 2>&1 &
 run=$!
 if wait_paused "rollback"; then
-    expect_eq "another session sees the rollback in operation_progress" "$(q crash -c "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "rollback:swapping back"
+    expect_eq "another session sees the rollback in operation_progress" "$(q crash -c "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "rollback:swapping-back"
     crash_and_restart
     wait "$run" 2>/dev/null
     expect_eq "crash in the rollback: nothing of it stays (still partitioned, mirror on), no acknowledged write lost" \
-        "$(q crash -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(q crash -c "SELECT count(*) FROM pg_trigger WHERE tgname = 'daznode_mirror_to_backup'")|$(lost_writes)" "p|1|0"
+        "$(q crash -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(q crash -c "SELECT count(*) FROM pg_trigger WHERE tgname = 'daznode_mirror_to_backup' AND tgrelid = 'public.crm_email_sends'::regclass")|$(lost_writes)" "p|1|0"
 else
     not_ok "the rollback never paused"
 fi

@@ -19,7 +19,8 @@ supabase_roles
 supabase_like_db sb
 as_login app_owner sb "CALL daznode_crm.migrate()" >/dev/null
 quiet sb -c "SET ROLE app_owner" -f demo/30-resolve-findings.sql
-quiet sb -c "CALL daznode_crm.migrate('complete')"
+as_login app_owner sb "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()" >/dev/null
+as_login app_owner sb "CALL daznode_crm.migrate('complete')" >/dev/null
 
 # The standby: a base backup with recovery settings, on its own port and socket.
 rm -rf "$SDIR" && mkdir -p "$SDIR" && chown postgres:postgres "$SDIR"
