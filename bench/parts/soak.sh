@@ -41,8 +41,8 @@ pgb() {  # pgb SECONDS CLIENTS RATE SCRIPT USER -> "transactions|p50|p95|p99|max
     local dir; dir=$(mktemp -d "$SOAK_DIR/pgbench.XXXXXX")
     PGOPTIONS="$claim" "$PG_BIN/pgbench" -n -h "$SOAK_DIR" -p "$SOAK_PORT" -U "$5" -M prepared -c "$2" -j "$2" -T "$1" \
         ${3:+-R "$3"} -D profiles="$rows" -D sends="$sends" -f "$4" -l --log-prefix="$dir/log" soak >"$dir/out" 2>&1
-    echo "$(latencies "$dir"/log* | cut -d'|' -f1-5)|$(grep -cE 'aborted|error' "$dir/out")"
-    grep -E 'aborted|error' "$dir/out" | head -3 >&2
+    echo "$(latencies "$dir"/log* | cut -d'|' -f1-5)|$(grep -cE 'aborted|error' "$dir/out" || true)"
+    grep -E 'aborted|error' "$dir/out" | head -3 >&2 || true
 }
 declare -A base load
 for r in "${reads[@]}"; do base[$r]=$(pgb "$base_secs" 4 "" "bench/sql/workload/$r.sql" bench_admin); done
@@ -77,9 +77,9 @@ present=$(( $(sq -At -c "SELECT count(*) FROM public.crm_email_sends WHERE email
 cron_failed=$(sq -At -c "SELECT count(*) FROM cron.job_run_details WHERE status <> 'succeeded' AND start_time >= to_timestamp($started)")
 cron_errors=$(sq -At -c "SELECT string_agg(DISTINCT left(return_message, 120), ' / ') FROM cron.job_run_details WHERE status <> 'succeeded' AND start_time >= to_timestamp($started)")
 tail -n +"$((log_lines_before + 1))" "$SOAK_DIR/server.log" >"$SOAK_DIR/soak.log"
-deadlocks=$(grep -c 'deadlock detected' "$SOAK_DIR/soak.log")
-waits=$(grep -c 'still waiting for' "$SOAK_DIR/soak.log")
-worst_wait=$(grep -oE 'after [0-9.]+ ms' "$SOAK_DIR/soak.log" | awk '{print $2}' | sort -n | tail -1)
+deadlocks=$(grep -c 'deadlock detected' "$SOAK_DIR/soak.log" || true)
+waits=$(grep -c 'still waiting for' "$SOAK_DIR/soak.log" || true)
+worst_wait=$( (grep -oE 'after [0-9.]+ ms' "$SOAK_DIR/soak.log" || true) | awk '{print $2}' | sort -n | tail -1)
 parts_after=$(sq -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.crm_email_sends'::regclass")
 client_errors=$(( $(f "$webhook" 6) + $(f "$insert" 6) ))
 rows_md=""
