@@ -1380,7 +1380,7 @@ CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETU
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:218
+-- src/api/refresh.rs:215
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -2287,6 +2287,43 @@ REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PU
 -- rollback_email_sends_partitioning() loses nothing; finish_email_sends_partitioning() ends
 -- that once you are sure.
 
+-- Whether public.crm_email_sends is partitioned: the one test every caller (SQL and Rust) uses.
+CREATE FUNCTION @extschema@.email_sends_partitioned() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT coalesce((SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('public.crm_email_sends')), false)
+$fn$;
+
+-- The partitions of public.crm_email_sends, by oid, with their bounds parsed once: kind is
+-- 'monthly' (public.crm_email_sends_pYYYYMM bounded by exactly that UTC month), 'default'
+-- (public.crm_email_sends_default) or 'unexpected' (another schema, name or bound). Reads only
+-- the catalog, so it runs on a hot standby too.
+CREATE FUNCTION @extschema@.email_sends_partitions()
+RETURNS TABLE (rel regclass, nspname text, relname text, bound text, range_start timestamptz, range_end timestamptz, kind text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT c.oid::regclass, n.nspname::text, c.relname::text, b.bound, b.s, b.e,
+           CASE WHEN b.bound = 'DEFAULT' THEN
+                    CASE WHEN n.nspname = 'public' AND c.relname = 'crm_email_sends_default' THEN 'default' ELSE 'unexpected' END
+                WHEN n.nspname = 'public' AND c.relname ~ '^crm_email_sends_p[0-9]{6}$' AND b.s IS NOT NULL AND b.e IS NOT NULL
+                     AND b.s = (to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp AT TIME ZONE 'UTC')
+                     AND b.e = ((to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp + interval '1 month') AT TIME ZONE 'UTC')
+                    THEN 'monthly'
+                ELSE 'unexpected' END
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) g
+    CROSS JOIN LATERAL (
+        SELECT g.bound,
+               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
+                    THEN substring(g.bound FROM 'FROM \(''([^'']+)''')::timestamptz END AS s,
+               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
+                    THEN substring(g.bound FROM 'TO \(''([^'']+)''')::timestamptz END AS e) b
+    WHERE i.inhparent = pg_catalog.to_regclass('public.crm_email_sends')
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.email_sends_partitioned(), @extschema@.email_sends_partitions() FROM PUBLIC;
+-- They read only what pg_catalog shows everyone.
+GRANT EXECUTE ON FUNCTION @extschema@.email_sends_partitioned(), @extschema@.email_sends_partitions() TO PUBLIC;
+
 -- Column list helpers: the old table's columns, in order, as the mirror triggers need them.
 CREATE FUNCTION @extschema@.email_sends_column_lists(rel regclass, OUT cols text, OUT new_values text, OUT assignments text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -2643,7 +2680,7 @@ BEGIN
     IF pg_catalog.to_regclass('public.crm_email_sends') IS NULL THEN
         RAISE EXCEPTION 'daznode_crm: there is no public.crm_email_sends to partition' USING HINT = 'Run the safe steps first: CALL daznode_crm.migrate();';
     END IF;
-    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = 'public.crm_email_sends'::regclass) = 'p' THEN
+    IF @extschema@.email_sends_partitioned() THEN
         result := pg_catalog.jsonb_build_object('skipped', 'public.crm_email_sends is already partitioned');
         RETURN;
     END IF;
@@ -2903,7 +2940,7 @@ BEGIN
     PERFORM @extschema@.refuse_on_standby('rollback_email_sends_partitioning()');
     PERFORM @extschema@.require_crm_owner('rollback_email_sends_partitioning()');
     PERFORM @extschema@.report_progress('rollback', 'swapping-back', 0, 0, pg_catalog.clock_timestamp());
-    IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p'
+    IF NOT @extschema@.email_sends_partitioned()
        OR to_regclass('public.crm_email_sends_backup') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_mirror_to_backup') THEN
         RAISE EXCEPTION 'daznode_crm: nothing to roll back: crm_email_sends is not partitioned, or its backup is gone or no longer in sync'
@@ -3001,7 +3038,7 @@ BEGIN
     IF NOT dry_run THEN
         PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
     END IF;
-    IF coalesce((SELECT relkind FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), '-') <> 'p' THEN
+    IF NOT @extschema@.email_sends_partitioned() THEN
         RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
     END IF;
@@ -3012,38 +3049,16 @@ BEGIN
     END IF;
     cutoff := now_ts - retention;
 
-    -- Every partition, by oid, with what it is: a month of ours, the default partition of ours
-    -- (public.crm_email_sends_default), or unexpected (another schema, name or bound).
-    DROP TABLE IF EXISTS pg_temp.daznode_partitions;
-    CREATE TEMP TABLE daznode_partitions ON COMMIT DROP AS
-    SELECT c.oid, n.nspname::text AS nspname, c.relname::text AS relname, b.bound, b.s, b.e,
-           CASE WHEN b.bound = 'DEFAULT' THEN
-                    CASE WHEN n.nspname = 'public' AND c.relname = 'crm_email_sends_default' THEN 'default' ELSE 'unexpected' END
-                WHEN n.nspname = 'public' AND c.relname ~ '^crm_email_sends_p[0-9]{6}$' AND b.s IS NOT NULL AND b.e IS NOT NULL
-                     AND b.s = (to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp AT TIME ZONE 'UTC')
-                     AND b.e = ((to_timestamp(substr(c.relname, 18), 'YYYYMM')::timestamp + interval '1 month') AT TIME ZONE 'UTC')
-                    THEN 'monthly'
-                ELSE 'unexpected' END AS kind
-    FROM pg_inherits i
-    JOIN pg_class c ON c.oid = i.inhrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) g
-    CROSS JOIN LATERAL (
-        SELECT g.bound,
-               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
-                    THEN substring(g.bound FROM 'FROM \(''([^'']+)''')::timestamptz END AS s,
-               CASE WHEN g.bound ~ '^FOR VALUES FROM \(''[^'']+''\) TO \(''[^'']+''\)$'
-                    THEN substring(g.bound FROM 'TO \(''([^'']+)''')::timestamptz END AS e) b
-    WHERE i.inhparent = 'public.crm_email_sends'::regclass;
-
-    RETURN QUERY SELECT format('%I.%I', d.nspname, d.relname), d.s, d.e,
+    -- Every partition, by oid, with what it is (email_sends_partitions()): read from the catalog
+    -- each time, never kept in a temporary table, so the dry run works on a hot standby.
+    RETURN QUERY SELECT format('%I.%I', d.nspname, d.relname), d.range_start, d.range_end,
                         ('unexpected partition, left alone: ' || d.bound)::text, NULL::bigint
-                 FROM pg_temp.daznode_partitions d WHERE d.kind = 'unexpected' ORDER BY 1;
+                 FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'unexpected' ORDER BY 1;
 
     -- Rows outside every partition land in the default one; make sure there is one. When a
     -- default partition that is not ours is attached, rows are never moved out of it.
-    SELECT d.oid::regclass INTO default_rel FROM pg_temp.daznode_partitions d WHERE d.kind = 'default';
-    IF default_rel IS NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.daznode_partitions d WHERE d.bound = 'DEFAULT') THEN
+    SELECT d.rel INTO default_rel FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'default';
+    IF default_rel IS NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.email_sends_partitions() d WHERE d.bound = 'DEFAULT') THEN
         IF dry_run THEN
             RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'would create (default partition)'::text, 0::bigint;
         ELSE
@@ -3056,10 +3071,10 @@ BEGIN
     END IF;
 
     SELECT array_agg(d.relname ORDER BY d.relname),
-           array_agg((extract(epoch FROM d.s) * 1e6)::bigint ORDER BY d.relname),
-           array_agg((extract(epoch FROM d.e) * 1e6)::bigint ORDER BY d.relname)
+           array_agg((extract(epoch FROM d.range_start) * 1e6)::bigint ORDER BY d.relname),
+           array_agg((extract(epoch FROM d.range_end) * 1e6)::bigint ORDER BY d.relname)
     INTO names, starts, ends
-    FROM pg_temp.daznode_partitions d WHERE d.kind = 'monthly';
+    FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'monthly';
 
     -- Months that rows stuck in the default partition belong to (within retention) get their
     -- partition too; creating it moves them. A month an unexpected partition covers is left to it.
@@ -3077,8 +3092,8 @@ BEGIN
             FROM unnest(stuck_months) AS d(m)
             WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
         ) x
-        WHERE NOT EXISTS (SELECT 1 FROM pg_temp.daznode_partitions t
-                          WHERE t.kind <> 'default' AND t.s IS NOT NULL AND t.s < x.e AND x.s < t.e)
+        WHERE NOT EXISTS (SELECT 1 FROM @extschema@.email_sends_partitions() t
+                          WHERE t.kind <> 'default' AND t.range_start IS NOT NULL AND t.range_start < x.e AND x.s < t.range_end)
         ORDER BY 2
     LOOP
         IF dry_run THEN
@@ -3123,10 +3138,10 @@ BEGIN
                                           premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
     WHERE q.action = 'expired';
     FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.oid::regclass AS rel
+        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.rel
         FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
                                               premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-        JOIN pg_temp.daznode_partitions d ON d.kind = 'monthly' AND d.relname = q.partition_name
+        JOIN @extschema@.email_sends_partitions() d ON d.kind = 'monthly' AND d.relname = q.partition_name
         WHERE q.action = 'expired'
         ORDER BY 2
     LOOP

@@ -162,7 +162,7 @@ fn schema_shape(checks: &mut Vec<Check>) {
     };
     let native = table_exists("profiles")
         && flag("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_email_valid')", &[]);
-    let partitioned = flag("SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), false)", &[]);
+    let partitioned = crate::api::partitions::email_sends_partitioned();
     let (status, shape) = match (present.len(), legacy_checks > 0 || table_exists("users"), native, partitioned) {
         (0, _, _, _) => (Status::Info, "empty: migrate() will create the whole schema"),
         (n, _, _, _) if n < CRM_TABLES.len() => (Status::Warning, "partial: some CRM tables are missing; migrate() creates them"),
@@ -542,7 +542,7 @@ fn standby_and_disk(checks: &mut Vec<Check>) {
         );
         return;
     }
-    if !table_exists("crm_email_sends") || flag("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')", &[]) {
+    if !table_exists("crm_email_sends") || crate::api::partitions::email_sends_partitioned() {
         return;
     }
     match crate::api::server::partition_disk_verdict() {

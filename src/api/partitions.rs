@@ -38,3 +38,9 @@ fn email_partition_plan(
         .collect();
     TableIterator::new(rows)
 }
+
+/// Whether public.crm_email_sends is partitioned, asked of the one SQL helper every caller uses
+/// (`daznode_crm.email_sends_partitioned()`, sql/partitioning.sql).
+pub fn email_sends_partitioned() -> bool {
+    crate::api::spi::flag("SELECT daznode_crm.email_sends_partitioned()", &[])
+}

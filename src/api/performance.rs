@@ -200,23 +200,20 @@ fn matviews(out: &mut Vec<PerfRow>) {
 }
 
 fn partitions(out: &mut Vec<PerfRow>) {
-    let partitioned = flag("SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), false)", &[]);
-    if !partitioned {
+    if !crate::api::partitions::email_sends_partitioned() {
         out.push(row("partitions", "public.crm_email_sends", "partitioned", "no", Status::Info,
-            Some("The guide's complete migration partitions it by month (not in this version)".into())));
+            Some("CALL daznode_crm.migrate('complete');  -- the guide's complete migration partitions it by month".into())));
         return;
     }
-    // The count reads the table: as its owner (security::as_role).
+    // The count reads the table: as its owner (security::as_role). Bounds come parsed from
+    // email_sends_partitions(), the helper the retention cleanup reads too.
     let r = crate::api::security::as_crm_owner(|| rows(
         "SELECT count(*)::text,
-                count(*) FILTER (WHERE pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')::text,
+                count(*) FILTER (WHERE p.bound = 'DEFAULT')::text,
                 (SELECT count(*) FROM public.crm_email_sends WHERE tableoid IN
-                    (SELECT i2.inhrelid FROM pg_inherits i2 JOIN pg_class c2 ON c2.oid = i2.inhrelid
-                     WHERE i2.inhparent = 'public.crm_email_sends'::regclass AND pg_get_expr(c2.relpartbound, c2.oid) = 'DEFAULT'))::text,
-                count(*) FILTER (WHERE pg_get_expr(c.relpartbound, c.oid) ~ 'TO \\(''' AND
-                    substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']+)''')::timestamptz > now() + interval '1 month')::text
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'public.crm_email_sends'::regclass",
+                    (SELECT d.rel::oid FROM daznode_crm.email_sends_partitions() d WHERE d.bound = 'DEFAULT'))::text,
+                count(*) FILTER (WHERE p.range_end > now() + interval '1 month')::text
+         FROM daznode_crm.email_sends_partitions() p",
         &[],
         4,
     ))

@@ -181,10 +181,7 @@ fn schedule_crm_maintenance() -> TableIterator<
         .iter()
         .map(|job| {
             let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
-            let partitioned = flag(
-                "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('public.crm_email_sends')), false)",
-                &[],
-            );
+            let partitioned = crate::api::partitions::email_sends_partitioned();
             let action = if !available {
                 format!("skipped: {} is not in this version of daznode_crm", job.requires)
             } else if job.requires_partitioned_sends && !partitioned {

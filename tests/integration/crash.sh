@@ -5,7 +5,8 @@
 # tests use; the wait is for its pg_sleep in pg_stat_activity, never a fixed sleep). After each
 # restart: every acknowledged write is there, and the next call completes with the same content.
 # Also the disk preflight (a setting makes the need look large; the disk is never filled) and the
-# progress view, read from another session during a paused run.
+# progress view, read from another session during a paused run. Last, the CRM owner is a
+# non-superuser (the Supabase role model) and its own run is crashed and resumed.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=error"
@@ -22,12 +23,15 @@ quiet crash -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" -c "CALL d
 campaign=$(q crash -c "SELECT id FROM public.crm_email_campaigns ORDER BY id LIMIT 1")
 ACKED="$DIR/acked"
 : >"$ACKED"
+WDB=crash
+WUSER=postgres
 
-# The writer: one send per transaction, its id kept once the server acknowledged the commit.
+# The writer: as WUSER in WDB (postgres in crash, then the app's owner in a Supabase-like
+# database), one send per transaction, its id kept once the server acknowledged the commit.
 start_writer() {
     (
         while [ ! -f "$DIR/stop_writer" ]; do
-            id=$("$PG_BIN/psql" -X -qAt -h "$DIR" -p "$PORT" -U postgres -d crash -c \
+            id=$("$PG_BIN/psql" -X -qAt -h "$DIR" -p "$PORT" -U "$WUSER" -d "$WDB" -c \
                 "INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at) VALUES ('$campaign', 'w@daznode.io', 'sent', now()) RETURNING id" 2>/dev/null) \
                 && [ -n "$id" ] && echo "$id" >>"$ACKED"
         done
@@ -36,7 +40,7 @@ start_writer() {
 }
 stop_writer() { touch "$DIR/stop_writer"; wait "$WRITER" 2>/dev/null; rm -f "$DIR/stop_writer"; WRITER=; }
 lost_writes() {
-    q crash -c "CREATE TEMP TABLE acked (id uuid)" -c "\\copy acked FROM '$ACKED'" \
+    q "$WDB" -c "CREATE TEMP TABLE acked (id uuid)" -c "\\copy acked FROM '$ACKED'" \
         -c "SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM public.crm_email_sends e WHERE e.id = a.id)" | tail -1
 }
 # Waits (bounded) until a backend sleeps in pause_for_tests() at the given phase.
@@ -51,8 +55,9 @@ crash_and_restart() {
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
 }
-content() {  # every column but created_at, in id order: the same rows with the same content
-    q crash -c "SELECT count(*) || ':' || md5(string_agg(md5((id, campaign_id, customer_id, email, status, sent_at, opened_at, clicked_at, bounced_at, error_message, metadata)::text), '' ORDER BY id)) FROM $1"
+content() { content_in crash "$1"; }
+content_in() {  # DB TABLE: every column but created_at, in id order: the same rows with the same content
+    q "$1" -c "SELECT count(*) || ':' || md5(string_agg(md5((id, campaign_id, customer_id, email, status, sent_at, opened_at, clicked_at, bounced_at, error_message, metadata)::text), '' ORDER BY id)) FROM $2"
 }
 
 echo "# the disk preflight refuses to start below 1.2x what the copy needs; force skips it"
@@ -128,5 +133,35 @@ fi
 stop_writer
 out=$(q crash -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '3 months', force => true) WHERE action = 'dropped'")
 expect_eq "the next cleanup drops them all; every acknowledged write is there" "$out|$(lost_writes)" "$expired|0"
+
+echo "# the same crash with the CRM owner a non-superuser (Supabase's postgres): app_owner runs migrate('complete')"
+supabase_roles
+supabase_like_db sbcrash
+as_login app_owner sbcrash "CALL daznode_crm.migrate()" >/dev/null
+quiet sbcrash -c "SET ROLE app_owner" -f demo/30-resolve-findings.sql
+as_login app_owner sbcrash "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()" >/dev/null
+WDB=sbcrash
+WUSER=app_owner
+campaign=$(q sbcrash -c "SELECT id FROM public.crm_email_campaigns ORDER BY id LIMIT 1")
+: >"$ACKED"
+start_writer
+PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=copied" "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d sbcrash \
+    -c "CALL daznode_crm.migrate('complete')" >/dev/null 2>&1 &
+run=$!
+if wait_paused "migrate"; then
+    expect_eq "app_owner's run shows in operation_progress, read by the dba role" \
+        "$(as_login dba sbcrash "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "0010:copying"
+    crash_and_restart
+    wait "$run" 2>/dev/null
+    expect_eq "crash of app_owner's run: every acknowledged write is there, still unpartitioned" \
+        "$(lost_writes)|$(q sbcrash -c "SELECT relkind FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")" "0|r"
+else
+    not_ok "app_owner's migrate('complete') never paused at 'copied'"
+fi
+stop_writer
+out=$(as_login app_owner sbcrash "CALL daznode_crm.migrate('complete')")
+expect_eq "app_owner's next run completes: partitioned, owned by app_owner, every acknowledged write, same content as the backup" \
+    "$(grep -c ERROR <<<"$out")|$(q sbcrash -c "SELECT relkind::text || ':' || pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'public.crm_email_sends'::regclass")|$(lost_writes)|$([ "$(content_in sbcrash public.crm_email_sends)" = "$(content_in sbcrash public.crm_email_sends_backup)" ] && echo same)" \
+    "0|p:app_owner|0|same"
 
 summary

@@ -66,6 +66,12 @@ expect_eq "the message names the function and the standby, and says where to run
 echo "# read-only functions run there, and say so"
 expect_eq "the dry run of the orphan cleanup runs on the standby" \
     "$(ssql app_owner "SELECT count(*) > 0 FROM daznode_crm.cleanup_orphaned_records(dry_run => true)")" "t"
+# The dry run reads only the catalog (no temporary table): the same plan as on the primary.
+expect_eq "the retention dry run runs on the standby and plans what the primary plans" \
+    "$(ssql app_owner "SELECT string_agg(partition_name || ' ' || action, ', ' ORDER BY partition_name) FROM daznode_crm.cleanup_old_email_partitions(retention => '2 months', force => true, dry_run => true)")" \
+    "$(as_login app_owner sb "SELECT string_agg(partition_name || ' ' || action, ', ' ORDER BY partition_name) FROM daznode_crm.cleanup_old_email_partitions(retention => '2 months', force => true, dry_run => true)")"
+expect_eq "that plan is not empty (it would drop months)" \
+    "$(ssql app_owner "SELECT count(*) > 0 FROM daznode_crm.cleanup_old_email_partitions(retention => '2 months', force => true, dry_run => true) WHERE action = 'would drop'")" "t"
 expect_eq "run_pre_migration_diagnostic() runs and says it is on a hot standby" \
     "$(ssql dba "SELECT status FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'server: hot standby'")|$(ssql dba "SELECT count(*) > 5 FROM run_pre_migration_diagnostic()")" "INFO|t"
 expect_eq "diagnose_crm_performance() runs and says so too" \
