@@ -537,7 +537,7 @@ CREATE FUNCTION @extschema@.report_progress(operation text, phase text, done big
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     PERFORM pg_catalog.set_config('application_name',
-        @extschema@.progress_name(operation, phase, done, estimated, EXTRACT(epoch FROM started)::bigint), false);
+        @extschema@.progress_name(operation, phase, done, estimated, floor(EXTRACT(epoch FROM started))::bigint), false);
 END
 $fn$;
 
