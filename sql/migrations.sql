@@ -831,6 +831,41 @@ CREATE FUNCTION @extschema@.migration_lock_timeout() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN coalesce(nullif(current_setting('daznode_crm.lock_timeout', true), ''), '500ms');
 
+-- The lock_timeout of attempt number `attempt` (from 1) at a step's locks, set for the current
+-- transaction, and the pause before the next attempt. PostgreSQL cancels an autovacuum that
+-- blocks a lock request only when the waiter has waited deadlock_timeout (1s by default), so a
+-- 500ms lock_timeout alone never gets past an autovacuum of a CRM table, and one VACUUM of a
+-- 100M-row table can last an hour. From the second attempt on, while an autovacuum worker holds
+-- a lock on a table in public, the attempt waits deadlock_timeout more, so that PostgreSQL
+-- cancels that autovacuum (which runs again later). An anti-wraparound autovacuum is never
+-- cancelled: then the attempts run out and migrate() says so.
+CREATE FUNCTION @extschema@.set_lock_timeout_for_attempt(attempt int) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    base interval := @extschema@.migration_lock_timeout()::interval;
+    wait interval := base;
+BEGIN
+    IF attempt >= 2 AND EXISTS (
+        SELECT 1 FROM pg_locks l
+        JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_type = 'autovacuum worker'
+        JOIN pg_class c ON c.oid = l.relation
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        WHERE l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+    THEN
+        wait := base + current_setting('deadlock_timeout')::interval;
+        RAISE NOTICE 'daznode_crm: an autovacuum holds a lock in public: attempt % waits %ms (deadlock_timeout + lock_timeout), so that PostgreSQL cancels it',
+            attempt, ceil(extract(epoch FROM wait) * 1000);
+    END IF;
+    RETURN set_config('lock_timeout', ceil(extract(epoch FROM wait) * 1000)::bigint || 'ms', true);
+END
+$fn$;
+
+-- The pause between two attempts at a step's locks: 0.2 s, 0.4 s, 0.6 s...
+CREATE FUNCTION @extschema@.lock_retry_pause(attempt int) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN pg_sleep(0.2 * attempt);
+REVOKE ALL ON FUNCTION @extschema@.set_lock_timeout_for_attempt(int), @extschema@.lock_retry_pause(int) FROM PUBLIC;
+
 -- Applies the pending steps of `target` ('latest', 'safe', 'complete' or a step name), each in
 -- its own transaction: a failed or cancelled step leaves the database as it was before that
 -- step, and the next CALL resumes. A procedure, not a function, because only a procedure can
@@ -876,18 +911,18 @@ BEGIN
         ELSE
         LOOP
             BEGIN
-                PERFORM pg_catalog.set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+                PERFORM @extschema@.set_lock_timeout_for_attempt(attempt);
                 EXECUTE format('SELECT @extschema@.%I()', s.function_name) INTO result;
                 EXIT;
             EXCEPTION WHEN lock_not_available THEN
                 IF attempt >= max_attempts THEN
                     RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
                         USING ERRCODE = 'lock_not_available',
-                              HINT = 'A long transaction holds a lock on a CRM table: see SELECT * FROM daznode_crm.run_pre_migration_diagnostic() or pg_locks, then CALL daznode_crm.migrate() again.';
+                              HINT = 'A long transaction (or an anti-wraparound autovacuum) holds a lock on a CRM table: see SELECT * FROM daznode_crm.run_pre_migration_diagnostic() or pg_locks, then CALL daznode_crm.migrate() again.';
                 END IF;
                 RAISE NOTICE 'daznode_crm: % waited % for a lock (attempt %/%), retrying',
                     s.step, @extschema@.migration_lock_timeout(), attempt, max_attempts;
-                PERFORM pg_catalog.pg_sleep(0.2 * attempt);
+                PERFORM @extschema@.lock_retry_pause(attempt);
                 attempt := attempt + 1;
             WHEN OTHERS THEN
                 -- Whatever stopped the step (an object of another role in the way, a right the

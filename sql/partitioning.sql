@@ -293,14 +293,14 @@ DECLARE
 BEGIN
     FOR attempt IN 1..attempts LOOP
         BEGIN
-            PERFORM set_config('lock_timeout', @extschema@.migration_lock_timeout(), true);
+            PERFORM @extschema@.set_lock_timeout_for_attempt(attempt);
             FOREACH stmt IN ARRAY statements LOOP
                 EXECUTE stmt USING lo, hi;
             END LOOP;
             RETURN true;
         EXCEPTION WHEN lock_not_available THEN
             IF attempt < attempts THEN
-                PERFORM pg_sleep(0.1 * attempt);
+                PERFORM @extschema@.lock_retry_pause(attempt);
             END IF;
         END;
     END LOOP;

@@ -19,6 +19,7 @@
 //! received, so what is stored is never older than the invalidations seen; a lookup overtaken by
 //! an invalidation is not stored (`RoleCache::store`).
 
+use super::pg_version::local_transaction_id;
 use daznode_crm_core::caller::{caller_from_claims, is_jwt_only_uid_body, RoleCache, UserId};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -139,19 +140,6 @@ fn register_callbacks() {
     CALLBACKS_REGISTERED.with(|c| c.set(true));
 }
 
-fn local_transaction_id() -> u32 {
-    // SAFETY: MyProc is set for every backend that runs SQL.
-    unsafe {
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
-        {
-            (*pg_sys::MyProc).lxid
-        }
-        #[cfg(feature = "pg17")]
-        {
-            (*pg_sys::MyProc).vxid.lxid
-        }
-    }
-}
 
 /// A setting's bytes, None when unset or empty (custom settings such as request.jwt.claims
 /// included), read without SPI. Valid until the setting changes: compare or copy at once.

@@ -8,6 +8,7 @@ mod errors;
 mod migrations;
 mod partitions;
 mod performance;
+mod pg_version;
 mod refresh;
 mod security;
 mod server;

@@ -208,12 +208,13 @@ fn partitions(out: &mut Vec<PerfRow>) {
     // The count reads the table: as its owner (security::as_role). Bounds come parsed from
     // email_sends_partitions(), the helper the retention cleanup reads too.
     let r = crate::api::security::as_crm_owner(|| rows(
-        "SELECT count(*)::text,
+        "WITH p AS MATERIALIZED (SELECT * FROM daznode_crm.email_sends_partitions())
+         SELECT count(*)::text,
                 count(*) FILTER (WHERE p.bound = 'DEFAULT')::text,
                 (SELECT count(*) FROM public.crm_email_sends WHERE tableoid IN
-                    (SELECT d.rel::oid FROM daznode_crm.email_sends_partitions() d WHERE d.bound = 'DEFAULT'))::text,
+                    (SELECT d.rel::oid FROM p d WHERE d.bound = 'DEFAULT'))::text,
                 count(*) FILTER (WHERE p.range_end > now() + interval '1 month')::text
-         FROM daznode_crm.email_sends_partitions() p",
+         FROM p",
         &[],
         4,
     ))

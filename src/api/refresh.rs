@@ -177,11 +177,11 @@ fn schedule_crm_maintenance() -> TableIterator<
             "skipped: pg_cron is not installed in this database (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron); nothing was changed".to_string(),
         )]);
     }
+    let partitioned = crate::api::partitions::email_sends_partitioned();
     let out: Vec<_> = JOBS
         .iter()
         .map(|job| {
             let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
-            let partitioned = crate::api::partitions::email_sends_partitioned();
             let action = if !available {
                 format!("skipped: {} is not in this version of daznode_crm", job.requires)
             } else if job.requires_partitioned_sends && !partitioned {

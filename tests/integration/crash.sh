@@ -51,6 +51,12 @@ wait_paused() {
     done
     return 1
 }
+# paused_call USER DB PHASE SQL: runs SQL in the background, paused at PHASE; its pid in $run.
+paused_call() {
+    PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=${3// /\\ }" "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U "$1" -d "$2" \
+        -c "$4" >/dev/null 2>&1 &
+    run=$!
+}
 crash_and_restart() {
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
@@ -70,9 +76,7 @@ expect_eq "the diagnostic says the same, as an ERROR" \
 echo "# a crash at each phase of migrate('complete'), with a writer running"
 start_writer
 for phase in copied "indexes built" verified; do
-    PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=${phase// /\\ }" "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d crash \
-        -c "CALL daznode_crm.migrate('complete')" >/dev/null 2>&1 &
-    run=$!
+    paused_call postgres crash "$phase" "CALL daznode_crm.migrate('complete')"
     if wait_paused "migrate"; then
         if [ "$phase" = copied ]; then
             expect_eq "another session sees the copy's progress in operation_progress" \
@@ -94,9 +98,7 @@ expect_eq "after the crashes, migrate('complete') completes with every acknowled
 
 echo "# a crash inside the rollback"
 start_writer
-PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=rollback" "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d crash \
-    -c "SELECT daznode_crm.rollback_email_sends_partitioning()" >/dev/null 2>&1 &
-run=$!
+paused_call postgres crash "rollback" "SELECT daznode_crm.rollback_email_sends_partitioning()"
 if wait_paused "rollback"; then
     expect_eq "another session sees the rollback in operation_progress" "$(q crash -c "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "rollback:swapping-back"
     crash_and_restart
@@ -117,9 +119,7 @@ quiet crash -c "CALL daznode_crm.migrate('complete')"
 before=$(q crash -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.crm_email_sends'::regclass")
 expired=$(q crash -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '3 months', force => true, dry_run => true) WHERE action = 'would drop'")
 start_writer
-PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=between\\ partitions" "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d crash \
-    -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '3 months', force => true)" >/dev/null 2>&1 &
-run=$!
+paused_call postgres crash "between partitions" "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '3 months', force => true)"
 if [ "$expired" -ge 2 ] && wait_paused "cleanup_old_email_partitions"; then
     expect_eq "another session sees the cleanup's progress (one partition done of $expired)" \
         "$(q crash -c "SELECT operation || ':' || phase || ':' || rows_done || '/' || rows_estimated FROM daznode_crm.operation_progress")" "cleanup:dropping:1/$expired"
@@ -145,9 +145,7 @@ WUSER=app_owner
 campaign=$(q sbcrash -c "SELECT id FROM public.crm_email_campaigns ORDER BY id LIMIT 1")
 : >"$ACKED"
 start_writer
-PGOPTIONS="-c client_min_messages=error -c daznode_crm.pause_at=copied" "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d sbcrash \
-    -c "CALL daznode_crm.migrate('complete')" >/dev/null 2>&1 &
-run=$!
+paused_call app_owner sbcrash "copied" "CALL daznode_crm.migrate('complete')"
 if wait_paused "migrate"; then
     expect_eq "app_owner's run shows in operation_progress, read by the dba role" \
         "$(as_login dba sbcrash "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "0010:copying"

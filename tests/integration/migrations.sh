@@ -212,4 +212,25 @@ expect_eq "both calls succeed, each step is applied once" \
     "0|0|10|10"
 expect_eq "and the result is the same" "$(checksums twice_db)" "$reference"
 
+echo "# an autovacuum in the way"
+# PostgreSQL cancels an autovacuum that blocks a lock only once the waiter has waited
+# deadlock_timeout (1s), longer than the steps' 500ms lock_timeout: without more, a slow
+# autovacuum of a legacy table makes every attempt fail. Here one crawls over public.profiles
+# (cost limit 1, 100ms delay per page) while migrate() runs.
+quiet postgres -c "CREATE DATABASE vac_db TEMPLATE tpl_db"
+quiet postgres -c "ALTER SYSTEM SET autovacuum_naptime = '1s'" -c "SELECT pg_reload_conf()"
+quiet vac_db -c "ALTER TABLE public.profiles SET (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1)" \
+    -c "ALTER TABLE public.profiles DISABLE TRIGGER USER" -c "UPDATE public.profiles SET email = email" -c "ALTER TABLE public.profiles ENABLE TRIGGER USER"
+vacuuming=0
+for _ in $(seq 1 600); do
+    vacuuming=$(q vac_db -c "SELECT count(DISTINCT pid) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'autovacuum worker' AND l.relation = 'public.profiles'::regclass")
+    [ "$vacuuming" -ge 1 ] && break
+    sleep 0.1
+done
+vac_out=$(migrate vac_db)
+expect_eq "an autovacuum of public.profiles was running, and migrate() got past it (PostgreSQL cancelled it)" \
+    "$vacuuming|$(grep -c 'an autovacuum holds a lock in public' <<<"$vac_out" | sed 's/^[1-9][0-9]*$/seen/')|$(q vac_db -c "SELECT count(*) FROM daznode_crm.schema_migrations")" \
+    "1|seen|10"
+quiet postgres -c "ALTER SYSTEM RESET autovacuum_naptime" -c "SELECT pg_reload_conf()"
+
 summary
