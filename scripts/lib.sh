@@ -89,6 +89,17 @@ install_release() {
             grep -vE '^\s*(Compiling|Checking)' | tail -5)
 }
 
+# pg_regress_bin: this build's pg_regress, or Debian 15's when this one cannot start (the 18.4 of
+# the PyPI wheel crashes in the dynamic loader). With --use-existing it is only a driver: the
+# server, psql (--bindir) and the expected files are what is tested.
+pg_regress_bin() {
+    local own
+    own="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+    if "$own" --version >/dev/null 2>&1; then echo "$own"; return; fi
+    echo "pg_regress of PostgreSQL $PG_MAJOR does not start here: driving it with PostgreSQL $PG_DEFAULT_MAJOR's" >&2
+    echo "/usr/lib/postgresql/$PG_DEFAULT_MAJOR/lib/pgxs/src/test/regress/pg_regress"
+}
+
 # run_regress: pg_regress against whatever daznode_crm PostgreSQL $PG_MAJOR has installed.
 run_regress() {
     local dir=/tmp/daznode_crm-regress-$PG_MAJOR port=$((54331 + 100 * (PG_MAJOR - 15)))
@@ -96,8 +107,9 @@ run_regress() {
     psql_at "$dir" "$port" postgres -c "CREATE DATABASE daznode_crm_regress"
     local out=/tmp/daznode_crm-regress-$PG_MAJOR/results
     mkdir -p "$out"
-    local rc=0
-    "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" --use-existing --host="$dir" --port="$port" --user=postgres \
+    local rc=0 regress
+    regress=$(pg_regress_bin)
+    "$regress" --use-existing --host="$dir" --port="$port" --user=postgres \
         --bindir="$PG_BIN" --inputdir="$REPO_ROOT/tests/pg_regress" --outputdir="$out" \
         --dbname=daznode_crm_regress --schedule="$REPO_ROOT/tests/pg_regress/schedule" || rc=$?
     if [ $rc -ne 0 ] && [ -f "$out/regression.diffs" ]; then head -200 "$out/regression.diffs"; fi

@@ -247,11 +247,12 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
         return None;
     }
     let form = &*(*rel).rd_rel;
-    let desc = (*rel).rd_att;
+    // PgTupleDesc reads the attributes whatever the major's layout (18 moved them behind
+    // compact_attrs); unchecked: the relcache owns the descriptor.
+    let desc = pgrx::PgTupleDesc::from_pg_unchecked((*rel).rd_att);
     let mut user_id_is_uuid = false;
     let mut has_role = false;
-    for i in 0..(*desc).natts as usize {
-        let att = &*(*desc).attrs.as_ptr().add(i);
+    for att in desc.iter() {
         if att.attisdropped {
             continue;
         }
@@ -266,6 +267,7 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
     // relhassubclass stays set after the last child goes (until VACUUM): ask pg_inherits then.
     let children = form.relhassubclass && has_children(relid);
     let owner = form.relowner;
+    drop(desc);
     pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     plain.then_some((owner, !children))
 }

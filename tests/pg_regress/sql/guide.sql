@@ -87,9 +87,14 @@ FROM pg_stats
 WHERE schemaname = 'public' 
 AND tablename LIKE 'crm_%';
 \o
+-- Two snippets without ORDER BY, whose row order differs between PostgreSQL majors: run
+-- verbatim with their output discarded, then shown sorted.
+\o /dev/null
 SELECT tablename, schemaname 
 FROM pg_tables 
 WHERE tablename LIKE 'crm_%';
+\o
+SELECT tablename, schemaname FROM pg_tables WHERE tablename LIKE 'crm_%' ORDER BY 1;
 -- (As the owner, ANALYZE skips what it does not own with one WARNING each: not shown.)
 SET client_min_messages = error;
 ANALYZE;
@@ -100,10 +105,14 @@ SELECT * FROM pg_stat_user_indexes
 WHERE schemaname = 'public' 
 AND relname LIKE 'crm_%';
 \o
+\o /dev/null
 SELECT schemaname, tablename, policyname, cmd, qual 
 FROM pg_policies 
 WHERE schemaname = 'public' 
 AND tablename LIKE 'crm_%';
+\o
+SELECT schemaname, tablename, policyname, cmd, qual FROM pg_policies
+WHERE schemaname = 'public' AND tablename LIKE 'crm_%' ORDER BY tablename, policyname;
 SELECT is_admin_user();
 
 -- The guide's monthly pg_cron job (pg_cron itself is tested in tests/integration/maintenance.sh,

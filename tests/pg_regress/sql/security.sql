@@ -18,7 +18,9 @@ CREATE ROLE daznode_regress_api NOLOGIN;
 CREATE TABLE public.crm_email_sends_p209901 (x int);
 GRANT ALL ON public.crm_email_sends_p209901 TO daznode_regress_api, PUBLIC;
 SELECT daznode_crm.lock_down('public.crm_email_sends_p209901');
-SELECT relrowsecurity, relacl FROM pg_class WHERE oid = 'public.crm_email_sends_p209901'::regclass;
+-- (Who holds a privilege, not the letters: PostgreSQL 17 added MAINTAIN, 'm', to an owner's.)
+SELECT relrowsecurity, (SELECT array_agg(DISTINCT a.grantee::regrole::text) FROM aclexplode(relacl) a) AS grantees
+FROM pg_class WHERE oid = 'public.crm_email_sends_p209901'::regclass;
 
 -- A retention under a month needs force => true (22023 otherwise); checked before anything else.
 SAVEPOINT s;
