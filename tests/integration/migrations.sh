@@ -217,14 +217,15 @@ echo "# an autovacuum in the way"
 # deadlock_timeout (1s), longer than the steps' 500ms lock_timeout: without more, a slow
 # autovacuum of a legacy table makes every attempt fail. Here one crawls over public.profiles
 # (cost limit 1, 100ms delay per page; analyzed by hand first, so that what runs is its VACUUM,
-# seen in pg_stat_progress_vacuum) while migrate() runs.
+# seen in pg_stat_progress_vacuum of this database: databases copied from one template share
+# their OIDs) while migrate() runs.
 quiet postgres -c "CREATE DATABASE vac_db TEMPLATE tpl_db"
 quiet postgres -c "ALTER SYSTEM SET autovacuum_naptime = '1s'" -c "SELECT pg_reload_conf()"
 quiet vac_db -c "ALTER TABLE public.profiles SET (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1)" \
     -c "ALTER TABLE public.profiles DISABLE TRIGGER USER" -c "UPDATE public.profiles SET email = email" -c "ALTER TABLE public.profiles ENABLE TRIGGER USER" -c "ANALYZE public.profiles"
 vacuuming=0
 for _ in $(seq 1 600); do
-    vacuuming=$(q vac_db -c "SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'autovacuum worker' AND v.relid = 'public.profiles'::regclass")
+    vacuuming=$(q vac_db -c "SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'autovacuum worker' AND v.datname = current_database() AND v.relid = 'public.profiles'::regclass")
     [ "$vacuuming" -ge 1 ] && break
     sleep 0.1
 done
