@@ -104,9 +104,12 @@ expect_eq "bounds are midnight UTC on the 1st, whatever the time zone" \
     "$(q plain_db -c "SET TimeZone = 'UTC'" -c "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'crm_email_sends_p$now_month'" | tail -1 | grep -c "01 00:00:00+00')")" "1"
 far=$(q plain_db -c "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '9 months', 'YYYYMM')")
 quiet plain_db -c "INSERT INTO public.crm_email_sends (email, created_at) VALUES ('future@x.io', date_trunc('month', now() AT TIME ZONE 'UTC' + interval '9 months') AT TIME ZONE 'UTC' + interval '3 days')"
+stuck_row() { q plain_db -c "SELECT status || ':' || value FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'rows in the default partition'"; }
+expect_eq "diagnose_crm_performance() counts the row in the default partition (by the partition's name)" "$(stuck_row)" "WARNING:1"
 expect_eq "a row stuck in the default partition is moved into its new partition" \
     "$(cleanup plain_db "premake => 0" | grep -o "crm_email_sends_p$far=[a-z ,]*")|$(q plain_db -c "SELECT count(*) FROM public.crm_email_sends_default")|$(q plain_db -c "SELECT count(*) FROM public.crm_email_sends_p$far")" \
     "crm_email_sends_p$far=created, rows moved from the default partition|0|1"
+expect_eq "and the diagnosis says the default partition is empty again" "$(stuck_row)" "OK:0"
 
 # Old data: part_db's partitions start in 2024-11; keep 12 months.
 expired_before=$(q part_db -c "SELECT count(*) FROM pg_class WHERE relname ~ '^crm_email_sends_p' AND relkind = 'r' AND relname < 'crm_email_sends_p' || to_char(now() AT TIME ZONE 'UTC' - interval '12 months', 'YYYYMM')")
