@@ -1264,6 +1264,21 @@ CREATE FUNCTION @extschema@.migration_lock_timeout() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN coalesce(nullif(current_setting('daznode_crm.lock_timeout', true), ''), '500ms');
 
+-- Whether an autovacuum worker holds a lock on a table in public of this database. SECURITY
+-- DEFINER, owned by the superuser who installed the extension: pg_stat_activity hides the
+-- backend_type of every session not of the caller's roles, autovacuum workers included, from a
+-- role without pg_read_all_stats, such as Supabase's postgres. It reads only system views and
+-- catalogs (no application code runs) and returns one boolean.
+CREATE FUNCTION @extschema@.autovacuum_holds_lock_in_public() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (
+    SELECT 1 FROM pg_catalog.pg_locks l
+    JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid AND a.backend_type = 'autovacuum worker'
+    JOIN pg_catalog.pg_class c ON c.oid = l.relation
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+    WHERE l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()));
+REVOKE ALL ON FUNCTION @extschema@.autovacuum_holds_lock_in_public() FROM PUBLIC;
+
 -- The lock_timeout of attempt number `attempt` (from 1) at a step's locks, set for the current
 -- transaction, and the pause before the next attempt. PostgreSQL cancels an autovacuum that
 -- blocks a lock request only when the waiter has waited deadlock_timeout (1s by default), so a
@@ -1278,13 +1293,7 @@ DECLARE
     base interval := @extschema@.migration_lock_timeout()::interval;
     wait interval := base;
 BEGIN
-    IF attempt >= 2 AND EXISTS (
-        SELECT 1 FROM pg_locks l
-        JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_type = 'autovacuum worker'
-        JOIN pg_class c ON c.oid = l.relation
-        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
-        WHERE l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
-    THEN
+    IF attempt >= 2 AND @extschema@.autovacuum_holds_lock_in_public() THEN
         wait := base + current_setting('deadlock_timeout')::interval;
         RAISE NOTICE 'daznode_crm: an autovacuum holds a lock in public: attempt % waits %ms (deadlock_timeout + lock_timeout), so that PostgreSQL cancels it',
             attempt, ceil(extract(epoch FROM wait) * 1000);
@@ -1492,7 +1501,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
-GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.set_lock_timeout_for_attempt(int),
+GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.autovacuum_holds_lock_in_public(),
+    @extschema@.set_lock_timeout_for_attempt(int),
     @extschema@.lock_retry_pause(int) TO daznode_crm_maintenance;
 -- migrate() and its steps, for the CRM owner (a maintenance member; it refuses anyone else, see
 -- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.
@@ -1508,7 +1518,7 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_mai
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 
--- src/api/caller.rs:561
+-- src/api/caller.rs:563
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
 	RETURNS TRIGGER

@@ -52,7 +52,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
-GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.set_lock_timeout_for_attempt(int),
+GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.autovacuum_holds_lock_in_public(),
+    @extschema@.set_lock_timeout_for_attempt(int),
     @extschema@.lock_retry_pause(int) TO daznode_crm_maintenance;
 -- migrate() and its steps, for the CRM owner (a maintenance member; it refuses anyone else, see
 -- require_crm_owner()). The steps are SECURITY INVOKER: these grants add no right on a table.

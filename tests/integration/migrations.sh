@@ -219,20 +219,36 @@ echo "# an autovacuum in the way"
 # (cost limit 1, 100ms delay per page; analyzed by hand first, so that what runs is its VACUUM,
 # seen in pg_stat_progress_vacuum of this database: databases copied from one template share
 # their OIDs) while migrate() runs.
-quiet postgres -c "CREATE DATABASE vac_db TEMPLATE tpl_db"
+# autovacuum_in_the_way DB WHO MIGRATE...: the database DB (a copy of tpl_db) with that crawling
+# autovacuum, then the given migrate command.
+autovacuum_in_the_way() {
+    local db=$1 who=$2 vacuuming=0 out
+    shift 2
+    quiet "$db" -c "ALTER TABLE public.profiles SET (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1)" \
+        -c "ALTER TABLE public.profiles DISABLE TRIGGER USER" -c "UPDATE public.profiles SET email = email" -c "ALTER TABLE public.profiles ENABLE TRIGGER USER" -c "ANALYZE public.profiles"
+    for _ in $(seq 1 600); do
+        vacuuming=$(q "$db" -c "SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'autovacuum worker' AND v.datname = current_database() AND v.relid = 'public.profiles'::regclass")
+        [ "$vacuuming" -ge 1 ] && break
+        sleep 0.1
+    done
+    [ "$who" = "the superuser" ] || expect_eq "$who: pg_stat_activity shows it no autovacuum worker while one runs" \
+        "$(as_login app_owner "$db" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" "0"
+    out=$("$@" 2>&1)
+    expect_eq "$who: an autovacuum of public.profiles was running, and migrate() got past it (PostgreSQL cancelled it)" \
+        "$vacuuming|$(grep -c 'an autovacuum holds a lock in public' <<<"$out" | sed 's/^[1-9][0-9]*$/seen/')|$(q "$db" -c "SELECT count(*) FROM daznode_crm.schema_migrations")" \
+        "1|seen|10"
+}
 quiet postgres -c "ALTER SYSTEM SET autovacuum_naptime = '1s'" -c "SELECT pg_reload_conf()"
-quiet vac_db -c "ALTER TABLE public.profiles SET (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1)" \
-    -c "ALTER TABLE public.profiles DISABLE TRIGGER USER" -c "UPDATE public.profiles SET email = email" -c "ALTER TABLE public.profiles ENABLE TRIGGER USER" -c "ANALYZE public.profiles"
-vacuuming=0
-for _ in $(seq 1 600); do
-    vacuuming=$(q vac_db -c "SELECT count(*) FROM pg_stat_progress_vacuum v JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'autovacuum worker' AND v.datname = current_database() AND v.relid = 'public.profiles'::regclass")
-    [ "$vacuuming" -ge 1 ] && break
-    sleep 0.1
-done
-vac_out=$(migrate vac_db)
-expect_eq "an autovacuum of public.profiles was running, and migrate() got past it (PostgreSQL cancelled it)" \
-    "$vacuuming|$(grep -c 'an autovacuum holds a lock in public' <<<"$vac_out" | sed 's/^[1-9][0-9]*$/seen/')|$(q vac_db -c "SELECT count(*) FROM daznode_crm.schema_migrations")" \
-    "1|seen|10"
+quiet postgres -c "CREATE DATABASE vac_db TEMPLATE tpl_db"
+autovacuum_in_the_way vac_db "the superuser" migrate vac_db
+# The same with the CRM owner a non-superuser without pg_read_all_stats (Supabase's postgres),
+# to whom pg_stat_activity does not show which sessions are autovacuum workers.
+supabase_roles
+quiet postgres -c "CREATE DATABASE vac_owned_db TEMPLATE tpl_db"
+give_public_to_app_owner vac_owned_db
+quiet vac_owned_db -c "GRANT CREATE ON SCHEMA public TO app_owner" -c "GRANT CREATE ON DATABASE vac_owned_db TO app_owner" -c "GRANT daznode_crm_maintenance TO app_owner"
+autovacuum_in_the_way vac_owned_db "a non-superuser CRM owner" \
+    "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d vac_owned_db -c "CALL daznode_crm.migrate()"
 quiet postgres -c "ALTER SYSTEM RESET autovacuum_naptime" -c "SELECT pg_reload_conf()"
 
 summary
