@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/mod.rs:20
+-- src/api/mod.rs:21
 -- The one definition of each count and rate of an email campaign (README "Rates"). Every view
 -- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
 -- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
@@ -214,6 +214,14 @@ CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETUR
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
+-- src/api/throttle.rs:29
+-- daznode_crm::api::throttle::maintenance_yield
+CREATE  FUNCTION "maintenance_yield"() RETURNS double precision /* f64 */
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
+
 -- src/api/security.rs:99
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
@@ -366,7 +374,7 @@ CREATE FUNCTION @extschema@.refuse_on_standby(what text) RETURNS void
 VOLATILE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
 
--- src/api/refresh.rs:111
+-- src/api/refresh.rs:113
 -- daznode_crm::api::refresh::register_crm_materialized_view
 
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
@@ -399,7 +407,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
 
--- src/api/refresh.rs:165
+-- src/api/refresh.rs:167
 -- daznode_crm::api::refresh::schedule_crm_maintenance
 CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1417,14 +1425,14 @@ REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
--- src/api/refresh.rs:128
+-- src/api/refresh.rs:130
 -- daznode_crm::api::refresh::unregister_crm_materialized_view
 
 CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:215
+-- src/api/refresh.rs:217
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1435,7 +1443,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:22
+-- src/api/mod.rs:23
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1446,6 +1454,7 @@ AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 --   refresh::unregister_crm_materialized_view
 --   refresh::schedule_crm_maintenance
 --   refresh::unschedule_crm_maintenance
+--   throttle::maintenance_yield
 
 -- Maintenance (issue #5): the materialized views the refresh job knows, its log, and the
 -- maintenance role the maintenance functions are granted to.
@@ -1501,6 +1510,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
+REVOKE ALL ON FUNCTION @extschema@.maintenance_yield() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.maintenance_yield() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.autovacuum_holds_lock_in_public(),
     @extschema@.set_lock_timeout_for_attempt(int),
     @extschema@.lock_retry_pause(int) TO daznode_crm_maintenance;
@@ -1525,7 +1536,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:38
+-- src/api/mod.rs:40
 -- requires:
 --   migrations
 --   maintenance
@@ -2303,7 +2314,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:59
+-- src/api/mod.rs:61
 -- requires:
 --   access
 --   partitions::check_partition_cleanup_arguments

@@ -18,5 +18,6 @@ pub mod schema;
 pub mod secp256k1;
 pub mod segments;
 pub mod sql;
+pub mod throttle;
 
 pub use error::CrmError;

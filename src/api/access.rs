@@ -196,7 +196,9 @@ fn refresh_auto_update_segments() -> TableIterator<
         .unwrap_or_else(|e| error!("daznode_crm: {e}"))
     });
     let mut out = Vec::new();
+    let mut pace = crate::api::throttle::Yielder::new();
     for (id, name) in segs {
+        pace.pause();
         let compiled = segment_criteria(owner, id).map(|c| {
             let compiled = c.and_then(|c| segments::compile(&c, 2))?;
             match compiled.tables.iter().find(|t| !table_exists(t)) {

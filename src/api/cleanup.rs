@@ -25,7 +25,9 @@ fn cleanup_orphaned_records(
     // The statements run as the tables' owner (`security::as_role`): their triggers run with
     // the rights they were written for, never ours.
     let owner = crm_owner();
+    let mut pace = crate::api::throttle::Yielder::new();
     for rule in ORPHAN_RULES {
+        pace.pause();
         let table = format!("public.{}", rule.child_table);
         let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
         let (Some(owner), true) = (owner, column_exists(rule.child_table, rule.child_column)) else {

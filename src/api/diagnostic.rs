@@ -51,18 +51,19 @@ fn run_pre_migration_diagnostic() -> TableIterator<
     ),
 > {
     let mut checks = Vec::new();
+    // Paced (`throttle`): a pause after each group of checks and after each orphan rule.
+    let mut pace = crate::api::throttle::Yielder::new();
     standby_and_disk(&mut checks);
     server_and_privileges(&mut checks);
     schema_shape(&mut checks);
     pending_steps(&mut checks);
-    orphans(&mut checks);
-    profile_values(&mut checks);
-    users_vs_profiles(&mut checks);
-    constraints_indexes_collisions(&mut checks);
-    sizes(&mut checks);
-    blockers(&mut checks);
-    live_app(&mut checks);
-    extensions(&mut checks);
+    orphans(&mut checks, &mut pace);
+    let groups: [fn(&mut Vec<Check>); 7] =
+        [profile_values, users_vs_profiles, constraints_indexes_collisions, sizes, blockers, live_app, extensions];
+    for group in groups {
+        pace.pause();
+        group(&mut checks);
+    }
     sort_checks(&mut checks);
     let rows: Vec<DiagnosticRow> = checks
         .into_iter()
@@ -196,8 +197,9 @@ fn pending_steps(checks: &mut Vec<Check>) {
     }
 }
 
-fn orphans(checks: &mut Vec<Check>) {
+fn orphans(checks: &mut Vec<Check>, pace: &mut crate::api::throttle::Yielder) {
     for rule in ORPHAN_RULES {
+        pace.pause();
         let name = format!("orphans: {}.{}", rule.child_table, rule.child_column);
         if !column_exists(rule.child_table, rule.child_column) {
             checks.push(Check::new(name, Status::Info, format!("skipped: public.{}.{} does not exist", rule.child_table, rule.child_column)));

@@ -13,6 +13,7 @@ mod refresh;
 mod security;
 mod server;
 mod spi;
+mod throttle;
 mod validators;
 
 use pgrx::prelude::*;
@@ -32,6 +33,7 @@ extension_sql_file!(
         refresh::unregister_crm_materialized_view,
         refresh::schedule_crm_maintenance,
         refresh::unschedule_crm_maintenance,
+        throttle::maintenance_yield,
     ],
 );
 

@@ -40,7 +40,9 @@ fn refresh_crm_materialized_views(
         );
     }
     let mut out = Vec::new();
+    let mut pace = crate::api::throttle::Yielder::new();
     for view in views {
+        pace.pause();
         let started = std::time::Instant::now();
         let (mode, n, reason, signature) = refresh_one(&view, concurrently);
         let ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;

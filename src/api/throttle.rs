@@ -1,0 +1,57 @@
+//! Maintenance that yields to the application (`core::throttle`): after each unit of work a job
+//! sleeps in `pg_sleep` (wait event PgSleep, cancellable like any statement) for `factor` times
+//! as long as the unit took.
+
+use crate::api::errors::raise;
+use crate::api::spi::{flag, text};
+use daznode_crm_core::throttle;
+use pgrx::prelude::*;
+use std::time::Instant;
+
+/// Is this session a pg_cron job: its background worker, or its libpq connection?
+fn in_pg_cron() -> bool {
+    flag(
+        "SELECT coalesce(backend_type = 'pg_cron' OR application_name = 'pg_cron', false)
+         FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
+        &[],
+    )
+}
+
+/// The factor in effect in this session; a bad setting is an error (22023).
+fn factor() -> f64 {
+    let setting = text("SELECT pg_catalog.current_setting('daznode_crm.maintenance_yield', true)", &[]);
+    throttle::effective_factor(setting.as_deref(), in_pg_cron()).unwrap_or_else(|e| raise(e))
+}
+
+/// The yield factor maintenance functions apply in this session: `daznode_crm.maintenance_yield`
+/// when set (0 to 20), else 3 in a pg_cron job and 0 (full speed) elsewhere.
+/// `SET daznode_crm.maintenance_yield = 1; SELECT daznode_crm.maintenance_yield();` gives 1.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn maintenance_yield() -> f64 {
+    factor()
+}
+
+/// Paces one maintenance run: `pause()` after each unit of work.
+pub struct Yielder {
+    factor: f64,
+    since: Instant,
+}
+
+impl Yielder {
+    /// Reads the factor once, at the start of the run (a bad setting stops the run before it
+    /// does anything).
+    pub fn new() -> Self {
+        Yielder { factor: factor(), since: Instant::now() }
+    }
+
+    /// Sleeps `factor` times as long as the work since the last pause took.
+    pub fn pause(&mut self) {
+        let pause = throttle::pause_after(self.since.elapsed(), self.factor);
+        if !pause.is_zero() {
+            Spi::run_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.as_secs_f64().into()])
+                .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+        }
+        self.since = Instant::now();
+    }
+}
