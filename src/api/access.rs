@@ -176,6 +176,7 @@ fn refresh_auto_update_segments() -> TableIterator<
     ),
 > {
     crate::api::server::refuse_on_standby("refresh_auto_update_segments()");
+    let mut pace = crate::api::throttle::Yielder::new();
     let Ok(owner) = segment_tables_owner() else {
         return TableIterator::new(Vec::new());
     };
@@ -196,7 +197,6 @@ fn refresh_auto_update_segments() -> TableIterator<
         .unwrap_or_else(|e| error!("daznode_crm: {e}"))
     });
     let mut out = Vec::new();
-    let mut pace = crate::api::throttle::Yielder::new();
     for (id, name) in segs {
         pace.pause();
         let compiled = segment_criteria(owner, id).map(|c| {

@@ -17,6 +17,7 @@ fn cleanup_orphaned_records(
     if !dry_run {
         crate::api::server::refuse_on_standby("cleanup_orphaned_records()");
     }
+    let mut pace = crate::api::throttle::Yielder::new();
     // Serialize concurrent runs; wait at most lock_timeout for row and table locks.
     // Read-only SPI: a dry run works on a hot standby, which has no transaction id to give.
     crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
@@ -25,7 +26,6 @@ fn cleanup_orphaned_records(
     // The statements run as the tables' owner (`security::as_role`): their triggers run with
     // the rights they were written for, never ours.
     let owner = crm_owner();
-    let mut pace = crate::api::throttle::Yielder::new();
     for rule in ORPHAN_RULES {
         pace.pause();
         let table = format!("public.{}", rule.child_table);

@@ -26,6 +26,7 @@ fn refresh_crm_materialized_views(
     ),
 > {
     crate::api::server::refuse_on_standby("refresh_crm_materialized_views()");
+    let mut pace = crate::api::throttle::Yielder::new();
     let views: Vec<String> = rows("SELECT view_name FROM daznode_crm.materialized_view_registry ORDER BY view_name", &[], 1)
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
@@ -40,7 +41,6 @@ fn refresh_crm_materialized_views(
         );
     }
     let mut out = Vec::new();
-    let mut pace = crate::api::throttle::Yielder::new();
     for view in views {
         pace.pause();
         let started = std::time::Instant::now();
@@ -68,14 +68,28 @@ fn refresh_one(view: &str, concurrently: bool) -> (String, Option<i64>, Option<S
         Some(_) => return ("skipped".into(), None, Some("not a materialized view".into()), None),
     }
     // Insert, update, delete and live-row counters of every table the view reads (TRUNCATE
-    // resets the live count), and when statistics were last reset.
+    // resets the live count), and when statistics were last reset. The tables are found through
+    // the views it reads, and a partitioned table counts by its partitions (it has no counters
+    // of its own: without them a refresh after the partitioning would be skipped for ever).
+    // No table found (a view that reads only through functions): no signature, always refreshed.
     let signature = text(
-        "SELECT md5(coalesce(string_agg(format('%s:%s:%s:%s:%s', s.relid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del, s.n_live_tup), ',' ORDER BY s.relid), '')
+        "WITH RECURSIVE reads(rel) AS (
+             SELECT d.refobjid FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+             WHERE r.ev_class = to_regclass($1) AND d.classid = 'pg_rewrite'::regclass
+               AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> to_regclass($1)
+             UNION
+             SELECT d.refobjid FROM reads JOIN pg_class v ON v.oid = reads.rel AND v.relkind = 'v'
+             JOIN pg_rewrite r ON r.ev_class = v.oid
+             JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
+                             AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid),
+         tables AS (
+             SELECT c.oid AS relid FROM reads JOIN pg_class c ON c.oid = reads.rel AND c.relkind IN ('r', 'm')
+             UNION
+             SELECT t.relid FROM reads JOIN pg_class c ON c.oid = reads.rel AND c.relkind = 'p'
+             CROSS JOIN LATERAL pg_partition_tree(c.oid) t WHERE t.isleaf)
+         SELECT md5(string_agg(format('%s:%s:%s:%s:%s', s.relid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del, s.n_live_tup), ',' ORDER BY s.relid)
                     || coalesce((SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()), ''))
-         FROM pg_stat_all_tables s
-         WHERE s.relid IN (SELECT d.refobjid FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-                           WHERE r.ev_class = to_regclass($1) AND d.classid = 'pg_rewrite'::regclass
-                             AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> to_regclass($1))",
+         FROM pg_stat_all_tables s WHERE s.relid IN (SELECT relid FROM tables)",
         &[view.into()],
     );
     let populated = flag("SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1)", &[view.into()]);

@@ -56,6 +56,24 @@ dry=$(q legacy_db -c "SELECT string_agg(table_name || '.' || column_name || '=' 
 expect_eq "dry run reports what it would do" "$dry" \
     "public.crm_customer_segment_members.customer_id=would delete:10 public.crm_email_campaigns.segment_ids=would remove from array:10"
 expect_eq "dry run changes nothing" "$(checksums legacy_db)" "$before"
+# A paced cleanup (daznode_crm.maintenance_yield) sleeps in pg_sleep between its rules, where a
+# second session sees it (wait event PgSleep) and can cancel it: all of it is undone.
+PGOPTIONS="$PGOPTIONS -c daznode_crm.maintenance_yield=20" q legacy_db -v VERBOSITY=sqlstate -c "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/paced.out" &
+paced=$!
+seen=$(q legacy_db -c "DO \$\$
+BEGIN
+    FOR i IN 1..20000 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        PERFORM pg_cancel_backend(pid) FROM pg_stat_activity
+        WHERE wait_event = 'PgSleep' AND query LIKE '%cleanup_orphaned_records%' AND pid <> pg_backend_pid();
+        IF FOUND THEN RAISE WARNING 'cancelled in a pause'; RETURN; END IF;
+        PERFORM pg_sleep(0.0005);
+    END LOOP;
+END \$\$" >"$DIR/canceller.out" 2>&1; grep -c 'cancelled in a pause' "$DIR/canceller.out")
+wait $paced
+[ "$seen" = 1 ] || cat "$DIR/canceller.out" "$DIR/paced.out"
+expect_eq "a paced cleanup pauses where another session sees it, is cancelled there, and leaves every row as it was" \
+    "$seen|$(grep -o '57014' "$DIR/paced.out")|$(checksums legacy_db | md5sum)" "1|57014|$(md5sum <<<"$before")"
 q legacy_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/cleanup1.out" &
 q legacy_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/cleanup2.out" &
 wait
@@ -152,15 +170,21 @@ expect_eq "the guide's cron.schedule call, as written, schedules its job" \
   'SELECT refresh_crm_materialized_views();'
 ) > 0")" "t"
 quiet cron_db -c "SELECT cron.alter_job(jobid, schedule => '* * * * *') FROM cron.job WHERE jobname = 'refresh-crm-stats'"
+# What a maintenance function yields in a pg_cron job, the setting unset: 3 (0 in psql).
+quiet cron_db -c "CREATE TABLE yield_seen (factor float8)" \
+    -c "SELECT cron.schedule('yield-seen', '* * * * *', 'INSERT INTO yield_seen SELECT daznode_crm.maintenance_yield()')"
 echo "# waiting for pg_cron to run the jobs (its smallest interval is one minute)"
 for _ in $(seq 1 80); do
-    [ "$(q cron_db -c "SELECT count(DISTINCT command) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%materialized%'")" -ge 2 ] && break
+    [ "$(q cron_db -c "SELECT count(DISTINCT command) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%materialized%'")" -ge 2 ] &&
+        [ "$(q cron_db -c "SELECT count(*) FROM yield_seen")" -ge 1 ] && break
     sleep 1
 done
 expect_eq "both jobs ran and succeeded: daznode_crm's, and the guide's by its bare name" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT status || ':' || command, ' / ') FROM cron.job_run_details WHERE command LIKE '%materialized%'")" \
     "succeeded:SELECT daznode_crm.refresh_crm_materialized_views() / succeeded:SELECT refresh_crm_materialized_views();"
-quiet cron_db -c "SELECT cron.unschedule('refresh-crm-stats')"
+expect_eq "in a pg_cron job, maintenance yields 3 times its work (0 in psql)" \
+    "$(q cron_db -c "SELECT string_agg(DISTINCT factor::text, ',') FROM yield_seen")|$(q cron_db -c "SELECT daznode_crm.maintenance_yield()")" "3|0"
+quiet cron_db -c "SELECT cron.unschedule('refresh-crm-stats')" -c "SELECT cron.unschedule('yield-seen')"
 expect_eq "unschedule_crm_maintenance() removes the jobs" \
     "$(q cron_db -c "SELECT string_agg(action, ',' ORDER BY job_name) FROM daznode_crm.unschedule_crm_maintenance()")|$(q cron_db -c "SELECT count(*) FROM cron.job")" \
     "not scheduled,unscheduled,unscheduled|0"

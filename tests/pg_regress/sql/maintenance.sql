@@ -42,3 +42,26 @@ CREATE TABLE not_a_view (x int);
 SELECT daznode_crm.register_crm_materialized_view('not_a_view');
 \echo :LAST_ERROR_SQLSTATE
 DROP TABLE not_a_view;
+
+-- Maintenance yields to the app: daznode_crm.maintenance_yield (0 to 20) is the pause after
+-- each unit of work, in multiples of that unit's duration. Unset, it is 0 here (an interactive
+-- session runs at full speed) and 3 in a pg_cron job.
+SELECT daznode_crm.maintenance_yield();
+SET daznode_crm.maintenance_yield = '1.5';
+SELECT daznode_crm.maintenance_yield();
+-- A value out of range stops every maintenance function before it does anything: SQLSTATE 22023,
+-- with the bad value quoted short.
+SET daznode_crm.maintenance_yield = '21';
+SELECT daznode_crm.maintenance_yield();
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM daznode_crm.cleanup_orphaned_records();
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic();
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM daznode_crm.refresh_auto_update_segments();
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM daznode_crm.refresh_crm_materialized_views();
+\echo :LAST_ERROR_SQLSTATE
+SELECT set_config('daznode_crm.maintenance_yield', repeat('9', 100000), false) IS NOT NULL AS set;
+SELECT daznode_crm.maintenance_yield();
+RESET daznode_crm.maintenance_yield;
