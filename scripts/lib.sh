@@ -50,6 +50,28 @@ log() { printf '\n==> %s\n' "$*"; }
 as_postgres() { runuser -u postgres -- "$@"; }
 
 # cluster_start DIR PORT [postgresql.conf lines...]
+# run_dir NAME: a new folder of this run's own for a throwaway cluster, so that two runs on one
+# machine never share one. Removed by remove_run_dir (unless KEEP is set).
+run_dir() {
+    local d; d=$(mktemp -d "/tmp/daznode_crm-$1.XXXXXX") || return 1
+    chown postgres:postgres "$d"
+    echo "$d"
+}
+remove_run_dir() { [ -n "${KEEP:-}" ] || { [ -n "${1:-}" ] && case $1 in /tmp/daznode_crm-*.*) rm -rf "$1" ;; esac; }; }
+
+# free_port: a port number no server of this machine uses (no socket of that number in /tmp or
+# /var/run/postgresql, nothing listening on it over TCP), tried at random at most 200 times.
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        compgen -G "/tmp/*/.s.PGSQL.$p" >/dev/null || compgen -G "/tmp/.s.PGSQL.$p" >/dev/null \
+            || [ -e "/var/run/postgresql/.s.PGSQL.$p" ] || ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+    done
+    echo "free_port: no free port found" >&2
+    return 1
+}
+
 cluster_start() {
     local dir=$1 port=$2; shift 2
     cluster_stop "$dir"
@@ -102,11 +124,13 @@ pg_regress_bin() {
 
 # run_regress: pg_regress against whatever daznode_crm PostgreSQL $PG_MAJOR has installed.
 run_regress() {
-    local dir=/tmp/daznode_crm-regress-$PG_MAJOR port=$((54331 + 100 * (PG_MAJOR - 15)))
+    local dir port out
+    dir=$(run_dir "regress-$PG_MAJOR") && port=$(free_port) || return 1
     cluster_start "$dir" "$port" "timezone = 'Europe/Paris'"
     psql_at "$dir" "$port" postgres -c "CREATE DATABASE daznode_crm_regress"
-    local out=/tmp/daznode_crm-regress-$PG_MAJOR/results
-    mkdir -p "$out"
+    # The results stay where the README says, for reading after a failure.
+    out=/tmp/daznode_crm-regress-$PG_MAJOR-results
+    rm -rf "$out" && mkdir -p "$out"
     local rc=0 regress
     regress=$(pg_regress_bin)
     "$regress" --use-existing --host="$dir" --port="$port" --user=postgres \
@@ -114,5 +138,6 @@ run_regress() {
         --dbname=daznode_crm_regress --schedule="$REPO_ROOT/tests/pg_regress/schedule" || rc=$?
     if [ $rc -ne 0 ] && [ -f "$out/regression.diffs" ]; then head -200 "$out/regression.diffs"; fi
     cluster_stop "$dir"
+    remove_run_dir "$dir"
     return $rc
 }

@@ -1,4 +1,4 @@
--- Access control and analytics (issue #4): two more migration steps, applied by the same
+-- Access control and analytics: two more migration steps, applied by the same
 -- CALL daznode_crm.migrate() on empty and legacy databases.
 
 -- The guide's role matrix, one source of truth for the policies below.

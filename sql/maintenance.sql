@@ -1,4 +1,4 @@
--- Maintenance (issue #5): the materialized views the refresh job knows, its log, and the
+-- Maintenance: the materialized views the refresh job knows, its log, and the
 -- maintenance role the maintenance functions are granted to.
 
 -- The role that may run the maintenance functions (diagnostics, cleanup, refresh, scheduling).

@@ -1,4 +1,4 @@
--- Schema migrations of the DazNode CRM (issue #3): the ledger, one function per step, and the
+-- Schema migrations of the DazNode CRM: the ledger, one function per step, and the
 -- procedure that applies pending steps, one transaction per step.
 -- The steps change application tables in schema public; they run only when a DBA calls
 -- daznode_crm.migrate(): CREATE EXTENSION itself never creates or alters application tables.

@@ -1,4 +1,4 @@
--- Partitioning of crm_email_sends (issue #6): the guide's "complete" migration, its rollback, and
+-- Partitioning of crm_email_sends: the guide's "complete" migration, its rollback, and
 -- the monthly maintenance of the partitions.
 --
 -- Layout: public.crm_email_sends PARTITION BY RANGE (created_at), one partition a month named
@@ -389,7 +389,7 @@ DECLARE
     l record;
     first_month timestamp;
     has_orphans boolean;
-    m timestamp;
+    m record;
     n_partitions int := 0;
     n_blocks bigint;
     block bigint;
@@ -478,10 +478,9 @@ BEGIN
         CONSTRAINT crm_email_sends_partitioned_customer_id_fkey FOREIGN KEY (customer_id)
             REFERENCES public.profiles (id) ON DELETE CASCADE
     ) PARTITION BY RANGE (created_at);
-    first_month := coalesce(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC'));
-    FOR m IN SELECT pg_catalog.generate_series(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC') + interval '3 months', interval '1 month') LOOP
+    FOR m IN SELECT * FROM @extschema@.email_sends_partition_months(first_month AT TIME ZONE 'UTC', started) LOOP
         EXECUTE pg_catalog.format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends_partitioned FOR VALUES FROM (%L) TO (%L)',
-                                  'crm_email_sends_p' || pg_catalog.to_char(m, 'YYYYMM'), m AT TIME ZONE 'UTC', (m + interval '1 month') AT TIME ZONE 'UTC');
+                                  m.partition_name, m.range_start, m.range_end);
         n_partitions := n_partitions + 1;
     END LOOP;
     CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends_partitioned DEFAULT;
@@ -732,178 +731,8 @@ BEGIN
 END
 $fn$;
 
--- The monthly maintenance, for pg_cron: SELECT daznode_crm.cleanup_old_email_partitions();
--- Each partition is its own subtransaction: one that cannot be locked in time is skipped and
--- reported, and never undoes the others (future partitions are created first). SECURITY
--- INVOKER, run by the CRM owner (require_crm_owner): rows moved out of the default partition
--- fire the owner's triggers with the owner's rights. Partitions are known by oid: only those in
--- public, named crm_email_sends_pYYYYMM and bounded by exactly that month are ever dropped; any
--- other is reported and left alone.
-CREATE FUNCTION @extschema@.cleanup_old_email_partitions(
-    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false,
-    force boolean DEFAULT false)
-RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, action text, rows bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-    now_ts timestamptz := now();
-    cutoff timestamptz;
-    p record;
-    moved bigint;
-    n bigint;
-    names text[];
-    starts bigint[];
-    ends bigint[];
-    default_rel regclass;
-    stuck_months timestamp[];
-    new_part regclass;
-    n_expired bigint;
-    n_done bigint := 0;
-    app_name text := pg_catalog.current_setting('application_name');
-BEGIN
-    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL OR force IS NULL THEN
-        RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint,
-                                                          (extract(epoch FROM now_ts - (now_ts - interval '1 month')) * 1e6)::bigint,
-                                                          premake, force);
-    IF NOT dry_run THEN
-        PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
-    END IF;
-    IF NOT @extschema@.email_sends_partitioned() THEN
-        RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
-    END IF;
-    PERFORM @extschema@.require_crm_owner('cleanup_old_email_partitions()');
-    IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN
-        RETURN QUERY SELECT NULL::text, NULL::timestamptz, NULL::timestamptz, 'skipped: already running'::text, 0::bigint;
-        RETURN;
-    END IF;
-    cutoff := now_ts - retention;
-
-    -- Every partition, by oid, with what it is (email_sends_partitions()): read from the catalog
-    -- each time, never kept in a temporary table, so the dry run works on a hot standby.
-    RETURN QUERY SELECT format('%I.%I', d.nspname, d.relname), d.range_start, d.range_end,
-                        ('unexpected partition, left alone: ' || d.bound)::text, NULL::bigint
-                 FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'unexpected' ORDER BY 1;
-
-    -- Rows outside every partition land in the default one; make sure there is one. When a
-    -- default partition that is not ours is attached, rows are never moved out of it.
-    SELECT d.rel INTO default_rel FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'default';
-    IF default_rel IS NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.email_sends_partitions() d WHERE d.bound = 'DEFAULT') THEN
-        IF dry_run THEN
-            RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'would create (default partition)'::text, 0::bigint;
-        ELSE
-            PERFORM @extschema@.refuse_foreign_object('crm_email_sends_default');
-            CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends DEFAULT;
-            PERFORM @extschema@.lock_down('public.crm_email_sends_default'::regclass);
-            default_rel := 'public.crm_email_sends_default'::regclass;
-            RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'created (default partition)'::text, 0::bigint;
-        END IF;
-    END IF;
-
-    SELECT array_agg(d.relname ORDER BY d.relname),
-           array_agg((extract(epoch FROM d.range_start) * 1e6)::bigint ORDER BY d.relname),
-           array_agg((extract(epoch FROM d.range_end) * 1e6)::bigint ORDER BY d.relname)
-    INTO names, starts, ends
-    FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'monthly';
-
-    -- Months that rows stuck in the default partition belong to (within retention) get their
-    -- partition too; creating it moves them. A month an unexpected partition covers is left to it.
-    IF default_rel IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM %s', default_rel) INTO stuck_months;
-    END IF;
-    FOR p IN
-        SELECT x.partition_name, x.s, x.e FROM (
-            SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
-            FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                                  premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-            WHERE q.action = 'missing'
-            UNION
-            SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
-            FROM unnest(stuck_months) AS d(m)
-            WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
-        ) x
-        WHERE NOT EXISTS (SELECT 1 FROM @extschema@.email_sends_partitions() t
-                          WHERE t.kind <> 'default' AND t.range_start IS NOT NULL AND t.range_start < x.e AND x.s < t.range_end)
-        ORDER BY 2
-    LOOP
-        IF dry_run THEN
-            moved := 0;
-            IF default_rel IS NOT NULL THEN
-                EXECUTE format('SELECT count(*) FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel) INTO moved USING p.s, p.e;
-            END IF;
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'would create, moving rows from the default partition' ELSE 'would create' END, moved;
-            CONTINUE;
-        END IF;
-        PERFORM @extschema@.refuse_foreign_object(p.partition_name);
-        -- Rows of that month in the default partition move into the new one; the lock on the
-        -- default partition keeps new ones from landing there meanwhile.
-        IF @extschema@.run_with_lock_retries(
-               CASE WHEN default_rel IS NOT NULL THEN ARRAY[
-                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_rel),
-                   format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
-                   format('DELETE FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
-                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
-                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name)),
-                   -- the app's triggers see the app's search_path while the rows move (pg_temp stays
-                   -- reachable by its qualified name)
-                   'SELECT pg_catalog.set_config(''search_path'', daznode_crm.app_search_path(), true)',
-                   'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
-                   'SELECT pg_catalog.set_config(''search_path'', ''pg_catalog, pg_temp'', true)',
-                   'DROP TABLE pg_temp.daznode_moving']
-               ELSE ARRAY[
-                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
-                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name))] END,
-               3, p.s, p.e) THEN
-            new_part := to_regclass('public.' || quote_ident(p.partition_name));
-            -- Only the moved rows are in the new partition until this transaction commits.
-            EXECUTE format('SELECT count(*) FROM %s', new_part) INTO moved;
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
-        ELSE
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
-        END IF;
-    END LOOP;
-
-    SELECT count(*) INTO n_expired
-    FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                          premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-    WHERE q.action = 'expired';
-    FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.rel
-        FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                              premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-        JOIN @extschema@.email_sends_partitions() d ON d.kind = 'monthly' AND d.relname = q.partition_name
-        WHERE q.action = 'expired'
-        ORDER BY 2
-    LOOP
-        -- Rows from the statistics (counting would read the partition the drop never reads).
-        -- NULL when the partition was never analyzed.
-        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = p.rel;
-        IF dry_run THEN
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
-            CONTINUE;
-        END IF;
-        PERFORM @extschema@.report_progress('cleanup', CASE WHEN archive THEN 'archiving' ELSE 'dropping' END, n_done, n_expired, now_ts);
-        IF n_done > 0 THEN
-            PERFORM @extschema@.pause_for_tests('between partitions');
-        END IF;
-        n_done := n_done + 1;
-        IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
-               'CREATE SCHEMA IF NOT EXISTS crm_archive',
-               format('ALTER TABLE public.crm_email_sends DETACH PARTITION %s', p.rel),
-               format('ALTER TABLE %s SET SCHEMA crm_archive', p.rel),
-               format('SELECT daznode_crm.lock_down(%s::oid::regclass)', p.rel::oid)]
-           ELSE ARRAY[format('DROP TABLE %s', p.rel)] END, 3) THEN
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
-        ELSE
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
-        END IF;
-    END LOOP;
-    IF n_done > 0 THEN
-        PERFORM pg_catalog.set_config('application_name', app_name, false);
-    END IF;
-END
-$fn$;
+-- The monthly maintenance, cleanup_old_email_partitions(), is Rust (src/api/retention.rs, planned
+-- by core/src/retention.rs); it runs each partition through run_with_lock_retries() above.
 
 REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
@@ -911,8 +740,7 @@ REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschem
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
-    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
-    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
+    @extschema@.lock_down_function(regprocedure), @extschema@.email_sends_partition_months(timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean) TO daznode_crm_maintenance;
 -- For the CRM owner running migrate('complete'), the rollback and the cleanup (invoker rights).
@@ -923,8 +751,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extsc
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz),
     @extschema@.rollback_email_sends_partitioning(), @extschema@.replay_email_sends_changes(text, timestamptz, boolean),
     @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),
-    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
-    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) TO daznode_crm_maintenance;
+    @extschema@.lock_down_function(regprocedure), @extschema@.email_sends_partition_months(timestamptz, timestamptz) TO daznode_crm_maintenance;
 
 -- Long operations, seen from any other session (README "Progress"): step 0010's copy, the
 -- rollback and the retention cleanup write their progress into their session's

@@ -1,8 +1,10 @@
 //! daznode_crm: the DazNode CRM migration guide as a PostgreSQL extension.
 //!
-//! Layers (see ARCHITECTURE.md): `daznode_crm_core` (the `core/` crate) holds all the logic in
-//! plain Rust; `api` holds the thin `#[pg_extern]` wrappers, one module per SQL area; `sql/`
-//! holds hand-written SQL and the versioned upgrade scripts.
+//! Layers (see ARCHITECTURE.md): `daznode_crm_core` (the `core/` crate) holds the rules, the
+//! plans and the arithmetic in plain Rust; `api` holds the `#[pg_extern]` functions, one module
+//! per SQL area, which read the catalog and run what the core decides; `sql/` holds hand-written
+//! SQL (the migration steps, `migrate()`, step 0010's online copy and its rollback, in PL/pgSQL)
+//! and the versioned upgrade scripts.
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -1,4 +1,4 @@
-# Part "access" (issue #4): the profiles list as an admin through RLS against the same query as
+# Part "access": the profiles list as an admin through RLS against the same query as
 # the table owner; refresh_segment() on a ~300k-member segment with 1% changed against
 # delete-all-and-reinsert; the cost per profile write of keeping auto_update segments current.
 # Sourced by bench/run.
@@ -165,7 +165,7 @@ policy applies; the owner bypasses RLS. Best of 20 (lists) or 3 (writes) in the 
 | same, page 100 | $owner_p100 | **$admin_p100** | $(ratio "$admin_p100" "$owner_p100") |
 | the exact total count React Admin asks for | $owner_total | **$admin_total** | $(ratio "$admin_total" "$owner_total") |
 
-Goal (issue #4): ≤ 1.1×, which is why every policy calls is_admin_user() once per query. The
+Goal: ≤ 1.1×, which is why every policy calls is_admin_user() once per query. The
 table above is server time of a statement planned on every run (PL/pgSQL \`EXECUTE\`), so it
 includes planning the policies' two sub-selects; the app's statements are prepared:
 

@@ -1,4 +1,4 @@
-# Part "maintenance" (issue #5): the diagnostic and the performance diagnosis on a legacy
+# Part "maintenance": the diagnostic and the performance diagnosis on a legacy
 # database of `rows` profiles and 10 × `rows` sends; the performance diagnosis on a schema with
 # 150 partitions and hundreds of indexes; the orphan cleanup of 100k orphans against a naive
 # DELETE … WHERE NOT EXISTS; the refresh against plain REFRESH MATERIALIZED VIEW.

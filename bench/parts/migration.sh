@@ -1,4 +1,4 @@
-# Part "migration" (issue #3): the safe migration of a legacy database of `rows` profiles,
+# Part "migration": the safe migration of a legacy database of `rows` profiles,
 # `rows` users rows (half of them copies of profiles) and 10 × `rows` email sends, under a
 # writer probe; then the online index plan; then, as the plain PostgreSQL baseline, the same
 # indexes built with plain CREATE INDEX. Sourced by bench/run.
@@ -64,7 +64,7 @@ Probe: \`bench/sql/probe.sql\` (insert one profile and one email send) every 10 
 $steps_md
 | **whole safe migration** | **$(awk -v m="$migrate_ms" 'BEGIN{printf "%.1f", m / 1000}')** |
 
-Goal (issue #3): under 5 minutes (300 s) → $(ratio "$migrate_ms" 300000)× the budget.
+Goal: under 5 minutes (300 s) → $(ratio "$migrate_ms" 300000)× the budget.
 
 Then \`concurrent_index_plan()\`, statement by statement, built $built in
 $(awk -v m="$plan_ms" 'BEGIN{printf "%.1f", m / 1000}') s. Baseline: the same indexes with plain
@@ -77,7 +77,7 @@ $(awk -v m="$plan_ms" 'BEGIN{printf "%.1f", m / 1000}') s. Baseline: the same in
 | \`concurrent_index_plan()\` (CREATE INDEX CONCURRENTLY) | $(f "$during_plan" 1) | $(f "$during_plan" 2) | $(f "$during_plan" 3) | **$(f "$during_plan" 4)** | $(ratio "$(f "$during_plan" 4)" "$(f "$idle" 4)") |
 | baseline: plain \`CREATE INDEX\`, same indexes | $(f "$during_plain" 1) | $(f "$during_plain" 2) | $(f "$during_plain" 3) | $(f "$during_plain" 4) | $(ratio "$(f "$during_plain" 4)" "$(f "$idle" 4)") |
 
-Goal (issue #3): the probe never waits more than 1 s (1000 ms). Worst wait with the online
+Goal: the probe never waits more than 1 s (1000 ms). Worst wait with the online
 plan ÷ worst wait with plain CREATE INDEX: $(ratio "$(f "$during_plan" 4)" "$(f "$during_plain" 4)")×.
 EOF
 psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE $mdb"

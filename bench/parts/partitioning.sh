@@ -1,4 +1,4 @@
-# Part "partitioning" (issue #6), also run as "retention": migrate('complete') on a migrated
+# Part "partitioning", also run as "retention": migrate('complete') on a migrated
 # database of 10 × `rows` sends over 24 months, under the writer probe; pgbench on the
 # partitioned table against its unpartitioned twin (the backup, same rows, same indexes); then
 # the retention cleanup in four steps (1, 2, 3 and 6 more months: 12 in all), each measured
@@ -101,7 +101,7 @@ steps first. Probe as in the migration part (one profile and one send every 10 m
 |---|---|
 | \`CALL daznode_crm.migrate('complete')\`: $parts partitions, online copy, bulk index build, verification, swap | **$(awk -v m="$part_ms" 'BEGIN{printf "%.1f", m / 1000}')** |
 
-Goal (issue #6): under 2 minutes → $(ratio "$part_ms" 120000)× the budget.
+Goal: under 2 minutes → $(ratio "$part_ms" 120000)× the budget.
 
 | probe during | transactions | p50 ms | p99 ms | worst ms | worst ÷ idle worst |
 |---|---|---|---|---|---|
@@ -119,7 +119,7 @@ and on its unpartitioned twin (the backup: same rows, same indexes), latency in 
 $(pb_row "webhook: UPDATE by (campaign_id, customer_id)" "$pb_webhook_part" "$pb_webhook_flat")
 $(pb_row "campaign statistics (covering index)" "$pb_campaign_stats_part" "$pb_campaign_stats_flat")
 
-Goal (issue #6): no slower. Without a created_at in the webhook, the partitioned table probes
+Goal: no slower. Without a created_at in the webhook, the partitioned table probes
 the index of every partition ($parts).
 
 Retention cleanup, in four steps that remove 1, 2, 3 and 6 more months ($total_rows rows older
@@ -130,7 +130,7 @@ removed):
 |---|---|---|---|---|---|---|
 $steps| **all four** | $total_rows rows | **$ours_total** ($ours_fn_total + commit $((ours_total - ours_fn_total))) | $delete_total (+ VACUUM $vacuum_total) | $partman_total | $(ratio "$delete_total" "$ours_total") | $(ratio "$partman_total" "$ours_total") |
 
-Goals (issue #6): time does not grow with the rows removed; at least 100× faster than the
+Goals: time does not grow with the rows removed; at least 100× faster than the
 DELETE; no slower than pg_partman. Most of our time is the commit, where PostgreSQL unlinks the
 dropped partitions' files (heap and four indexes each; pg_partman pays the same): the function
 itself runs in $ours_fn_total ms, $(ratio "$delete_total" "$ours_fn_total")× faster than the

@@ -19,7 +19,10 @@ probe_stop() {
     touch "$probe_dir/stop"
     # probe_stop runs in $(…), a subshell that cannot `wait` for the probe: wait for its last
     # pgbench round to end and write its log.
-    while [ ! -f "$probe_dir/done" ]; do sleep 0.2; done
+    # A round lasts 5 s: 60 s at the most.
+    local waited=0
+    while [ ! -f "$probe_dir/done" ] && [ "$waited" -lt 300 ]; do sleep 0.2; waited=$((waited + 1)); done
+    [ -f "$probe_dir/done" ] || echo "probe ($probe_dir): its last round did not end within 60 s" >&2
     local l
     # A probe transaction that failed is a write the app would have lost: say so.
     if grep -hE "aborted|ERROR" "$probe_dir"/out* >&2; then

@@ -12,8 +12,8 @@
 # SOAK_SECS sets the phase with the jobs (1200 by default, 60 in the smoke tier). Sourced by
 # bench/run.
 source bench/parts/pgbench.sh
-SOAK_DIR=/tmp/daznode_crm-bench-soak
-SOAK_PORT=54343
+SOAK_DIR=$(run_dir bench-soak) && SOAK_PORT=$(free_port) || exit 1
+while [ "$SOAK_PORT" = "$BENCH_PORT" ]; do SOAK_PORT=$(free_port) || exit 1; done
 soak_secs=${SOAK_SECS:-$([ "$smoke" = true ] && echo 60 || echo 1200)}
 base_secs=$([ "$smoke" = true ] && echo 10 || echo 60)
 quiet_secs=$([ "$smoke" = true ] && echo 10 || echo 120)
@@ -21,7 +21,7 @@ cluster_start "$SOAK_DIR" "$SOAK_PORT" "shared_buffers = '2GB'" "work_mem = '64M
     "max_wal_size = '8GB'" "checkpoint_timeout = '30min'" "shared_preload_libraries = 'pg_cron'" \
     "cron.database_name = 'soak'" "cron.host = '$SOAK_DIR'" "max_worker_processes = 20" \
     "log_lock_waits = on" "deadlock_timeout = '1s'"
-trap 'cluster_stop "$BENCH_DIR"; cluster_stop "$SOAK_DIR"' EXIT
+trap 'cluster_stop "$BENCH_DIR"; cluster_stop "$SOAK_DIR"; remove_run_dir "$SOAK_DIR"; remove_run_dir "$BENCH_DIR"' EXIT
 sq() { PGOPTIONS="-c client_min_messages=warning" psql_at "$SOAK_DIR" "$SOAK_PORT" soak "$@"; }
 psql_at "$SOAK_DIR" "$SOAK_PORT" postgres -q -c "CREATE DATABASE soak"
 sends=$((rows * 10))

@@ -1,4 +1,4 @@
-# Part "validators" (issue #2): native validators against the legacy regex CHECKs.
+# Part "validators": native validators against the legacy regex CHECKs.
 # Sourced by bench/run, which provides bpsql, rows, reps, out (the .md to write), meta.
 rows_md=$(bpsql -v rows="$rows" -v reps="$reps" -f bench/sql/validators.sql)
 cat >"$out" <<EOF
@@ -17,5 +17,5 @@ variants, 2% UTF-8, 7% typos; pubkeys: 80% valid, 5% upper case, 7% off the curv
 |---|---|---|---|---|---|---|---|
 $rows_md
 
-Goals (issue #2): email ≤ 0.7×, pubkey ≤ 0.6× the legacy regex, per row.
+Goals: email ≤ 0.7×, pubkey ≤ 0.6× the legacy regex, per row.
 EOF

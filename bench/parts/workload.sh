@@ -1,4 +1,4 @@
-# Part "workload" (issue #7): the React Admin workload, as an admin, on the legacy database and on
+# Part "workload": the React Admin workload, as an admin, on the legacy database and on
 # the same data migrated (safe steps, online indexes, partitioning, materialized views), in the
 # same run. Each script of bench/sql/workload/ runs with pgbench (-M prepared, 2 clients, a
 # fixed duration) on both; NAME.legacy.sql, when present, is what the legacy schema offers for
@@ -105,7 +105,7 @@ worked, the same role reads the tables directly. Latency in ms.
 | query | kind | legacy tx | p50 | p95 | p99 | migrated tx | p50 | p95 | p99 | p95 migrated ÷ legacy | goal p95 | met |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
 $rows_md
-Goals (issue #7): reads p95 < 100 ms; reads served by a materialized view or a covering index
+Goals: reads p95 < 100 ms; reads served by a materialized view or a covering index
 (\`fast\`) < 10 ms; writes p95 < 10 ms. ![query p95, legacy against migrated](bench/results/workload.png)
 ${explains:+
 ### Queries that missed their goal: EXPLAIN (ANALYZE, BUFFERS) on the migrated database

@@ -261,6 +261,44 @@ pub struct Interim {
     pub create_sql: Option<String>,
 }
 
+/// A planned index as the catalog has it now: what `check_concurrent_indexes_status()` and
+/// `concurrent_index_plan()` read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexState {
+    pub index: &'static PlannedIndex,
+    pub table_exists: bool,
+    pub status: IndexStatus,
+    /// Groups of rows that would violate it (unique indexes), 0 otherwise.
+    pub blocked: i64,
+    /// The phase of a CREATE INDEX in progress on it.
+    pub phase: Option<String>,
+    pub interim: Interim,
+}
+
+impl IndexState {
+    /// What keeps it from being valid, for a human; None when it is valid.
+    pub fn detail(&self) -> Option<String> {
+        if !self.table_exists {
+            return Some(format!("table public.{} does not exist", self.index.table));
+        }
+        if self.blocked > 0 {
+            return Some(format!(
+                "blocked: {} value(s) shared by several rows would violate this unique index; see daznode_crm.migration_findings. \
+                 Meanwhile {} ({}) holds every new row to it",
+                self.blocked,
+                self.index.interim_name(),
+                self.interim.status.as_str()
+            ));
+        }
+        match self.status {
+            IndexStatus::Building => self.phase.clone().map(|p| format!("CREATE INDEX in progress: {p}")),
+            IndexStatus::Invalid => Some("left by a failed or cancelled concurrent build: concurrent_index_plan() drops and rebuilds it".into()),
+            IndexStatus::Missing => Some("not built yet: run concurrent_index_plan()".into()),
+            IndexStatus::Valid => None,
+        }
+    }
+}
+
 /// The statements that bring one index to valid, each runnable on its own (outside a
 /// transaction block): psql `\gexec` or one pg_cron job per statement. `blocked` is the number
 /// of groups that would violate a unique index: then only its interim index is planned; once
@@ -288,6 +326,21 @@ pub fn statements_for(index: &PlannedIndex, status: IndexStatus, blocked: i64, i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_details_say_what_keeps_an_index_from_valid() {
+        let index = PLANNED_INDEXES.iter().find(|i| i.unique).unwrap();
+        let none = Interim { status: IndexStatus::Missing, create_sql: None };
+        let state = |table_exists, status, blocked, phase: Option<&str>| IndexState {
+            index, table_exists, status, blocked, phase: phase.map(Into::into), interim: none.clone(),
+        };
+        assert_eq!(state(true, IndexStatus::Valid, 0, None).detail(), None);
+        assert!(state(false, IndexStatus::Missing, 3, None).detail().unwrap().contains("does not exist"));
+        assert!(state(true, IndexStatus::Missing, 3, None).detail().unwrap().starts_with("blocked: 3 value(s)"));
+        assert_eq!(state(true, IndexStatus::Building, 0, Some("building index")).detail().unwrap(), "CREATE INDEX in progress: building index");
+        assert!(state(true, IndexStatus::Invalid, 0, None).detail().unwrap().contains("drops and rebuilds"));
+        assert!(state(true, IndexStatus::Missing, 0, None).detail().unwrap().starts_with("not built yet"));
+    }
 
     #[test]
     fn names_are_plain_identifiers_and_unique() {

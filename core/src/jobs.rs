@@ -44,9 +44,35 @@ pub const JOBS: &[Job] = &[
     },
 ];
 
+impl Job {
+    /// Whether to schedule the job on this database: `Err` says why not (reported as
+    /// `skipped: …`, nothing changed). `available`: its function exists in this version;
+    /// `partitioned`: crm_email_sends is partitioned.
+    pub fn verdict(&self, available: bool, partitioned: bool) -> Result<(), String> {
+        if !available {
+            Err(format!("{} is not in this version of daznode_crm", self.requires))
+        } else if self.requires_partitioned_sends && !partitioned {
+            Err("public.crm_email_sends is not partitioned yet (CALL daznode_crm.migrate('complete'))".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_jobs_are_scheduled() {
+        let cleanup = JOBS.iter().find(|j| j.requires_partitioned_sends).unwrap();
+        let refresh = JOBS.iter().find(|j| !j.requires_partitioned_sends).unwrap();
+        assert_eq!(refresh.verdict(true, false), Ok(()));
+        assert_eq!(cleanup.verdict(true, true), Ok(()));
+        assert!(cleanup.verdict(true, false).unwrap_err().contains("not partitioned yet"));
+        // A function missing from this version wins over every other reason.
+        assert!(cleanup.verdict(false, false).unwrap_err().starts_with("daznode_crm.cleanup_old_email_partitions("));
+    }
 
     #[test]
     fn commands_are_single_statements_and_schedules_have_five_fields() {

@@ -206,10 +206,51 @@ impl OrphanRule {
     }
 }
 
+/// What one run of `cleanup_orphaned_records()` does with a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleRun {
+    /// Run `sql`; report the rows it changed as `label`.
+    Apply { sql: String, label: &'static str },
+    /// Count the orphans with `sql`; report them as `label`.
+    Count { sql: String, label: String },
+}
+
+impl OrphanRule {
+    /// The dry-run and action matrix: a real run applies a rule that has a cleanup statement; a
+    /// report-only rule is counted ("report only"), and so is every rule in a dry run
+    /// ("would <action>").
+    pub fn run(&self, dry_run: bool, existing_parents: &[(&str, &str)]) -> RuleRun {
+        let count = || self.count_sql(existing_parents);
+        match (dry_run, self.action, self.cleanup_sql(existing_parents)) {
+            (false, _, Some(sql)) => RuleRun::Apply { sql, label: self.action.as_str() },
+            (true, OrphanAction::Report, _) | (false, _, None) => RuleRun::Count { sql: count(), label: OrphanAction::Report.as_str().into() },
+            (true, action, _) => RuleRun::Count { sql: count(), label: format!("would {}", action.as_str()) },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::CRM_TABLES;
+
+    #[test]
+    fn dry_run_and_action_matrix() {
+        let parents = [("profiles", "id")];
+        for rule in ORPHAN_RULES {
+            let label = |r: RuleRun| match r {
+                RuleRun::Apply { label, .. } => format!("apply {label}"),
+                RuleRun::Count { label, .. } => format!("count {label}"),
+            };
+            let (real, dry) = (label(rule.run(false, &parents)), label(rule.run(true, &parents)));
+            match rule.action {
+                OrphanAction::Report => assert_eq!((real.as_str(), dry.as_str()), ("count report only", "count report only")),
+                a => assert_eq!((real, dry), (format!("apply {}", a.as_str()), format!("count would {}", a.as_str()))),
+            }
+        }
+        let members = &ORPHAN_RULES[1];
+        assert_eq!(members.run(true, &parents), RuleRun::Count { sql: members.count_sql(&parents), label: "would delete".into() });
+    }
 
     #[test]
     fn rules_name_known_tables() {

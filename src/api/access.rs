@@ -180,7 +180,13 @@ fn refresh_auto_update_segments() -> TableIterator<
     let Ok(owner) = segment_tables_owner() else {
         return TableIterator::new(Vec::new());
     };
-    let segs: Vec<(pgrx::Uuid, String)> = as_role(owner, || {
+    let segments = auto_update_segments(owner);
+    TableIterator::new(segments.into_iter().filter_map(|(id, name)| { pace.pause(); refresh_auto_segment(owner, id, name) }).collect::<Vec<_>>())
+}
+
+/// The segments with `auto_update`, by name, read as their owner.
+fn auto_update_segments(owner: pg_sys::Oid) -> Vec<(pgrx::Uuid, String)> {
+    as_role(owner, || {
         Spi::connect(|client| {
             let mut out = Vec::new();
             for row in client.select(
@@ -195,31 +201,30 @@ fn refresh_auto_update_segments() -> TableIterator<
             Ok::<_, pgrx::spi::Error>(out)
         })
         .unwrap_or_else(|e| error!("daznode_crm: {e}"))
-    });
-    let mut out = Vec::new();
-    for (id, name) in segs {
-        pace.pause();
-        let compiled = segment_criteria(owner, id).map(|c| {
-            let compiled = c.and_then(|c| segments::compile(&c, 2))?;
-            match compiled.tables.iter().find(|t| !table_exists(t)) {
-                Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
-                None => Ok(compiled),
-            }
-        });
-        match compiled {
-            Some(Ok(compiled)) => {
-                let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled));
-                if added + removed > 0 {
-                    notice!("daznode_crm: segment {name}: +{added} -{removed} ({members} members)");
-                }
-                out.push((id, name, added, removed, members, None));
-            }
-            Some(Err(e)) => {
-                warning!("daznode_crm: segment {name} skipped: {e}");
-                out.push((id, name, 0, 0, 0, Some(e.to_string())));
-            }
-            None => {}
+    })
+}
+
+/// One segment refreshed by difference; its criteria that do not compile, or read a table that
+/// is not the CRM owner's, are reported in `problem` and change nothing. None when the segment
+/// is gone.
+fn refresh_auto_segment(owner: pg_sys::Oid, id: pgrx::Uuid, name: String) -> Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)> {
+    let compiled = segment_criteria(owner, id)?.and_then(|c| segments::compile(&c, 2)).and_then(|compiled| {
+        match compiled.tables.iter().find(|t| !table_exists(t)) {
+            Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
+            None => Ok(compiled),
         }
-    }
-    TableIterator::new(out)
+    });
+    Some(match compiled {
+        Ok(compiled) => {
+            let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled));
+            if added + removed > 0 {
+                notice!("daznode_crm: segment {name}: +{added} -{removed} ({members} members)");
+            }
+            (id, name, added, removed, members, None)
+        }
+        Err(e) => {
+            warning!("daznode_crm: segment {name} skipped: {e}");
+            (id, name, 0, 0, 0, Some(e.to_string()))
+        }
+    })
 }

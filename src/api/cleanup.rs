@@ -4,8 +4,11 @@
 
 use crate::api::security::{as_role, crm_owner};
 use crate::api::spi::{column_exists, count};
-use daznode_crm_core::orphans::{OrphanAction, ORPHAN_RULES};
+use daznode_crm_core::orphans::{OrphanRule, RuleRun, ORPHAN_RULES};
 use pgrx::prelude::*;
+
+/// One result row: table, column, action, rows.
+type Row = (String, String, String, i64);
 
 /// `SELECT * FROM daznode_crm.cleanup_orphaned_records(dry_run => true);` reports, changes nothing.
 /// `SELECT daznode_crm.cleanup_orphaned_records();` applies the rules (see the README).
@@ -22,39 +25,35 @@ fn cleanup_orphaned_records(
     // Read-only SPI: a dry run works on a hot standby, which has no transaction id to give.
     crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
     crate::api::spi::text("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)", &[]);
-    let mut out = Vec::new();
-    // The statements run as the tables' owner (`security::as_role`): their triggers run with
-    // the rights they were written for, never ours.
     let owner = crm_owner();
-    for rule in ORPHAN_RULES {
-        pace.pause();
-        let table = format!("public.{}", rule.child_table);
-        let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
-        let (Some(owner), true) = (owner, column_exists(rule.child_table, rule.child_column)) else {
-            out.push(skip("column does not exist".to_string()));
-            continue;
-        };
-        let parents = match rule.parents_present(column_exists) {
-            Ok(p) => p,
-            Err(why) => {
-                warning!("daznode_crm: {table}.{}: rule skipped: {why}", rule.child_column);
-                out.push(skip(why));
-                continue;
-            }
-        };
-        let (action, n) = as_role(owner, || match (dry_run, rule.action, rule.cleanup_sql(&parents)) {
-            (false, _, Some(sql)) => {
-                let n = Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
-                    .unwrap_or_else(|e| error!("daznode_crm: cleanup of {table}.{} failed: {e}", rule.child_column));
-                (rule.action.as_str().to_string(), n)
-            }
-            (true, OrphanAction::Report, _) | (false, _, None) => ("report only".to_string(), count(&rule.count_sql(&parents), &[])),
-            (true, action, _) => (format!("would {}", action.as_str()), count(&rule.count_sql(&parents), &[])),
-        });
-        if n > 0 {
-            notice!("daznode_crm: {table}.{}: {action}: {n} row(s)", rule.child_column);
+    TableIterator::new(ORPHAN_RULES.iter().map(|rule| { pace.pause(); apply(rule, owner, dry_run) }).collect::<Vec<Row>>())
+}
+
+/// One rule, as `OrphanRule::run` says. Its statement runs as the tables' owner
+/// (`security::as_role`): their triggers run with the rights they were written for, never ours.
+fn apply(rule: &OrphanRule, owner: Option<pg_sys::Oid>, dry_run: bool) -> Row {
+    let table = format!("public.{}", rule.child_table);
+    let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
+    let (Some(owner), true) = (owner, column_exists(rule.child_table, rule.child_column)) else {
+        return skip("column does not exist".to_string());
+    };
+    let parents = match rule.parents_present(column_exists) {
+        Ok(p) => p,
+        Err(why) => {
+            warning!("daznode_crm: {table}.{}: rule skipped: {why}", rule.child_column);
+            return skip(why);
         }
-        out.push((table, rule.child_column.to_string(), action, n));
+    };
+    let (action, n) = as_role(owner, || match rule.run(dry_run, &parents) {
+        RuleRun::Apply { sql, label } => {
+            let n = Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
+                .unwrap_or_else(|e| error!("daznode_crm: cleanup of {table}.{} failed: {e}", rule.child_column));
+            (label.to_string(), n)
+        }
+        RuleRun::Count { sql, label } => (label, count(&sql, &[])),
+    });
+    if n > 0 {
+        notice!("daznode_crm: {table}.{}: {action}: {n} row(s)", rule.child_column);
     }
-    TableIterator::new(out)
+    (table, rule.child_column.to_string(), action, n)
 }

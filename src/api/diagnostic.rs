@@ -50,8 +50,17 @@ fn run_pre_migration_diagnostic() -> TableIterator<
         name!(recommendation, Option<String>),
     ),
 > {
+    let rows: Vec<DiagnosticRow> = all_checks()
+        .into_iter()
+        .map(|c| (c.name, c.status.as_str().to_string(), c.details, c.affected_rows, c.recommendation))
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Every check, most severe first. Paced (`throttle`): a pause after each group of checks and
+/// after each orphan rule.
+fn all_checks() -> Vec<Check> {
     let mut checks = Vec::new();
-    // Paced (`throttle`): a pause after each group of checks and after each orphan rule.
     let mut pace = crate::api::throttle::Yielder::new();
     standby_and_disk(&mut checks);
     server_and_privileges(&mut checks);
@@ -65,11 +74,7 @@ fn run_pre_migration_diagnostic() -> TableIterator<
         group(&mut checks);
     }
     sort_checks(&mut checks);
-    let rows: Vec<DiagnosticRow> = checks
-        .into_iter()
-        .map(|c| (c.name, c.status.as_str().to_string(), c.details, c.affected_rows, c.recommendation))
-        .collect();
-    TableIterator::new(rows)
+    checks
 }
 
 fn server_and_privileges(checks: &mut Vec<Check>) {

@@ -1,24 +1,42 @@
-//! The boundary where core errors become PostgreSQL errors with a precise SQLSTATE.
+//! The boundary where core errors become PostgreSQL errors: the SQLSTATE is the core's
+//! (`CrmError::sqlstate()`), the only table of them.
 
 use daznode_crm_core::CrmError;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-pub fn raise(err: CrmError) -> ! {
-    let code = match err {
-        CrmError::InvalidArgument(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        CrmError::UnknownAppliedStep(_) => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        CrmError::OnStandby(_) => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-    };
-    debug_assert_eq!(err.sqlstate(), sqlstate_of(code));
-    ereport!(ERROR, code, err.to_string());
+/// `CrmError` as a PostgreSQL error report, for functions that return `Result<_, ErrorReport>`
+/// (pgrx raises it with its own SQLSTATE).
+pub fn report(err: CrmError) -> ErrorReport {
+    ErrorReport::new(error_code(err.sqlstate()), err.to_string(), "daznode_crm")
 }
 
-fn sqlstate_of(code: PgSqlErrorCode) -> &'static str {
-    match code {
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE => "22023",
-        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE => "55000",
-        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION => "25006",
-        _ => "",
+/// Raises `err` at once.
+pub fn raise(err: CrmError) -> ! {
+    report(err).report(PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
+}
+
+/// PostgreSQL's encoding of a five-character SQLSTATE (MAKE_SQLSTATE in utils/elog.h).
+fn error_code(sqlstate: &str) -> PgSqlErrorCode {
+    let code = sqlstate.bytes().take(5).enumerate().fold(0i32, |acc, (i, c)| acc + ((((c as i32) - ('0' as i32)) & 0x3F) << (6 * i)));
+    PgSqlErrorCode::from(code)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    #[pgrx::pg_test]
+    fn every_core_sqlstate_maps_to_its_error_code() {
+        for (e, code) in [
+            (CrmError::InvalidArgument(String::new()), PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            (CrmError::UnknownAppliedStep(String::new()), PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+            (CrmError::OnStandby(String::new()), PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION),
+        ] {
+            assert_eq!(error_code(e.sqlstate()), code, "{}", e.sqlstate());
+        }
     }
 }

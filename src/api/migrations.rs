@@ -3,7 +3,7 @@
 //! themselves and the `migrate()` procedure are SQL, in sql/migrations.sql.
 
 use crate::api::errors::raise;
-use daznode_crm_core::indexes::{self, IndexStatus, PlannedIndex, PLANNED_INDEXES};
+use daznode_crm_core::indexes::{self, IndexState, IndexStatus, PlannedIndex, PLANNED_INDEXES};
 use daznode_crm_core::{migrations, schema, CrmError};
 use pgrx::prelude::*;
 
@@ -47,16 +47,21 @@ fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterat
             "migration target must not be NULL: use 'latest', 'safe', 'complete' or a step name".into(),
         ));
     };
-    let applied: Vec<String> = Spi::connect(|client| {
+    let applied = applied_steps();
+    let applied: Vec<&str> = applied.iter().map(String::as_str).collect();
+    let steps = migrations::plan(target, &applied).unwrap_or_else(|e| raise(e));
+    TableIterator::new(steps.into_iter().map(step_row).collect::<Vec<_>>())
+}
+
+/// The steps the ledger (daznode_crm.schema_migrations) records, in order.
+fn applied_steps() -> Vec<String> {
+    Spi::connect(|client| {
         client
             .select("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", None, &[])?
             .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
             .collect::<Result<Vec<_>, _>>()
     })
-    .unwrap_or_else(|e| error!("daznode_crm: cannot read the migration ledger: {e}"));
-    let applied: Vec<&str> = applied.iter().map(String::as_str).collect();
-    let steps = migrations::plan(target, &applied).unwrap_or_else(|e| raise(e));
-    TableIterator::new(steps.into_iter().map(step_row).collect::<Vec<_>>())
+    .unwrap_or_else(|e| error!("daznode_crm: cannot read the migration ledger: {e}"))
 }
 
 /// The indexes the migration wants, with the SQL that creates each.
@@ -96,15 +101,6 @@ fn small_table_rows() -> f64 {
 #[pg_extern(immutable, parallel_safe)]
 fn crm_tables() -> Vec<String> {
     schema::CRM_TABLES.iter().map(|t| t.to_string()).collect()
-}
-
-struct IndexState {
-    index: &'static PlannedIndex,
-    table_exists: bool,
-    status: IndexStatus,
-    blocked: i64,
-    phase: Option<String>,
-    interim: indexes::Interim,
 }
 
 /// (exists, indisvalid, a build in progress) of index `public.<name>` on `public.<table>`.
@@ -200,31 +196,10 @@ fn check_concurrent_indexes_status() -> TableIterator<
         name!(definition, String),
     ),
 > {
-    let rows: Vec<_> = index_states()
-        .into_iter()
-        .map(|s| {
-            let detail = if !s.table_exists {
-                Some(format!("table public.{} does not exist", s.index.table))
-            } else if s.blocked > 0 {
-                Some(format!(
-                    "blocked: {} value(s) shared by several rows would violate this unique index; see daznode_crm.migration_findings. \
-                     Meanwhile {} ({}) holds every new row to it",
-                    s.blocked,
-                    s.index.interim_name(),
-                    s.interim.status.as_str()
-                ))
-            } else {
-                match s.status {
-                    IndexStatus::Building => s.phase.clone().map(|p| format!("CREATE INDEX in progress: {p}")),
-                    IndexStatus::Invalid => Some("left by a failed or cancelled concurrent build: concurrent_index_plan() drops and rebuilds it".into()),
-                    IndexStatus::Missing => Some("not built yet: run concurrent_index_plan()".into()),
-                    IndexStatus::Valid => None,
-                }
-            };
-            (s.index.name.to_string(), s.index.table.to_string(), s.status.as_str().to_string(), detail, s.index.create_sql(true))
-        })
-        .collect();
-    TableIterator::new(rows)
+    TableIterator::new(index_states().into_iter().map(|s| {
+        let detail = s.detail();
+        (s.index.name.to_string(), s.index.table.to_string(), s.status.as_str().to_string(), detail, s.index.create_sql(true))
+    }).collect::<Vec<_>>())
 }
 
 extension_sql_file!(

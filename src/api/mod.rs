@@ -10,6 +10,7 @@ mod partitions;
 mod performance;
 mod pg_version;
 mod refresh;
+mod retention;
 mod security;
 mod server;
 mod spi;
@@ -63,8 +64,8 @@ extension_sql_file!(
     name = "partitioning",
     requires = [
         "access",
-        partitions::check_partition_cleanup_arguments,
-        partitions::email_partition_plan,
+        partitions::cleanup_old_email_partitions,
+        partitions::email_sends_partition_months,
         server::refuse_on_standby_sql,
         server::partition_disk_verdict,
         server::progress_name,

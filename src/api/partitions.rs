@@ -1,42 +1,47 @@
-//! Helpers of the partitioning of crm_email_sends (sql/partitioning.sql): argument checks and
-//! the retention plan, from `daznode_crm_core::retention`. Instants cross the boundary as
-//! microseconds since the Unix epoch.
+//! The partitions of crm_email_sends: the monthly retention cleanup (`api::retention`, planned by
+//! `daznode_crm_core::retention`) and the months step 0010 creates (sql/partitioning.sql).
 
 use crate::api::errors::raise;
-use daznode_crm_core::retention::{self, Partition};
+use crate::api::retention::{self, Options, Row};
+use daznode_crm_core::retention::{months_from, DEFAULT_PREMAKE};
+use daznode_crm_core::CrmError;
+use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 
-/// Raises 22023 unless the retention is at least a month (or positive, with `force`) and
-/// premake is in 0..=120.
-#[pg_extern(immutable, parallel_safe)]
-fn check_partition_cleanup_arguments(retention_micros: i64, month_micros: i64, premake: i32, force: bool) -> bool {
-    retention::validate(retention_micros, month_micros, premake, force).unwrap_or_else(|e| raise(e));
-    true
+/// The monthly maintenance, for pg_cron (README "Retention"): drops (or, with `archive`, moves to
+/// `crm_archive`) the partitions older than `retention`, creates the next `premake` months and
+/// the months of rows stuck in the default partition. Run by the CRM owner.
+/// `SELECT * FROM daznode_crm.cleanup_old_email_partitions(dry_run => true);`
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn cleanup_old_email_partitions(
+    retention: default!(Option<Interval>, "'12 months'"),
+    premake: default!(Option<i32>, 3),
+    dry_run: default!(Option<bool>, false),
+    archive: default!(Option<bool>, false),
+    force: default!(Option<bool>, false),
+) -> TableIterator<'static, (name!(partition_name, Option<String>), name!(range_start, Option<TimestampWithTimeZone>),
+                           name!(range_end, Option<TimestampWithTimeZone>), name!(action, String), name!(rows, Option<i64>))> {
+    let (Some(retention), Some(premake), Some(dry_run), Some(archive), Some(force)) = (retention, premake, dry_run, archive, force) else {
+        raise(CrmError::InvalidArgument("daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL".into()));
+    };
+    let rows: Vec<Row> = retention::run(Options { retention, premake, dry_run, archive, force }).unwrap_or_else(|e| {
+        e.report(PgLogLevel::ERROR);
+        unreachable!()
+    });
+    TableIterator::new(rows)
 }
 
-/// Which partitions lie entirely before the cutoff ('expired') and which months from now to
-/// premake months ahead no partition covers ('missing').
+/// The monthly partitions step 0010 creates: from the month of `first` (the oldest send, or now)
+/// to `DEFAULT_PREMAKE` months after the month of `now`, as UTC month bounds.
+/// `SELECT * FROM daznode_crm.email_sends_partition_months(now() - interval '2 months', now());`
 #[pg_extern(immutable, parallel_safe)]
-fn email_partition_plan(
-    now_micros: i64,
-    cutoff_micros: i64,
-    premake: i32,
-    names: Vec<String>,
-    starts: Vec<i64>,
-    ends: Vec<i64>,
-) -> TableIterator<'static, (name!(partition_name, String), name!(start_micros, i64), name!(end_micros, i64), name!(action, String))> {
-    let partitions: Vec<Partition> = names
-        .into_iter()
-        .zip(starts.into_iter().zip(ends))
-        .map(|(name, (start, end))| Partition { name, start, end })
-        .collect();
-    let (expired, missing) = retention::plan(&partitions, now_micros, cutoff_micros, premake);
-    let rows: Vec<_> = expired
-        .into_iter()
-        .map(|p| (p.name, p.start, p.end, "expired".to_string()))
-        .chain(missing.into_iter().map(|m| (m.partition_name(), m.start_micros(), m.end_micros(), "missing".to_string())))
-        .collect();
-    TableIterator::new(rows)
+fn email_sends_partition_months(
+    first: Option<TimestampWithTimeZone>,
+    now: TimestampWithTimeZone,
+) -> TableIterator<'static, (name!(partition_name, String), name!(range_start, TimestampWithTimeZone), name!(range_end, TimestampWithTimeZone))> {
+    let months = months_from(first.map(retention::unix_micros), retention::unix_micros(now), DEFAULT_PREMAKE);
+    TableIterator::new(months.into_iter().map(|m| (m.partition_name(), retention::timestamp(m.start_micros()), retention::timestamp(m.end_micros()))))
 }
 
 /// Whether public.crm_email_sends is partitioned, asked of the one SQL helper every caller uses

@@ -6,10 +6,12 @@ use daznode_crm_core::diagnostics::{self, Status};
 use daznode_crm_core::schema::CRM_TABLES;
 use pgrx::prelude::*;
 
-type PerfRow = (String, String, String, String, String, Option<String>);
+/// (area, object, metric, value, status, recommendation), sorted by status (most severe first)
+/// before the status becomes text.
+type PerfRow = (String, String, String, String, Status, Option<String>);
 
 fn row(area: &str, object: impl Into<String>, metric: &str, value: impl Into<String>, status: Status, rec: Option<String>) -> PerfRow {
-    (area.to_string(), object.into(), metric.to_string(), value.into(), status.as_str().to_string(), rec)
+    (area.to_string(), object.into(), metric.to_string(), value.into(), status, rec)
 }
 
 fn num(v: &Option<String>) -> f64 {
@@ -30,27 +32,27 @@ fn diagnose_crm_performance() -> TableIterator<
         name!(recommendation, Option<String>),
     ),
 > {
-    let tables: Vec<&str> = CRM_TABLES.to_vec();
+    let mut out = perf_rows(CRM_TABLES);
+    out.sort_by_key(|r| r.4);
+    TableIterator::new(out.into_iter().map(|(a, o, m, v, s, r)| (a, o, m, v, s.as_str().to_string(), r)).collect::<Vec<_>>())
+}
+
+/// Every finding, area by area.
+fn perf_rows(tables: &[&str]) -> Vec<PerfRow> {
     let mut out: Vec<PerfRow> = Vec::new();
     if crate::api::server::on_standby() {
-        out.push(("server".into(), "hot standby".into(), "in recovery".into(), "yes".into(), "INFO".into(),
-                  Some("read-only here: these figures are the standby's; refresh and cleanup run on the primary".into())));
+        out.push(row("server", "hot standby", "in recovery", "yes", Status::Info,
+                     Some("read-only here: these figures are the standby's; refresh and cleanup run on the primary".into())));
     }
-    cache(&mut out, &tables);
-    tables_health(&mut out, &tables);
-    indexes(&mut out, &tables);
-    foreign_keys(&mut out, &tables);
+    cache(&mut out, tables);
+    tables_health(&mut out, tables);
+    indexes(&mut out, tables);
+    foreign_keys(&mut out, tables);
     matviews(&mut out);
     partitions(&mut out);
-    policies(&mut out, &tables);
+    policies(&mut out, tables);
     statements(&mut out);
-    out.sort_by_key(|r| match r.4.as_str() {
-        "ERROR" => 0,
-        "WARNING" => 1,
-        "INFO" => 2,
-        _ => 3,
-    });
-    TableIterator::new(out)
+    out
 }
 
 const TABLE_OIDS: &str = "(SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)";

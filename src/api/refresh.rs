@@ -3,7 +3,7 @@
 
 use crate::api::errors::raise;
 use crate::api::spi::{count, flag, rows, text};
-use daznode_crm_core::jobs::JOBS;
+use daznode_crm_core::jobs::{Job, JOBS};
 use daznode_crm_core::CrmError;
 use pgrx::prelude::*;
 
@@ -31,32 +31,27 @@ fn refresh_crm_materialized_views(
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
-    let locked = flag("SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))", &[]);
-    if !locked {
-        return TableIterator::new(
-            views
-                .into_iter()
-                .map(|v| (v, "skipped".to_string(), 0.0, None, Some("already running".to_string())))
-                .collect::<Vec<_>>(),
-        );
+    if !flag("SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))", &[]) {
+        return TableIterator::new(views.into_iter().map(|v| (v, "skipped".into(), 0.0, None, Some("already running".into()))).collect::<Vec<_>>());
     }
-    let mut out = Vec::new();
-    for view in views {
-        pace.pause();
-        let started = std::time::Instant::now();
-        let (mode, n, reason, signature) = refresh_one(&view, concurrently);
-        let ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-        Spi::run_with_args(
-            "INSERT INTO daznode_crm.materialized_view_refresh_log (view_name, started_at, duration_ms, rows, mode, skipped_reason, signature)
-             VALUES ($1, clock_timestamp() - make_interval(secs => $2 / 1000.0), $2, $3, $4, $5, $6)",
-            &[view.as_str().into(), ms.into(), n.into(), mode.as_str().into(), reason.clone().into(), signature.into()],
-        )
-        .unwrap_or_else(|e| error!("daznode_crm: cannot log the refresh of {view}: {e}"));
-        out.push((view, mode, ms, n, reason));
-    }
+    let out: Vec<_> = views.into_iter().map(|view| { pace.pause(); refresh_and_log(view, concurrently) }).collect();
     Spi::run("DELETE FROM daznode_crm.materialized_view_refresh_log WHERE started_at < now() - interval '30 days'")
         .unwrap_or_else(|e| error!("daznode_crm: cannot prune the refresh log: {e}"));
     TableIterator::new(out)
+}
+
+/// One view refreshed (or skipped) and its run logged: (view, mode, ms, rows, skipped_reason).
+fn refresh_and_log(view: String, concurrently: bool) -> (String, String, f64, Option<i64>, Option<String>) {
+    let started = std::time::Instant::now();
+    let (mode, n, reason, signature) = refresh_one(&view, concurrently);
+    let ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    Spi::run_with_args(
+        "INSERT INTO daznode_crm.materialized_view_refresh_log (view_name, started_at, duration_ms, rows, mode, skipped_reason, signature)
+         VALUES ($1, clock_timestamp() - make_interval(secs => $2 / 1000.0), $2, $3, $4, $5, $6)",
+        &[view.as_str().into(), ms.into(), n.into(), mode.as_str().into(), reason.clone().into(), signature.into()],
+    )
+    .unwrap_or_else(|e| error!("daznode_crm: cannot log the refresh of {view}: {e}"));
+    (view, mode, ms, n, reason)
 }
 
 /// (mode, rows, skipped_reason, signature of the base tables' counters)
@@ -194,37 +189,31 @@ fn schedule_crm_maintenance() -> TableIterator<
         )]);
     }
     let partitioned = crate::api::partitions::email_sends_partitioned();
-    let out: Vec<_> = JOBS
-        .iter()
-        .map(|job| {
-            let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
-            let action = if !available {
-                format!("skipped: {} is not in this version of daznode_crm", job.requires)
-            } else if job.requires_partitioned_sends && !partitioned {
-                "skipped: public.crm_email_sends is not partitioned yet (CALL daznode_crm.migrate('complete'))".to_string()
-            } else {
-                let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
-                // The jobs run as the CRM owner, whoever schedules them: the maintenance they run
-                // changes the owner's tables with the owner's rights (README "Security"). A
-                // superuser schedules them for the owner; anyone else, for themselves.
-                match job_user() {
-                    Some(user) => {
-                        count("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username <> $2", &[job.name.into(), user.as_str().into()]);
-                        count(
-                            "SELECT cron.schedule_in_database($1, $2, $3, current_database(), $4)",
-                            &[job.name.into(), job.schedule.into(), job.command.into(), user.as_str().into()],
-                        );
-                    }
-                    None => {
-                        count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);
-                    }
-                }
-                if existed { "updated".to_string() } else { "scheduled".to_string() }
-            };
-            (job.name.to_string(), job.schedule.to_string(), job.command.to_string(), action)
-        })
-        .collect();
-    TableIterator::new(out)
+    TableIterator::new(JOBS.iter().map(|job| {
+        let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
+        let action = job.verdict(available, partitioned).map_or_else(|why| format!("skipped: {why}"), |()| schedule(job));
+        (job.name.to_string(), job.schedule.to_string(), job.command.to_string(), action)
+    }).collect::<Vec<_>>())
+}
+
+/// Creates or updates one job; "scheduled" or "updated". The jobs run as the CRM owner, whoever
+/// schedules them: the maintenance they run changes the owner's tables with the owner's rights
+/// (README "Security"). A superuser schedules them for the owner; anyone else, for themselves.
+fn schedule(job: &Job) -> String {
+    let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
+    match job_user() {
+        Some(user) => {
+            count("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username <> $2", &[job.name.into(), user.as_str().into()]);
+            count(
+                "SELECT cron.schedule_in_database($1, $2, $3, current_database(), $4)",
+                &[job.name.into(), job.schedule.into(), job.command.into(), user.as_str().into()],
+            );
+        }
+        None => {
+            count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);
+        }
+    }
+    if existed { "updated" } else { "scheduled" }.to_string()
 }
 
 /// Removes the guide's pg_cron jobs, if any.

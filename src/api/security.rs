@@ -76,21 +76,19 @@ fn rows_seen_as(role: pg_sys::Oid, table_name: &str, claims: Option<&str>, cap: 
     let Some(table) = crm_table(table_name) else {
         error!("daznode_crm: public.{table_name} is not a table of the CRM owner");
     };
-    let subject_to_rls = crate::api::spi::flag(
-        "SELECT NOT (r.rolsuper OR r.rolbypassrls) FROM pg_catalog.pg_roles r WHERE r.oid = $1",
-        &[role.into()],
-    );
-    if !subject_to_rls {
+    if !subject_to_rls(role) {
         error!("daznode_crm: rows_seen_as() reads only as roles subject to row-level security");
     }
     let sql = format!(
         "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT $1) AS x",
         crate::api::spi::text("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()]).unwrap_or_default()
     );
-    let claims = claims.unwrap_or("");
-    as_role_with(role, &[(c"request.jwt.claims", claims)], || {
-        crate::api::spi::count(&sql, &[cap.into()])
-    })
+    as_role_with(role, &[(c"request.jwt.claims", claims.unwrap_or(""))], || crate::api::spi::count(&sql, &[cap.into()]))
+}
+
+/// Neither a superuser nor BYPASSRLS: the policies apply to it.
+fn subject_to_rls(role: pg_sys::Oid) -> bool {
+    crate::api::spi::flag("SELECT NOT (r.rolsuper OR r.rolbypassrls) FROM pg_catalog.pg_roles r WHERE r.oid = $1", &[role.into()])
 }
 
 /// What the role matrix (`core::matrix`) lets `requester` ('no JWT', 'a customer', 'support',

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Integration tests of access control and analytics (issue #4): every policy as every role, on a
+# Integration tests of access control and analytics: every policy as every role, on a
 # Supabase-like database (an auth schema with auth.uid(), roles anon, authenticated and
 # service_role) and on plain PostgreSQL (identity from the JWT claim setting); is_admin_user()
 # that cannot be steered; rates; segments refreshed by difference.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=warning"
-DIR=/tmp/daznode_crm-it-access
-PORT=54335
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-access) && PORT=$(free_port) || exit 1
 # as DB ROLE USER_N SQL: runs SQL as ROLE with the JWT of fixture profile N (0: no JWT).
 as() {
     local db=$1 role=$2 n=$3 sql=$4 claims=""
@@ -18,7 +17,7 @@ as() {
 uuid_of() { q postgres -c "SELECT md5('profile' || $1)::uuid"; }
 
 cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'"
-trap 'cluster_stop "$DIR"' EXIT
+trap 'cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 quiet postgres -c "CREATE ROLE anon NOLOGIN" -c "CREATE ROLE authenticated NOLOGIN" -c "CREATE ROLE service_role NOLOGIN BYPASSRLS" \
     -c "CREATE ROLE app_user NOLOGIN" -c "CREATE ROLE attacker NOLOGIN"
 

@@ -10,12 +10,11 @@
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=error"
-DIR=/tmp/daznode_crm-it-crash
-PORT=54342
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-crash) && PORT=$(free_port) || exit 1
 
 cluster_start "$DIR" "$PORT" "timezone = 'Asia/Tokyo'"
-trap '[ -n "${WRITER:-}" ] && kill "$WRITER" 2>/dev/null; [ -n "${KEEP:-}" ] || cluster_stop "$DIR"' EXIT
+trap '[ -n "${WRITER:-}" ] && kill "$WRITER" 2>/dev/null; [ -n "${KEEP:-}" ] || cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 
 legacy_db crash 2000
 resolve_findings crash

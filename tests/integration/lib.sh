@@ -11,6 +11,16 @@ expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $3"$
 q() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" -At "$@" 2>&1; }
 quiet() { local db=$1; shift; psql_at "$DIR" "$PORT" "$db" "$@" >/dev/null 2>&1; }
 checksums() { q "$1" -f tests/integration/checksums.sql; }
+# wait_for DB SQL [TRIES]: asks SQL (a boolean) every 0.1 s until it is true, TRIES times at most
+# (100: 10 s). Fails when it never was.
+wait_for() {
+    local db=$1 sql=$2 n=${3:-100}
+    for _ in $(seq 1 "$n"); do [ "$(q "$db" -c "$sql")" = t ] && return 0; sleep 0.1; done
+    echo "# wait_for: still false after $n tries: $sql" >&2
+    return 1
+}
+# An advisory lock another session holds (granted), as the background holders below take it.
+ADVISORY_HELD="SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid())"
 # legacy_db NAME PROFILES [SENDS]: a database with the extension and a legacy DazNode schema.
 legacy_db() {
     quiet postgres -c "CREATE DATABASE $1"

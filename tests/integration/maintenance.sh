@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Integration tests of the maintenance functions (issue #5) in a throwaway cluster with pg_cron
+# Integration tests of the maintenance functions in a throwaway cluster with pg_cron
 # preloaded (Debian's postgresql-15-cron): each function on an empty, a legacy and a migrated
 # database, two sessions at once, grants, and a pg_cron job that really runs.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=warning"
-DIR=/tmp/daznode_crm-it-maint
-PORT=54334
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-maint) && PORT=$(free_port) || exit 1
 status_of() { q "$1" -c "SELECT status || ':' || coalesce(affected_rows::text, '-') FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = '$2'"; }
 
 cron_settings=()
@@ -15,7 +14,7 @@ if has_extension pg_cron; then
     cron_settings=("shared_preload_libraries = 'pg_cron'" "cron.database_name = 'cron_db'" "cron.use_background_workers = on" "max_worker_processes = 16")
 fi
 cluster_start "$DIR" "$PORT" "timezone = 'Asia/Tokyo'" "${cron_settings[@]}"
-trap 'cluster_stop "$DIR"' EXIT
+trap 'cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 
 echo "# empty database"
 quiet postgres -c "CREATE DATABASE empty_db"
@@ -112,19 +111,20 @@ echo "# materialized views"
 # migrate() created the guide's two views; make one unpopulated, as after a restore WITH NO DATA.
 quiet legacy_db -c "REFRESH MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv WITH NO DATA"
 expect_eq "first refresh: concurrently where it can, full where it cannot, saying why" \
-    "$(q legacy_db -c "SELECT string_agg(view_name || '=' || mode || ':' || coalesce(skipped_reason, '-'), ' ' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" \
+    "$(q legacy_db -c "SELECT string_agg(view_name || '=' || mode || ':' || coalesce(skipped_reason, '-'), ' ' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()" \
+         -c "SELECT pg_stat_force_next_flush()")" \
     "crm_private.crm_campaigns_analytics_mv=full:not populated yet: the first refresh cannot be concurrent crm_private.crm_segments_stats_mv=concurrently:-"
-sleep 1.2  # statistics of the refresh's own writes are flushed within a second
-q legacy_db -c "SELECT * FROM daznode_crm.refresh_crm_materialized_views()" >/dev/null
-sleep 1.2
+# The refresh reads the statistics of its base tables: each session that writes flushes its own
+# before it ends (pg_stat_force_next_flush()), so that the next reads them.
+q legacy_db -c "SELECT * FROM daznode_crm.refresh_crm_materialized_views()" -c "SELECT pg_stat_force_next_flush()" >/dev/null
 expect_eq "unchanged base tables: both skipped" \
     "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped,skipped"
-quiet legacy_db -c "DELETE FROM public.crm_customer_segment_members WHERE id IN (SELECT id FROM public.crm_customer_segment_members LIMIT 5)"
-sleep 1.2
+quiet legacy_db -c "DELETE FROM public.crm_customer_segment_members WHERE id IN (SELECT id FROM public.crm_customer_segment_members LIMIT 5)" \
+    -c "SELECT pg_stat_force_next_flush()"
 expect_eq "a base table changed: that view is refreshed, the other skipped" \
     "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped,concurrently"
 psql_at "$DIR" "$PORT" legacy_db -q -c "BEGIN" -c "SELECT pg_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
-sleep 1
+wait_for legacy_db "$ADVISORY_HELD"
 expect_eq "a second run while one holds the lock returns at once" \
     "$(q legacy_db -c "SELECT string_agg(mode || ':' || skipped_reason, ',') FROM daznode_crm.refresh_crm_materialized_views()")" \
     "skipped:already running,skipped:already running"

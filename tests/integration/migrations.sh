@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Integration tests of the schema migrations (issue #3), against the installed build, in a
+# Integration tests of the schema migrations, against the installed build, in a
 # throwaway cluster whose time zone is not UTC. What needs more than one session, pg_dump, a
 # cancelled backend or several databases lives here; the SQL contract is in tests/pg_regress.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
-DIR=/tmp/daznode_crm-it
-PORT=54333
 PROFILES=${IT_PROFILES:-2000}
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-migrations) && PORT=$(free_port) || exit 1
 checksum_of() { checksums "$1" | awk -F'|' -v t="$2" '$1 == t {print $2 "|" $3}'; }
 schema_dump() {
     "$PG_BIN/pg_dump" -h "$DIR" -p "$PORT" -U postgres --schema-only --schema=public -T public.users_backup "$1" |
@@ -25,7 +24,7 @@ migrate() { psql_at "$DIR" "$PORT" "$1" -c "CALL daznode_crm.migrate()" 2>&1; }
 # The frozen install scripts of released versions, for CREATE EXTENSION … VERSION.
 cp sql/released/daznode_crm--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 cluster_start "$DIR" "$PORT" "timezone = 'America/New_York'" "log_min_messages = warning"
-trap 'cluster_stop "$DIR"' EXIT
+trap 'cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 
 echo "# empty database"
 quiet postgres -c "CREATE DATABASE empty_db"

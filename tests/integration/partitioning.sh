@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Integration tests of the partitioning of crm_email_sends (issue #6): migrate('complete') with
+# Integration tests of the partitioning of crm_email_sends: migrate('complete') with
 # writers running during the copy, rollback after writes, and cleanup_old_email_partitions()
 # (arguments, a non-partitioned table, an empty table, the default partition, time zones, two
 # runs at once, a lock held by another session, archive, dry run). The cluster's time zone is
@@ -7,12 +7,11 @@
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=warning"
-DIR=/tmp/daznode_crm-it-part
-PORT=54336
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-part) && PORT=$(free_port) || exit 1
 
 cluster_start "$DIR" "$PORT" "timezone = 'Asia/Tokyo'"
-trap 'cluster_stop "$DIR"' EXIT
+trap 'cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 migrate() { psql_at "$DIR" "$PORT" "$1" -c "SET client_min_messages = notice" -c "CALL daznode_crm.migrate('${2:-latest}')" 2>&1; }
 # Content of the sends without created_at, order-independent, comparable across both tables.
 sends_hash() { q "$1" -c "SELECT count(*) || ':' || coalesce(sum(('x' || substr(md5(ROW(id, campaign_id, customer_id, email, status, sent_at, opened_at, clicked_at, bounced_at, error_message, metadata)::text), 1, 15))::bit(60)::bigint), 0) FROM public.$2"; }
@@ -127,12 +126,12 @@ dry=$(cleanup part_db "dry_run => true")
 expect_eq "a dry run reports and changes nothing" \
     "$(tr ',' '\n' <<<"$dry" | grep -c 'would drop')|$(q part_db -c "SELECT count(*) FROM public.crm_email_sends")" "$expired_before|$rows_before"
 psql_at "$DIR" "$PORT" part_db -q -c "BEGIN" -c "SELECT pg_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions'))" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
-sleep 0.7
+wait_for part_db "$ADVISORY_HELD"
 expect_eq "a second run while one runs returns at once" "$(cleanup part_db "")" "=skipped: already running"
 wait
 oldest=$(q part_db -c "SELECT min(relname) FROM pg_class WHERE relname ~ '^crm_email_sends_p[0-9]{6}$' AND relkind = 'r'")
 psql_at "$DIR" "$PORT" part_db -q -c "BEGIN" -c "SELECT count(*) FROM public.$oldest" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null 2>&1 &
-sleep 0.7
+wait_for part_db "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'public.$oldest'::regclass AND granted AND pid <> pg_backend_pid())"
 result=$(cleanup part_db "archive => true")
 wait
 expect_eq "a partition locked by another session is skipped, the others are archived" \

@@ -7,12 +7,11 @@
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=error"
-DIR=/tmp/daznode_crm-it-real-shape
-PORT=54338
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-real-shape) && PORT=$(free_port) || exit 1
 
 cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'"
-trap '[ -n "${KEEP:-}" ] || cluster_stop "$DIR"' EXIT
+trap '[ -n "${KEEP:-}" ] || cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 
 owner() { as_login app_owner "$@"; }
 uuid_of() { printf '00000000-0000-4000-8000-%012x' "$1"; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The security suite (issue #12), in the Supabase role model: the tables belong to a
+# The security suite, in the Supabase role model: the tables belong to a
 # non-superuser owner with CREATEROLE and BYPASSRLS (Supabase's `postgres`, here app_owner),
 # auth.uid() to another non-superuser (supabase_auth_admin), default privileges give anon,
 # authenticated and service_role ALL on everything new in public (and CREATE on public), and API
@@ -10,14 +10,13 @@
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=error"
-DIR=/tmp/daznode_crm-it-security
-PORT=54337
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-security) && PORT=$(free_port) || exit 1
 
 cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'" "wal_level = logical" \
     "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'sec'" "cron.use_background_workers = on" \
     "max_worker_processes = 16"
-trap '[ -n "${KEEP:-}" ] || cluster_stop "$DIR"' EXIT
+trap '[ -n "${KEEP:-}" ] || cluster_stop "$DIR"; remove_run_dir "$DIR"' EXIT
 
 as() { as_login "$@"; }
 # api DB ROLE N SQL: a PostgREST request of ROLE with the JWT of fixture profile N (0: no JWT).

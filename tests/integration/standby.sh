@@ -6,14 +6,13 @@
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
 export PGOPTIONS="-c client_min_messages=error"
-DIR=/tmp/daznode_crm-it-standby
-PORT=54340
-SDIR=/tmp/daznode_crm-it-standby-replica
-SPORT=54341
 source "$(dirname "$0")/lib.sh"
+DIR=$(run_dir it-standby) && PORT=$(free_port) || exit 1
+SDIR=$(run_dir it-standby-replica) && SPORT=$(free_port) || exit 1
+while [ "$SPORT" = "$PORT" ]; do SPORT=$(free_port) || exit 1; done
 
 cluster_start "$DIR" "$PORT" "timezone = 'Europe/Paris'"
-trap '[ -n "${KEEP:-}" ] || { as_postgres "$PG_BIN/pg_ctl" -D "$SDIR/data" -m immediate stop >/dev/null 2>&1; rm -rf "$SDIR"; cluster_stop "$DIR"; }' EXIT
+trap '[ -n "${KEEP:-}" ] || { as_postgres "$PG_BIN/pg_ctl" -D "$SDIR/data" -m immediate stop >/dev/null 2>&1; cluster_stop "$DIR"; }; remove_run_dir "$SDIR"; remove_run_dir "$DIR"' EXIT
 
 supabase_roles
 supabase_like_db sb
