@@ -2,6 +2,13 @@
 //! table. Step 0008's policies implement it (`sql/access.sql`); its self-check reads every table
 //! as every kind of requester and compares with [`expected_read`].
 
+/// Every admin role (`admin_roles.role`), in decreasing power: `is_admin_user()` with no list
+/// accepts any of them.
+pub const ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator", "support"];
+
+/// The roles the legacy `public.is_admin_user(user_id)` counted as admin (support was not one).
+pub const LEGACY_ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator"];
+
 /// Who asks: a request without JWT, a signed-in user with no admin role, or one with a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester {
@@ -79,6 +86,13 @@ pub fn expected_read(table: &str, who: Requester) -> Option<Visible> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_roles_are_the_requesters_with_a_role() {
+        let with_role: Vec<&str> = Requester::ALL.iter().rev().filter_map(|r| r.admin_role()).collect();
+        assert_eq!(with_role, ADMIN_ROLES);
+        assert!(LEGACY_ADMIN_ROLES.iter().all(|r| ADMIN_ROLES.contains(r)) && !LEGACY_ADMIN_ROLES.contains(&"support"));
+    }
     use crate::schema::CRM_TABLES;
 
     #[test]

@@ -12,8 +12,7 @@ use daznode_crm_core::CrmError;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
-/// All admin roles, in decreasing power.
-const ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator", "support"];
+use daznode_crm_core::matrix::{ADMIN_ROLES, LEGACY_ADMIN_ROLES};
 
 /// The caller's user id (see `caller_id`), NULL when there is none or it is not a uuid. The
 /// owner policies compare with it: `USING (id = (SELECT daznode_crm.current_user_id()))`.
@@ -47,9 +46,6 @@ fn is_admin_user<'a>(allowed_roles: Option<pgrx::Array<'a, &'a str>>) -> bool {
         Some(allowed) => allowed.iter().flatten().any(|a| a == role),
     })
 }
-
-/// The roles the legacy `public.is_admin_user(user_id)` counted as admin.
-const LEGACY_ADMIN_ROLES: &[&str] = &["super_admin", "admin", "moderator"];
 
 /// The legacy `is_admin_user(user_id)`, without its leak: about the caller (NULL or their own
 /// id) it answers as the legacy function did; about someone else only when the caller is an

@@ -182,10 +182,7 @@ fn schema_shape(checks: &mut Vec<Check>) {
 }
 
 fn pending_steps(checks: &mut Vec<Check>) {
-    let applied: Vec<String> = rows("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", &[], 1)
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let applied = crate::api::migrations::applied_steps();
     let applied_refs: Vec<&str> = applied.iter().map(String::as_str).collect();
     match migrations::plan("latest", &applied_refs) {
         Ok(pending) if pending.is_empty() => checks.push(Check::new("pending_migrations", Status::Ok, "every step is applied")),

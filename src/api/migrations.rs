@@ -54,7 +54,7 @@ fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterat
 }
 
 /// The steps the ledger (daznode_crm.schema_migrations) records, in order.
-fn applied_steps() -> Vec<String> {
+pub fn applied_steps() -> Vec<String> {
     Spi::connect(|client| {
         client
             .select("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", None, &[])?

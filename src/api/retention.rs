@@ -275,3 +275,29 @@ fn text(query: &str, args: &[DatumWithOid]) -> Result<String, ErrorReport> {
 fn internal(e: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("daznode_crm: {WHAT}: internal query failed: {e}"), "daznode_crm")
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    #[pgrx::pg_test]
+    fn instants_cross_the_boundary_as_unix_microseconds() {
+        let epoch = Spi::get_one::<TimestampWithTimeZone>("SELECT '1970-01-01 00:00:00+00'::timestamptz").unwrap().unwrap();
+        assert_eq!(unix_micros(epoch), 0);
+        assert_eq!(timestamp(0), epoch);
+        let month = Month { year: 2026, month: 12 };
+        let literal = Spi::get_one_with_args::<TimestampWithTimeZone>("SELECT $1::text::timestamptz", &[month.start_literal().into()]).unwrap().unwrap();
+        assert_eq!(unix_micros(literal), month.start_micros());
+    }
+
+    #[pgrx::pg_test]
+    fn step_0010_months_are_whole_utc_months_up_to_premake() {
+        let n = Spi::get_one::<i64>(
+            "SELECT count(*) FROM daznode_crm.email_sends_partition_months('2026-01-31 23:30:00-05', '2026-03-10 00:00:00+00')
+             WHERE range_end = ((range_start AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'",
+        );
+        // February (the first instant is 1 February in UTC) to June (March + 3): five months.
+        assert_eq!(n, Ok(Some(5)));
+    }
+}
