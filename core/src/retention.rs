@@ -187,15 +187,15 @@ pub enum CleanupStep {
     Expire(CatalogPartition),
 }
 
-/// The whole plan of a retention run: the unexpected partitions (by name), the default
+/// The whole plan of a retention run: the unexpected partitions (in the order given: the caller
+/// sorts them by name, in the database's collation), the default
 /// partition if none exists, the months to create (from now to `premake` months ahead, plus the
 /// months of rows stuck in the default partition that are still within retention; never one
 /// that an existing partition overlaps), then the expired monthly partitions (oldest first).
 /// `stuck` are the months of the rows in the extension's default partition.
 pub fn cleanup_plan(partitions: &[CatalogPartition], stuck: &[Month], now: i64, cutoff: i64, premake: i32) -> Vec<CleanupStep> {
-    let mut unexpected: Vec<&CatalogPartition> = partitions.iter().filter(|p| p.kind == PartitionKind::Unexpected).collect();
-    unexpected.sort_by(|a, b| a.qualified.cmp(&b.qualified));
-    let mut steps: Vec<CleanupStep> = unexpected.into_iter().cloned().map(CleanupStep::LeaveUnexpected).collect();
+    let mut steps: Vec<CleanupStep> =
+        partitions.iter().filter(|p| p.kind == PartitionKind::Unexpected).cloned().map(CleanupStep::LeaveUnexpected).collect();
     if !partitions.iter().any(CatalogPartition::is_default_bound) {
         steps.push(CleanupStep::CreateDefault);
     }
@@ -322,8 +322,8 @@ mod tests {
     fn cleanup_plan_orders_unexpected_default_creates_then_expired() {
         let now = micros(2026, 11, 24);
         let mut parts: Vec<CatalogPartition> = (1..=11).rev().map(|m| monthly(2026, m)).collect();
+        parts.insert(3, catalog("archive.aa_odd", "FOR VALUES ...", None, PartitionKind::Unexpected));
         parts.push(catalog("public.zz_odd", "FOR VALUES FROM (x) TO (y)", None, PartitionKind::Unexpected));
-        parts.push(catalog("archive.aa_odd", "FOR VALUES ...", None, PartitionKind::Unexpected));
         let steps = cleanup_plan(&parts, &[], now, micros(2026, 3, 1), 2);
         let names: Vec<String> = steps
             .iter()

@@ -21,7 +21,9 @@ pub fn raise(err: CrmError) -> ! {
 /// PostgreSQL's encoding of a five-character SQLSTATE (MAKE_SQLSTATE in utils/elog.h).
 fn error_code(sqlstate: &str) -> PgSqlErrorCode {
     let code = sqlstate.bytes().take(5).enumerate().fold(0i32, |acc, (i, c)| acc + ((((c as i32) - ('0' as i32)) & 0x3F) << (6 * i)));
-    PgSqlErrorCode::from(code)
+    let code = PgSqlErrorCode::from(code);
+    debug_assert!(code != PgSqlErrorCode::ERRCODE_INTERNAL_ERROR || sqlstate == "XX000", "SQLSTATE {sqlstate} unknown to pgrx");
+    code
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -59,8 +59,10 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
         )
         .set_hint("Partition it first: CALL daznode_crm.migrate('complete'); (the guide's complete migration)."));
     }
-    sql("SELECT daznode_crm.require_crm_owner($1)", &[WHAT.into()])?;
-    if !flag("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_old_email_partitions'))", &[])? {
+    // Read-only SPI until the first write: a dry run takes no transaction id, so it runs on a
+    // hot standby (advisory locks work there) and writes no commit record on a primary.
+    read_flag("SELECT daznode_crm.require_crm_owner($1) IS NULL", &[WHAT.into()])?;
+    if !read_flag("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_old_email_partitions'))", &[])? {
         return Ok(vec![(None, None, None, "skipped: already running".into(), Some(0))]);
     }
 
@@ -210,9 +212,8 @@ fn with_lock_retries(statements: Vec<String>, range: Option<[DatumWithOid<'stati
 fn catalog_partitions() -> Result<Vec<CatalogPartition>, ErrorReport> {
     Spi::connect(|c| {
         let rows = c.select(
-            "SELECT rel::oid, rel::text, bound, (extract(epoch FROM range_start) * 1e6)::bigint,
-                    (extract(epoch FROM range_end) * 1e6)::bigint, kind, relname
-             FROM daznode_crm.email_sends_partitions()",
+            "SELECT rel::oid, format('%I.%I', nspname, relname), bound, range_start, range_end, kind, relname
+             FROM daznode_crm.email_sends_partitions() ORDER BY 2",
             None,
             &[],
         )?;
@@ -223,8 +224,9 @@ fn catalog_partitions() -> Result<Vec<CatalogPartition>, ErrorReport> {
                 name: row.get::<String>(7)?.unwrap_or_default(),
                 qualified: row.get::<String>(2)?.unwrap_or_default(),
                 bound: row.get::<String>(3)?.unwrap_or_default(),
-                start: row.get::<i64>(4)?,
-                end: row.get::<i64>(5)?,
+                // Bounds may be infinite (an unexpected partition): they saturate.
+                start: row.get::<TimestampWithTimeZone>(4)?.map(unix_micros),
+                end: row.get::<TimestampWithTimeZone>(5)?.map(unix_micros),
                 kind: PartitionKind::parse(&row.get::<String>(6)?.unwrap_or_default()),
             });
         }
@@ -239,9 +241,14 @@ fn micros_column(query: &str) -> Result<Vec<i64>, ErrorReport> {
         .map_err(internal)
 }
 
-/// An instant given as microseconds since the Unix epoch.
+/// An instant given as microseconds since the Unix epoch; beyond PostgreSQL's range, the
+/// infinity on its side (what `unix_micros` of an infinite bound gives back).
 pub fn timestamp(unix_micros: i64) -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(unix_micros - PG_EPOCH_MICROS).unwrap_or_else(|_| TimestampWithTimeZone::positive_infinity())
+    match unix_micros.checked_sub(PG_EPOCH_MICROS).and_then(|t| TimestampWithTimeZone::try_from(t).ok()) {
+        Some(t) if t.is_finite() => t,
+        _ if unix_micros < 0 => TimestampWithTimeZone::negative_infinity(),
+        _ => TimestampWithTimeZone::positive_infinity(),
+    }
 }
 
 /// Microseconds since the Unix epoch of an instant.
@@ -251,6 +258,11 @@ pub fn unix_micros(t: TimestampWithTimeZone) -> i64 {
 
 fn sql(query: &str, args: &[DatumWithOid]) -> Result<(), ErrorReport> {
     Spi::connect_mut(|c| c.update(query, None, args).map(|_| ())).map_err(internal)
+}
+
+/// A boolean from a query that writes nothing (read-only SPI).
+fn read_flag(query: &str, args: &[DatumWithOid]) -> Result<bool, ErrorReport> {
+    Spi::connect(|c| c.select(query, Some(1), args)?.first().get_one::<bool>()).map(|b| b.unwrap_or(false)).map_err(internal)
 }
 
 fn flag(query: &str, args: &[DatumWithOid]) -> Result<bool, ErrorReport> {
@@ -289,6 +301,9 @@ mod tests {
         let month = Month { year: 2026, month: 12 };
         let literal = Spi::get_one_with_args::<TimestampWithTimeZone>("SELECT $1::text::timestamptz", &[month.start_literal().into()]).unwrap().unwrap();
         assert_eq!(unix_micros(literal), month.start_micros());
+        for inf in [TimestampWithTimeZone::negative_infinity(), TimestampWithTimeZone::positive_infinity()] {
+            assert_eq!(timestamp(unix_micros(inf)), inf);
+        }
     }
 
     #[pgrx::pg_test]

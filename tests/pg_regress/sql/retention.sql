@@ -67,7 +67,7 @@ SELECT format('CREATE TABLE public.crm_email_sends_odd PARTITION OF public.crm_e
               (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '8 months') AT TIME ZONE 'UTC',
               (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '9 months') AT TIME ZONE 'UTC') \gexec
 SELECT partition_name ~ '^crm_email_sends_p[0-9]{6}$|^public\.crm_email_sends_odd$' AS expected_name,
-       pg_temp.month_of(range_start) AS month, action, rows
+       pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS action, rows
 FROM daznode_crm.cleanup_old_email_partitions(premake => 8) ORDER BY 2, 3;
 SELECT pg_temp.month_of(created_at) AS month, tableoid::regclass = 'public.crm_email_sends_default'::regclass AS in_default
 FROM public.crm_email_sends WHERE email = 'future@x.io';
@@ -75,11 +75,11 @@ SELECT count(*) AS rows_of_dropped_months FROM public.crm_email_sends
 WHERE created_at < (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '12 months') AT TIME ZONE 'UTC';
 
 -- A second run has nothing left to do but report the unexpected partition.
-SELECT pg_temp.month_of(range_start) AS month, action FROM daznode_crm.cleanup_old_email_partitions(premake => 8);
+SELECT pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS action FROM daznode_crm.cleanup_old_email_partitions(premake => 8);
 
 -- Archive: the expired partition leaves the table for schema crm_archive, with its rows.
-SELECT pg_temp.month_of(range_start) AS month, action, rows
-FROM daznode_crm.cleanup_old_email_partitions(retention => '11 months', archive => true, premake => 0);
+SELECT pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS action, rows
+FROM daznode_crm.cleanup_old_email_partitions(retention => '11 months', archive => true, premake => 0) ORDER BY 1;
 SELECT n.nspname, count(*) AS tables, bool_or(c.relispartition) AS attached,
        sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]::text::int) AS archived_rows
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
