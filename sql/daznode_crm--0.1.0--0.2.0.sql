@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/mod.rs:21
+-- src/api/mod.rs:22
 -- The one definition of each count and rate of an email campaign (README "Rates"). Every view
 -- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
 -- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
@@ -54,14 +54,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.sen
     @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
     @extschema@.delivery_rate(bigint, bigint) TO PUBLIC;
 
--- src/api/security.rs:185
+-- src/api/security.rs:183
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
 
--- src/api/migrations.rs:192
+-- src/api/migrations.rs:188
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
 CREATE  FUNCTION "check_concurrent_indexes_status"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -74,19 +74,27 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_concurrent_indexes_status_wrapper';
 
--- src/api/partitions.rs:11
--- daznode_crm::api::partitions::check_partition_cleanup_arguments
-CREATE  FUNCTION "check_partition_cleanup_arguments"(
-	"retention_micros" bigint, /* i64 */
-	"month_micros" bigint, /* i64 */
-	"premake" INT, /* i32 */
-	"force" bool /* bool */
-) RETURNS bool /* bool */
-IMMUTABLE STRICT PARALLEL SAFE
+-- src/api/partitions.rs:15
+-- daznode_crm::api::partitions::cleanup_old_email_partitions
+CREATE  FUNCTION "cleanup_old_email_partitions"(
+	"retention" interval DEFAULT '12 months', /* Option < Interval > */
+	"premake" INT DEFAULT 3, /* Option < i32 > */
+	"dry_run" bool DEFAULT false, /* Option < bool > */
+	"archive" bool DEFAULT false, /* Option < bool > */
+	"force" bool DEFAULT false /* Option < bool > */
+) RETURNS TABLE (
+	"partition_name" TEXT,  /* Option < String > */
+	"range_start" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"range_end" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"action" TEXT,  /* String */
+	"rows" bigint  /* Option < i64 > */
+)
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'check_partition_cleanup_arguments_wrapper';
+AS 'MODULE_PATHNAME', 'cleanup_old_email_partitions_wrapper';
 
--- src/api/cleanup.rs:12
+-- src/api/cleanup.rs:15
 -- daznode_crm::api::cleanup::cleanup_orphaned_records
 CREATE  FUNCTION "cleanup_orphaned_records"(
 	"dry_run" bool DEFAULT false /* bool */
@@ -101,7 +109,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_orphaned_records_wrapper';
 
--- src/api/migrations.rs:181
+-- src/api/migrations.rs:177
 -- daznode_crm::api::migrations::concurrent_index_plan
 CREATE  FUNCTION "concurrent_index_plan"() RETURNS SETOF TEXT /* String */
 STRICT STABLE
@@ -115,7 +123,7 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
 
--- src/api/security.rs:120
+-- src/api/security.rs:118
 -- daznode_crm::api::security::crm_table_oid
 CREATE  FUNCTION "crm_table_oid"(
 	"name" TEXT /* & str */
@@ -124,21 +132,21 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_table_oid_wrapper';
 
--- src/api/migrations.rs:96
+-- src/api/migrations.rs:101
 -- daznode_crm::api::migrations::crm_tables
 CREATE  FUNCTION "crm_tables"() RETURNS TEXT[] /* Vec < String > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:20
+-- src/api/access.rs:19
 -- daznode_crm::api::access::current_user_id
 
 CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'current_user_id_wrapper';
 
--- src/api/performance.rs:20
+-- src/api/performance.rs:22
 -- daznode_crm::api::performance::diagnose_crm_performance
 CREATE  FUNCTION "diagnose_crm_performance"() RETURNS TABLE (
 	"area" TEXT,  /* String */
@@ -153,24 +161,19 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'diagnose_crm_performance_wrapper';
 
--- src/api/partitions.rs:19
--- daznode_crm::api::partitions::email_partition_plan
-CREATE  FUNCTION "email_partition_plan"(
-	"now_micros" bigint, /* i64 */
-	"cutoff_micros" bigint, /* i64 */
-	"premake" INT, /* i32 */
-	"names" TEXT[], /* Vec < String > */
-	"starts" bigint[], /* Vec < i64 > */
-	"ends" bigint[] /* Vec < i64 > */
+-- src/api/partitions.rs:38
+-- daznode_crm::api::partitions::email_sends_partition_months
+CREATE  FUNCTION "email_sends_partition_months"(
+	"first" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"now" timestamp with time zone /* TimestampWithTimeZone */
 ) RETURNS TABLE (
 	"partition_name" TEXT,  /* String */
-	"start_micros" bigint,  /* i64 */
-	"end_micros" bigint,  /* i64 */
-	"action" TEXT  /* String */
+	"range_start" timestamp with time zone,  /* TimestampWithTimeZone */
+	"range_end" timestamp with time zone  /* TimestampWithTimeZone */
 )
-IMMUTABLE STRICT PARALLEL SAFE
+IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'email_partition_plan_wrapper';
+AS 'MODULE_PATHNAME', 'email_sends_partition_months_wrapper';
 
 -- src/api/diagnostic.rs:33
 -- daznode_crm::api::diagnostic::guide_api
@@ -190,7 +193,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_function_names_wrapper';
 
--- src/api/migrations.rs:149
+-- src/api/migrations.rs:145
 -- daznode_crm::api::migrations::interim_index_sql
 CREATE  FUNCTION "interim_index_sql"(
 	"index_name" TEXT, /* & str */
@@ -200,14 +203,14 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'interim_index_sql_wrapper';
 
--- src/api/access.rs:39
+-- src/api/access.rs:38
 -- daznode_crm::api::access::is_admin_user
 
 CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
 STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
 
--- src/api/access.rs:58
+-- src/api/access.rs:54
 -- daznode_crm::api::access::is_admin_user_about
 
 CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETURNS boolean
@@ -222,7 +225,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
 
--- src/api/security.rs:99
+-- src/api/security.rs:97
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
 	"table_name" TEXT, /* & str */
@@ -286,7 +289,7 @@ STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'pending_migrations_wrapper';
 
--- src/api/migrations.rs:63
+-- src/api/migrations.rs:68
 -- daznode_crm::api::migrations::planned_indexes
 CREATE  FUNCTION "planned_indexes"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -301,7 +304,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:31
+-- src/api/access.rs:30
 -- daznode_crm::api::access::profile_owner_columns
 CREATE  FUNCTION "profile_owner_columns"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -337,7 +340,7 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_of_wrapper';
 
--- src/api/access.rs:162
+-- src/api/access.rs:158
 -- daznode_crm::api::access::refresh_auto_update_segments
 
 CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
@@ -360,7 +363,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:75
+-- src/api/access.rs:71
 -- daznode_crm::api::access::refresh_segment
 
 CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
@@ -374,7 +377,7 @@ CREATE FUNCTION @extschema@.refuse_on_standby(what text) RETURNS void
 VOLATILE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
 
--- src/api/refresh.rs:127
+-- src/api/refresh.rs:122
 -- daznode_crm::api::refresh::register_crm_materialized_view
 
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
@@ -407,7 +410,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
 
--- src/api/refresh.rs:181
+-- src/api/refresh.rs:176
 -- daznode_crm::api::refresh::schedule_crm_maintenance
 CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -420,14 +423,14 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'schedule_crm_maintenance_wrapper';
 
--- src/api/migrations.rs:90
+-- src/api/migrations.rs:95
 -- daznode_crm::api::migrations::small_table_rows
 CREATE  FUNCTION "small_table_rows"() RETURNS double precision /* f64 */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 
--- src/api/migrations.rs:230
+-- src/api/migrations.rs:205
 -- requires:
 --   rates
 --   migration_steps
@@ -439,7 +442,7 @@ AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 --   concurrent_index_plan
 --   check_concurrent_indexes_status
 
--- Schema migrations of the DazNode CRM (issue #3): the ledger, one function per step, and the
+-- Schema migrations of the DazNode CRM: the ledger, one function per step, and the
 -- procedure that applies pending steps, one transaction per step.
 -- The steps change application tables in schema public; they run only when a DBA calls
 -- daznode_crm.migrate(): CREATE EXTENSION itself never creates or alters application tables.
@@ -1425,14 +1428,14 @@ REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
--- src/api/refresh.rs:144
+-- src/api/refresh.rs:139
 -- daznode_crm::api::refresh::unregister_crm_materialized_view
 
 CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:231
+-- src/api/refresh.rs:220
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1443,7 +1446,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:23
+-- src/api/mod.rs:24
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1456,7 +1459,7 @@ AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 --   refresh::unschedule_crm_maintenance
 --   throttle::maintenance_yield
 
--- Maintenance (issue #5): the materialized views the refresh job knows, its log, and the
+-- Maintenance: the materialized views the refresh job knows, its log, and the
 -- maintenance role the maintenance functions are granted to.
 
 -- The role that may run the maintenance functions (diagnostics, cleanup, refresh, scheduling).
@@ -1536,7 +1539,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:40
+-- src/api/mod.rs:41
 -- requires:
 --   migrations
 --   maintenance
@@ -1553,7 +1556,7 @@ CREATE FUNCTION "admin_roles_changed"()
 --   security::crm_table_oid
 --   security::app_search_path
 
--- Access control and analytics (issue #4): two more migration steps, applied by the same
+-- Access control and analytics: two more migration steps, applied by the same
 -- CALL daznode_crm.migrate() on empty and legacy databases.
 
 -- The guide's role matrix, one source of truth for the policies below.
@@ -2314,17 +2317,17 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:61
+-- src/api/mod.rs:62
 -- requires:
 --   access
---   partitions::check_partition_cleanup_arguments
---   partitions::email_partition_plan
+--   partitions::cleanup_old_email_partitions
+--   partitions::email_sends_partition_months
 --   server::refuse_on_standby_sql
 --   server::partition_disk_verdict
 --   server::progress_name
 --   server::progress_of
 
--- Partitioning of crm_email_sends (issue #6): the guide's "complete" migration, its rollback, and
+-- Partitioning of crm_email_sends: the guide's "complete" migration, its rollback, and
 -- the monthly maintenance of the partitions.
 --
 -- Layout: public.crm_email_sends PARTITION BY RANGE (created_at), one partition a month named
@@ -2715,7 +2718,7 @@ DECLARE
     l record;
     first_month timestamp;
     has_orphans boolean;
-    m timestamp;
+    m record;
     n_partitions int := 0;
     n_blocks bigint;
     block bigint;
@@ -2804,10 +2807,9 @@ BEGIN
         CONSTRAINT crm_email_sends_partitioned_customer_id_fkey FOREIGN KEY (customer_id)
             REFERENCES public.profiles (id) ON DELETE CASCADE
     ) PARTITION BY RANGE (created_at);
-    first_month := coalesce(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC'));
-    FOR m IN SELECT pg_catalog.generate_series(first_month, pg_catalog.date_trunc('month', started AT TIME ZONE 'UTC') + interval '3 months', interval '1 month') LOOP
+    FOR m IN SELECT * FROM @extschema@.email_sends_partition_months(first_month AT TIME ZONE 'UTC', started) LOOP
         EXECUTE pg_catalog.format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends_partitioned FOR VALUES FROM (%L) TO (%L)',
-                                  'crm_email_sends_p' || pg_catalog.to_char(m, 'YYYYMM'), m AT TIME ZONE 'UTC', (m + interval '1 month') AT TIME ZONE 'UTC');
+                                  m.partition_name, m.range_start, m.range_end);
         n_partitions := n_partitions + 1;
     END LOOP;
     CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends_partitioned DEFAULT;
@@ -3058,178 +3060,8 @@ BEGIN
 END
 $fn$;
 
--- The monthly maintenance, for pg_cron: SELECT daznode_crm.cleanup_old_email_partitions();
--- Each partition is its own subtransaction: one that cannot be locked in time is skipped and
--- reported, and never undoes the others (future partitions are created first). SECURITY
--- INVOKER, run by the CRM owner (require_crm_owner): rows moved out of the default partition
--- fire the owner's triggers with the owner's rights. Partitions are known by oid: only those in
--- public, named crm_email_sends_pYYYYMM and bounded by exactly that month are ever dropped; any
--- other is reported and left alone.
-CREATE FUNCTION @extschema@.cleanup_old_email_partitions(
-    retention interval DEFAULT '12 months', premake int DEFAULT 3, dry_run boolean DEFAULT false, archive boolean DEFAULT false,
-    force boolean DEFAULT false)
-RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, action text, rows bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-    now_ts timestamptz := now();
-    cutoff timestamptz;
-    p record;
-    moved bigint;
-    n bigint;
-    names text[];
-    starts bigint[];
-    ends bigint[];
-    default_rel regclass;
-    stuck_months timestamp[];
-    new_part regclass;
-    n_expired bigint;
-    n_done bigint := 0;
-    app_name text := pg_catalog.current_setting('application_name');
-BEGIN
-    IF retention IS NULL OR premake IS NULL OR dry_run IS NULL OR archive IS NULL OR force IS NULL THEN
-        RAISE EXCEPTION 'daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM @extschema@.check_partition_cleanup_arguments((extract(epoch FROM now_ts - (now_ts - retention)) * 1e6)::bigint,
-                                                          (extract(epoch FROM now_ts - (now_ts - interval '1 month')) * 1e6)::bigint,
-                                                          premake, force);
-    IF NOT dry_run THEN
-        PERFORM @extschema@.refuse_on_standby('cleanup_old_email_partitions()');
-    END IF;
-    IF NOT @extschema@.email_sends_partitioned() THEN
-        RAISE EXCEPTION 'daznode_crm: public.crm_email_sends is not partitioned' USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Partition it first: CALL daznode_crm.migrate(''complete''); (the guide''s complete migration).';
-    END IF;
-    PERFORM @extschema@.require_crm_owner('cleanup_old_email_partitions()');
-    IF NOT pg_try_advisory_xact_lock(hashtext('daznode_crm.cleanup_old_email_partitions')) THEN
-        RETURN QUERY SELECT NULL::text, NULL::timestamptz, NULL::timestamptz, 'skipped: already running'::text, 0::bigint;
-        RETURN;
-    END IF;
-    cutoff := now_ts - retention;
-
-    -- Every partition, by oid, with what it is (email_sends_partitions()): read from the catalog
-    -- each time, never kept in a temporary table, so the dry run works on a hot standby.
-    RETURN QUERY SELECT format('%I.%I', d.nspname, d.relname), d.range_start, d.range_end,
-                        ('unexpected partition, left alone: ' || d.bound)::text, NULL::bigint
-                 FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'unexpected' ORDER BY 1;
-
-    -- Rows outside every partition land in the default one; make sure there is one. When a
-    -- default partition that is not ours is attached, rows are never moved out of it.
-    SELECT d.rel INTO default_rel FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'default';
-    IF default_rel IS NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.email_sends_partitions() d WHERE d.bound = 'DEFAULT') THEN
-        IF dry_run THEN
-            RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'would create (default partition)'::text, 0::bigint;
-        ELSE
-            PERFORM @extschema@.refuse_foreign_object('crm_email_sends_default');
-            CREATE TABLE public.crm_email_sends_default PARTITION OF public.crm_email_sends DEFAULT;
-            PERFORM @extschema@.lock_down('public.crm_email_sends_default'::regclass);
-            default_rel := 'public.crm_email_sends_default'::regclass;
-            RETURN QUERY SELECT 'crm_email_sends_default'::text, NULL::timestamptz, NULL::timestamptz, 'created (default partition)'::text, 0::bigint;
-        END IF;
-    END IF;
-
-    SELECT array_agg(d.relname ORDER BY d.relname),
-           array_agg((extract(epoch FROM d.range_start) * 1e6)::bigint ORDER BY d.relname),
-           array_agg((extract(epoch FROM d.range_end) * 1e6)::bigint ORDER BY d.relname)
-    INTO names, starts, ends
-    FROM @extschema@.email_sends_partitions() d WHERE d.kind = 'monthly';
-
-    -- Months that rows stuck in the default partition belong to (within retention) get their
-    -- partition too; creating it moves them. A month an unexpected partition covers is left to it.
-    IF default_rel IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(DISTINCT date_trunc(''month'', created_at AT TIME ZONE ''UTC'')) FROM %s', default_rel) INTO stuck_months;
-    END IF;
-    FOR p IN
-        SELECT x.partition_name, x.s, x.e FROM (
-            SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e
-            FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                                  premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-            WHERE q.action = 'missing'
-            UNION
-            SELECT 'crm_email_sends_p' || to_char(d.m, 'YYYYMM'), d.m AT TIME ZONE 'UTC', (d.m + interval '1 month') AT TIME ZONE 'UTC'
-            FROM unnest(stuck_months) AS d(m)
-            WHERE (d.m + interval '1 month') AT TIME ZONE 'UTC' > cutoff
-        ) x
-        WHERE NOT EXISTS (SELECT 1 FROM @extschema@.email_sends_partitions() t
-                          WHERE t.kind <> 'default' AND t.range_start IS NOT NULL AND t.range_start < x.e AND x.s < t.range_end)
-        ORDER BY 2
-    LOOP
-        IF dry_run THEN
-            moved := 0;
-            IF default_rel IS NOT NULL THEN
-                EXECUTE format('SELECT count(*) FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel) INTO moved USING p.s, p.e;
-            END IF;
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'would create, moving rows from the default partition' ELSE 'would create' END, moved;
-            CONTINUE;
-        END IF;
-        PERFORM @extschema@.refuse_foreign_object(p.partition_name);
-        -- Rows of that month in the default partition move into the new one; the lock on the
-        -- default partition keeps new ones from landing there meanwhile.
-        IF @extschema@.run_with_lock_retries(
-               CASE WHEN default_rel IS NOT NULL THEN ARRAY[
-                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_rel),
-                   format('CREATE TEMP TABLE daznode_moving ON COMMIT DROP AS SELECT * FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
-                   format('DELETE FROM %s WHERE created_at >= $1 AND created_at < $2', default_rel),
-                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
-                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name)),
-                   -- the app's triggers see the app's search_path while the rows move (pg_temp stays
-                   -- reachable by its qualified name)
-                   'SELECT pg_catalog.set_config(''search_path'', daznode_crm.app_search_path(), true)',
-                   'INSERT INTO public.crm_email_sends SELECT * FROM pg_temp.daznode_moving',
-                   'SELECT pg_catalog.set_config(''search_path'', ''pg_catalog, pg_temp'', true)',
-                   'DROP TABLE pg_temp.daznode_moving']
-               ELSE ARRAY[
-                   format('CREATE TABLE public.%I PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)', p.partition_name, p.s, p.e),
-                   format('SELECT daznode_crm.lock_down(%L::regclass)', 'public.' || quote_ident(p.partition_name))] END,
-               3, p.s, p.e) THEN
-            new_part := to_regclass('public.' || quote_ident(p.partition_name));
-            -- Only the moved rows are in the new partition until this transaction commits.
-            EXECUTE format('SELECT count(*) FROM %s', new_part) INTO moved;
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN moved > 0 THEN 'created, rows moved from the default partition' ELSE 'created' END, moved;
-        ELSE
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
-        END IF;
-    END LOOP;
-
-    SELECT count(*) INTO n_expired
-    FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                          premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-    WHERE q.action = 'expired';
-    FOR p IN
-        SELECT q.partition_name, to_timestamp(q.start_micros / 1e6) AS s, to_timestamp(q.end_micros / 1e6) AS e, d.rel
-        FROM @extschema@.email_partition_plan((extract(epoch FROM now_ts) * 1e6)::bigint, (extract(epoch FROM cutoff) * 1e6)::bigint,
-                                              premake, coalesce(names, '{}'), coalesce(starts, '{}'), coalesce(ends, '{}')) AS q
-        JOIN @extschema@.email_sends_partitions() d ON d.kind = 'monthly' AND d.relname = q.partition_name
-        WHERE q.action = 'expired'
-        ORDER BY 2
-    LOOP
-        -- Rows from the statistics (counting would read the partition the drop never reads).
-        -- NULL when the partition was never analyzed.
-        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO n FROM pg_class c WHERE c.oid = p.rel;
-        IF dry_run THEN
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'would archive' ELSE 'would drop' END, n;
-            CONTINUE;
-        END IF;
-        PERFORM @extschema@.report_progress('cleanup', CASE WHEN archive THEN 'archiving' ELSE 'dropping' END, n_done, n_expired, now_ts);
-        IF n_done > 0 THEN
-            PERFORM @extschema@.pause_for_tests('between partitions');
-        END IF;
-        n_done := n_done + 1;
-        IF @extschema@.run_with_lock_retries(CASE WHEN archive THEN ARRAY[
-               'CREATE SCHEMA IF NOT EXISTS crm_archive',
-               format('ALTER TABLE public.crm_email_sends DETACH PARTITION %s', p.rel),
-               format('ALTER TABLE %s SET SCHEMA crm_archive', p.rel),
-               format('SELECT daznode_crm.lock_down(%s::oid::regclass)', p.rel::oid)]
-           ELSE ARRAY[format('DROP TABLE %s', p.rel)] END, 3) THEN
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, CASE WHEN archive THEN 'archived to crm_archive' ELSE 'dropped' END, n;
-        ELSE
-            RETURN QUERY SELECT p.partition_name, p.s, p.e, 'skipped: lock not available'::text, 0::bigint;
-        END IF;
-    END LOOP;
-    IF n_done > 0 THEN
-        PERFORM pg_catalog.set_config('application_name', app_name, false);
-    END IF;
-END
-$fn$;
+-- The monthly maintenance, cleanup_old_email_partitions(), is Rust (src/api/retention.rs, planned
+-- by core/src/retention.rs); it runs each partition through run_with_lock_retries() above.
 
 REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschema@.create_email_sends_mirror(text, regclass),
     @extschema@.rename_email_sends_objects(regclass, text, text, text), @extschema@.repoint_email_sends_views(regclass),
@@ -3237,8 +3069,7 @@ REVOKE ALL ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extschem
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz), @extschema@.rollback_email_sends_partitioning(),
     @extschema@.replay_email_sends_changes(text, timestamptz, boolean), @extschema@.compare_email_sends(text, boolean),
     @extschema@.finish_email_sends_partitioning(boolean), @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean),
-    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
-    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) FROM PUBLIC;
+    @extschema@.lock_down_function(regprocedure), @extschema@.email_sends_partition_months(timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@.step_partition_email_sends(jsonb, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.cleanup_old_email_partitions(interval, integer, boolean, boolean, boolean) TO daznode_crm_maintenance;
 -- For the CRM owner running migrate('complete'), the rollback and the cleanup (invoker rights).
@@ -3249,8 +3080,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.email_sends_column_lists(regclass), @extsc
     @extschema@.lock_for_swap(regclass), @extschema@.run_with_lock_retries(text[], integer, timestamptz, timestamptz),
     @extschema@.rollback_email_sends_partitioning(), @extschema@.replay_email_sends_changes(text, timestamptz, boolean),
     @extschema@.compare_email_sends(text, boolean), @extschema@.finish_email_sends_partitioning(boolean),
-    @extschema@.check_partition_cleanup_arguments(bigint, bigint, integer, boolean), @extschema@.lock_down_function(regprocedure),
-    @extschema@.email_partition_plan(bigint, bigint, integer, text[], bigint[], bigint[]) TO daznode_crm_maintenance;
+    @extschema@.lock_down_function(regprocedure), @extschema@.email_sends_partition_months(timestamptz, timestamptz) TO daznode_crm_maintenance;
 
 -- Long operations, seen from any other session (README "Progress"): step 0010's copy, the
 -- rollback and the retention cleanup write their progress into their session's

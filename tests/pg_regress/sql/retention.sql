@@ -63,9 +63,12 @@ INSERT INTO public.crm_email_sends (campaign_id, email, status, created_at)
 VALUES ('00000000-0000-4000-8000-0000000000c1', 'future@x.io', 'pending',
         (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '6 months 2 days') AT TIME ZONE 'UTC');
 SET ROLE retention_owner;
-SELECT format('CREATE TABLE public.crm_email_sends_odd PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)',
-              (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '8 months') AT TIME ZONE 'UTC',
-              (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '9 months') AT TIME ZONE 'UTC') \gexec
+DO $$
+BEGIN
+    EXECUTE format('CREATE TABLE public.crm_email_sends_odd PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)',
+                   (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '8 months') AT TIME ZONE 'UTC',
+                   (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '9 months') AT TIME ZONE 'UTC');
+END $$;
 SELECT partition_name ~ '^crm_email_sends_p[0-9]{6}$|^public\.crm_email_sends_odd$' AS expected_name,
        pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS action, rows
 FROM daznode_crm.cleanup_old_email_partitions(premake => 8) ORDER BY 2, 3;
