@@ -244,16 +244,23 @@ fn micros_column(query: &str) -> Result<Vec<i64>, ErrorReport> {
 /// An instant given as microseconds since the Unix epoch; beyond PostgreSQL's range, the
 /// infinity on its side (what `unix_micros` of an infinite bound gives back).
 pub fn timestamp(unix_micros: i64) -> TimestampWithTimeZone {
-    match unix_micros.checked_sub(PG_EPOCH_MICROS).and_then(|t| TimestampWithTimeZone::try_from(t).ok()) {
-        Some(t) if t.is_finite() => t,
-        _ if unix_micros < 0 => TimestampWithTimeZone::negative_infinity(),
-        _ => TimestampWithTimeZone::positive_infinity(),
-    }
+    let finite = match unix_micros {
+        i64::MIN | i64::MAX => None,
+        t => TimestampWithTimeZone::try_from(t - PG_EPOCH_MICROS).ok().filter(TimestampWithTimeZone::is_finite),
+    };
+    finite.unwrap_or_else(|| if unix_micros < 0 { TimestampWithTimeZone::negative_infinity() } else { TimestampWithTimeZone::positive_infinity() })
 }
 
-/// Microseconds since the Unix epoch of an instant.
+/// Microseconds since the Unix epoch of an instant; the infinities as i64::MIN and i64::MAX (a
+/// finite timestamptz is never that far from either epoch).
 pub fn unix_micros(t: TimestampWithTimeZone) -> i64 {
-    t.into_inner().saturating_add(PG_EPOCH_MICROS)
+    if t.is_infinity() {
+        i64::MAX
+    } else if t.is_neg_infinity() {
+        i64::MIN
+    } else {
+        t.into_inner() + PG_EPOCH_MICROS
+    }
 }
 
 fn sql(query: &str, args: &[DatumWithOid]) -> Result<(), ErrorReport> {
