@@ -392,6 +392,18 @@ BEGIN
 END
 $step$;
 
+-- The legacy regex CHECKs of public.profiles (the guide's email and pubkey patterns), whatever
+-- their names: step 0003 replaces them, the diagnostic counts them.
+CREATE FUNCTION @extschema@.legacy_profile_checks() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT coalesce(pg_catalog.array_agg(conname::text ORDER BY conname), '{}')
+    FROM pg_catalog.pg_constraint
+    WHERE conrelid = pg_catalog.to_regclass('public.profiles') AND contype = 'c'
+      AND (pg_catalog.pg_get_constraintdef(oid) LIKE '%^[a-zA-Z0-9._\%+-]+@%'
+           OR pg_catalog.pg_get_constraintdef(oid) LIKE '%[0-9a-fA-F]{66}%')
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.legacy_profile_checks() FROM PUBLIC;
+
 -- 0003: the native validators replace the legacy regex CHECKs (both copies, whatever their
 -- names), and created_by gets ON DELETE SET NULL. Everything is added NOT VALID: new rows are
 -- checked at once, old ones are validated by step 0005 without blocking writes. One ALTER TABLE
@@ -403,11 +415,7 @@ DECLARE
     actions text[] := '{}';
     fk record;
 BEGIN
-    SELECT coalesce(array_agg(conname ORDER BY conname), '{}') INTO legacy
-    FROM pg_constraint
-    WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'
-      AND (pg_get_constraintdef(oid) LIKE '%^[a-zA-Z0-9._\%+-]+@%'
-           OR pg_get_constraintdef(oid) LIKE '%[0-9a-fA-F]{66}%');
+    legacy := @extschema@.legacy_profile_checks();
     actions := actions || ARRAY(SELECT format('DROP CONSTRAINT %I', c) FROM unnest(legacy) AS c);
     IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_email_valid') THEN
         actions := actions || 'ADD CONSTRAINT profiles_email_valid CHECK (daznode_crm.is_valid_email(email)) NOT VALID'::text;

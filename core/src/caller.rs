@@ -60,7 +60,9 @@ const JWT_ONLY_UID_BODIES: &[&str] = &[
 /// quotes and a final semicolon?
 pub fn is_jwt_only_uid_body(body: &str) -> bool {
     let body = sql_shape(body);
-    JWT_ONLY_UID_BODIES.iter().any(|known| sql_shape(known) == body)
+    JWT_ONLY_UID_BODIES
+        .iter()
+        .any(|known| sql_shape(known) == body)
 }
 
 /// SQL text without whitespace and in lower case outside single-quoted literals (kept as they
@@ -98,7 +100,11 @@ impl RoleCache {
     /// A cache of at most `capacity` users (it starts over when full: a connection pool that
     /// serves more users than that pays one lookup per user and round).
     pub fn new(capacity: usize) -> Self {
-        RoleCache { stamp: 0, roles: HashMap::new(), capacity: capacity.max(1) }
+        RoleCache {
+            stamp: 0,
+            roles: HashMap::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Forgets everything when invalidations arrived since the last sync (`stamp` moved):
@@ -151,7 +157,10 @@ mod tests {
         assert_eq!(id[15], 0x51);
         assert_eq!(
             id,
-            [0x63, 0x97, 0x19, 0xa4, 0xd6, 0x73, 0xa7, 0xa9, 0x80, 0xc8, 0xb4, 0x1b, 0x49, 0x60, 0xdf, 0x51]
+            [
+                0x63, 0x97, 0x19, 0xa4, 0xd6, 0x73, 0xa7, 0xa9, 0x80, 0xc8, 0xb4, 0x1b, 0x49, 0x60,
+                0xdf, 0x51
+            ]
         );
         assert_eq!(parse_uuid(&A.to_uppercase()), Some(id));
         for bad in [
@@ -239,7 +248,9 @@ mod tests {
     fn supabase_auth_uid_bodies_are_recognized_and_nothing_else() {
         let current = "\n  select\n  \tcoalesce(\n\t\tnullif(current_setting('request.jwt.claim.sub', true), ''),\n\t\t(nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')\n\t)::uuid\n";
         assert!(is_jwt_only_uid_body(current));
-        assert!(is_jwt_only_uid_body("SELECT NULLIF(current_setting('request.jwt.claim.sub', true), '')::uuid;"));
+        assert!(is_jwt_only_uid_body(
+            "SELECT NULLIF(current_setting('request.jwt.claim.sub', true), '')::uuid;"
+        ));
         for other in [
             // another setting (inside the quotes, spacing counts)
             "select nullif(current_setting('request.jwt. claim.sub', true), '')::uuid",

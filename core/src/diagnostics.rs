@@ -57,7 +57,13 @@ pub struct Check {
 
 impl Check {
     pub fn new(name: impl Into<String>, status: Status, details: impl Into<String>) -> Check {
-        Check { name: name.into(), status, details: details.into(), affected_rows: None, recommendation: None }
+        Check {
+            name: name.into(),
+            status,
+            details: details.into(),
+            affected_rows: None,
+            recommendation: None,
+        }
     }
 
     pub fn rows(mut self, n: i64) -> Check {
@@ -164,14 +170,29 @@ pub fn policy_calls_function_per_row(expr: &str) -> bool {
         match bytes[i] {
             b'(' => {
                 let rest = lower[i + 1..].trim_start();
-                depth_in_select.push(rest.starts_with("select ") || depth_in_select.last().copied().unwrap_or(false));
+                depth_in_select.push(
+                    rest.starts_with("select ") || depth_in_select.last().copied().unwrap_or(false),
+                );
                 // A '(' right after an identifier is a call.
                 let before = lower[..i].trim_end();
-                let ident_before = before.chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
-                let keyword_before = ["and", "or", "not", "in", "exists", "any", "all", "array", "select", "where", "using", "check"]
-                    .iter()
-                    .any(|k| before.ends_with(k) && before[..before.len() - k.len()].chars().last().is_none_or(|c| !c.is_alphanumeric() && c != '_'));
-                let inside_select = depth_in_select.len() >= 2 && depth_in_select[depth_in_select.len() - 2];
+                let ident_before = before
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+                let keyword_before = [
+                    "and", "or", "not", "in", "exists", "any", "all", "array", "select", "where",
+                    "using", "check",
+                ]
+                .iter()
+                .any(|k| {
+                    before.ends_with(k)
+                        && before[..before.len() - k.len()]
+                            .chars()
+                            .last()
+                            .is_none_or(|c| !c.is_alphanumeric() && c != '_')
+                });
+                let inside_select =
+                    depth_in_select.len() >= 2 && depth_in_select[depth_in_select.len() - 2];
                 if ident_before && !keyword_before && !inside_select {
                     return true;
                 }
@@ -227,14 +248,46 @@ pub struct GuideFunction {
 /// legacy one and step 0011 puts the wrapper there. `is_admin_user` keeps the legacy signature
 /// `(user_id uuid DEFAULT NULL)`, answered by `is_admin_user_about` without the legacy leak.
 pub const GUIDE_API: &[GuideFunction] = &[
-    GuideFunction { name: "run_pre_migration_diagnostic", target: "run_pre_migration_diagnostic", callable_by: CallableBy::Maintenance },
-    GuideFunction { name: "cleanup_orphaned_records", target: "cleanup_orphaned_records", callable_by: CallableBy::Maintenance },
-    GuideFunction { name: "diagnose_crm_performance", target: "diagnose_crm_performance", callable_by: CallableBy::Maintenance },
-    GuideFunction { name: "refresh_crm_materialized_views", target: "refresh_crm_materialized_views", callable_by: CallableBy::Maintenance },
-    GuideFunction { name: "cleanup_old_email_partitions", target: "cleanup_old_email_partitions", callable_by: CallableBy::Maintenance },
-    GuideFunction { name: "is_admin_user", target: "is_admin_user_about", callable_by: CallableBy::Everyone },
-    GuideFunction { name: "is_valid_email", target: "is_valid_email", callable_by: CallableBy::Everyone },
-    GuideFunction { name: "is_valid_lightning_pubkey", target: "is_valid_lightning_pubkey", callable_by: CallableBy::Everyone },
+    GuideFunction {
+        name: "run_pre_migration_diagnostic",
+        target: "run_pre_migration_diagnostic",
+        callable_by: CallableBy::Maintenance,
+    },
+    GuideFunction {
+        name: "cleanup_orphaned_records",
+        target: "cleanup_orphaned_records",
+        callable_by: CallableBy::Maintenance,
+    },
+    GuideFunction {
+        name: "diagnose_crm_performance",
+        target: "diagnose_crm_performance",
+        callable_by: CallableBy::Maintenance,
+    },
+    GuideFunction {
+        name: "refresh_crm_materialized_views",
+        target: "refresh_crm_materialized_views",
+        callable_by: CallableBy::Maintenance,
+    },
+    GuideFunction {
+        name: "cleanup_old_email_partitions",
+        target: "cleanup_old_email_partitions",
+        callable_by: CallableBy::Maintenance,
+    },
+    GuideFunction {
+        name: "is_admin_user",
+        target: "is_admin_user_about",
+        callable_by: CallableBy::Everyone,
+    },
+    GuideFunction {
+        name: "is_valid_email",
+        target: "is_valid_email",
+        callable_by: CallableBy::Everyone,
+    },
+    GuideFunction {
+        name: "is_valid_lightning_pubkey",
+        target: "is_valid_lightning_pubkey",
+        callable_by: CallableBy::Everyone,
+    },
 ];
 
 /// The names of `GUIDE_API`.
@@ -245,19 +298,119 @@ pub fn guide_function_names() -> Vec<&'static str> {
 /// Column names that hold secrets (as Supabase's linter counts them): a table exposing one to
 /// the API roles without row-level security is an ERROR.
 pub const SENSITIVE_COLUMNS: &[&str] = &[
-    "password", "passwd", "pwd", "password_hash", "secret", "api_key", "apikey", "access_token", "refresh_token",
-    "token", "private_key", "ssn", "credit_card", "card_number", "cvv",
+    "password",
+    "passwd",
+    "pwd",
+    "password_hash",
+    "secret",
+    "api_key",
+    "apikey",
+    "access_token",
+    "refresh_token",
+    "token",
+    "private_key",
+    "ssn",
+    "credit_card",
+    "card_number",
+    "cvv",
 ];
+
+/// What stands at `public.<crm table>`, as the catalog says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableShape {
+    Missing,
+    Table,
+    Partitioned {
+        partitions: i64,
+    },
+    /// A table of another role than the CRM owner: never read.
+    ForeignTable {
+        owner: String,
+        crm_owner: String,
+    },
+    /// A relation of another kind (`pg_class.relkind`): a view, a materialized view, …
+    NotATable {
+        relkind: char,
+    },
+}
+
+impl TableShape {
+    /// (status, details, what stands in the way when it must be renamed): a relation that is
+    /// not the CRM owner's table is an ERROR, since every step would meet it.
+    pub fn verdict(&self) -> (Status, String, Option<String>) {
+        let in_the_way =
+            |what: String, why: &str| (Status::Error, format!("a {what}, {why}"), Some(what));
+        match self {
+            TableShape::Missing => (Status::Info, "missing".into(), None),
+            TableShape::Table => (Status::Info, "table".into(), None),
+            TableShape::Partitioned { partitions } => (
+                Status::Info,
+                format!("partitioned, {partitions} partitions"),
+                None,
+            ),
+            TableShape::ForeignTable { owner, crm_owner } => in_the_way(
+                format!("table owned by {owner}"),
+                &format!("not by the CRM owner {crm_owner}: not read"),
+            ),
+            TableShape::NotATable { relkind: 'v' } => in_the_way("VIEW".into(), "not a table"),
+            TableShape::NotATable { relkind: 'm' } => {
+                in_the_way("materialized view".into(), "not a table")
+            }
+            TableShape::NotATable { relkind } => {
+                in_the_way(format!("relation of kind {relkind}"), "not a table")
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn table_shapes() {
+        assert_eq!(
+            TableShape::Table.verdict(),
+            (Status::Info, "table".into(), None)
+        );
+        assert_eq!(
+            TableShape::Partitioned { partitions: 30 }.verdict().1,
+            "partitioned, 30 partitions"
+        );
+        let v = TableShape::NotATable { relkind: 'v' }.verdict();
+        assert_eq!((v.0, v.2.as_deref()), (Status::Error, Some("VIEW")));
+        let f = TableShape::ForeignTable {
+            owner: "mallory".into(),
+            crm_owner: "postgres".into(),
+        }
+        .verdict();
+        assert_eq!(
+            f,
+            (
+                Status::Error,
+                "a table owned by mallory, not by the CRM owner postgres: not read".into(),
+                Some("table owned by mallory".into())
+            )
+        );
+        assert_eq!(
+            TableShape::NotATable { relkind: 'f' }.verdict().1,
+            "a relation of kind f, not a table"
+        );
+    }
+
+    #[test]
     fn maintenance_wrappers_are_not_for_everyone() {
         for g in GUIDE_API {
-            let reads_or_writes_tables = !matches!(g.name, "is_admin_user" | "is_valid_email" | "is_valid_lightning_pubkey");
-            assert_eq!(g.callable_by == CallableBy::Maintenance, reads_or_writes_tables, "{}", g.name);
+            let reads_or_writes_tables = !matches!(
+                g.name,
+                "is_admin_user" | "is_valid_email" | "is_valid_lightning_pubkey"
+            );
+            assert_eq!(
+                g.callable_by == CallableBy::Maintenance,
+                reads_or_writes_tables,
+                "{}",
+                g.name
+            );
         }
         assert_eq!(CallableBy::Everyone.grantee(), "PUBLIC");
         let mut names = guide_function_names();
@@ -283,7 +436,15 @@ mod tests {
         ];
         sort_checks(&mut checks);
         let got: Vec<_> = checks.iter().map(|c| (c.status, c.name.as_str())).collect();
-        assert_eq!(got, vec![(Status::Error, "c"), (Status::Warning, "a"), (Status::Info, "a"), (Status::Ok, "b")]);
+        assert_eq!(
+            got,
+            vec![
+                (Status::Error, "c"),
+                (Status::Warning, "a"),
+                (Status::Info, "a"),
+                (Status::Ok, "b")
+            ]
+        );
     }
 
     #[test]
@@ -318,10 +479,22 @@ mod tests {
     fn per_row_function_calls_in_policies() {
         assert!(policy_calls_function_per_row("is_admin_user(auth.uid())"));
         assert!(policy_calls_function_per_row("(user_id = auth.uid())"));
-        assert!(!policy_calls_function_per_row("( SELECT daznode_crm.is_admin_user() AS is_admin_user)"));
-        assert!(!policy_calls_function_per_row("(user_id = ( SELECT auth.uid() AS uid))"));
-        assert!(!policy_calls_function_per_row("(status = 'draft(x)'::text)"));
-        assert!(!policy_calls_function_per_row("((a = 1) AND (b IN (1, 2)))"));
-        assert!(policy_calls_function_per_row("(EXISTS ( SELECT 1 FROM admin_roles WHERE (admin_roles.user_id = auth.uid())))") == false);
+        assert!(!policy_calls_function_per_row(
+            "( SELECT daznode_crm.is_admin_user() AS is_admin_user)"
+        ));
+        assert!(!policy_calls_function_per_row(
+            "(user_id = ( SELECT auth.uid() AS uid))"
+        ));
+        assert!(!policy_calls_function_per_row(
+            "(status = 'draft(x)'::text)"
+        ));
+        assert!(!policy_calls_function_per_row(
+            "((a = 1) AND (b IN (1, 2)))"
+        ));
+        assert!(
+            policy_calls_function_per_row(
+                "(EXISTS ( SELECT 1 FROM admin_roles WHERE (admin_roles.user_id = auth.uid())))"
+            ) == false
+        );
     }
 }

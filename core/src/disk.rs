@@ -19,7 +19,10 @@ pub struct Need {
 /// make the need look large (1 otherwise).
 pub fn need(table_bytes: u64, inflate: f64) -> Need {
     let bytes = (table_bytes as f64 * inflate.max(0.0)).min(u64::MAX as f64) as u64;
-    Need { data: bytes, wal: bytes }
+    Need {
+        data: bytes,
+        wal: bytes,
+    }
 }
 
 /// The verdict: `None` when there is room, otherwise the message giving both numbers. When the
@@ -58,7 +61,11 @@ pub fn human(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} bytes") } else { format!("{} {}", v.round() as u64, UNITS[u]) }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{} {}", v.round() as u64, UNITS[u])
+    }
 }
 
 #[cfg(test)]
@@ -72,15 +79,22 @@ mod tests {
         let n = need(10 * GB, 1.0);
         assert_eq!(verdict(n, 24 * GB, 24 * GB, true), None);
         let msg = verdict(n, 23 * GB, 23 * GB, true).unwrap();
-        assert!(msg.contains("20 GB") && msg.contains("24 GB") && msg.contains("23 GB"), "{msg}");
+        assert!(
+            msg.contains("20 GB") && msg.contains("24 GB") && msg.contains("23 GB"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn separate_wal_disk_is_judged_on_its_own() {
         let n = need(10 * GB, 1.0);
         assert_eq!(verdict(n, 12 * GB, 12 * GB, false), None);
-        assert!(verdict(n, 11 * GB, 100 * GB, false).unwrap().contains("data filesystem"));
-        assert!(verdict(n, 100 * GB, 11 * GB, false).unwrap().contains("WAL filesystem"));
+        assert!(verdict(n, 11 * GB, 100 * GB, false)
+            .unwrap()
+            .contains("data filesystem"));
+        assert!(verdict(n, 100 * GB, 11 * GB, false)
+            .unwrap()
+            .contains("WAL filesystem"));
     }
 
     #[test]

@@ -6,10 +6,10 @@ use crate::api::caller::{caller_id, caller_role_is, role_of};
 use crate::api::errors::raise;
 use crate::api::security::{as_role, crm_owner};
 use crate::api::spi::table_exists;
-use pgrx::pg_sys;
 use daznode_crm_core::segments::{self, Param};
 use daznode_crm_core::CrmError;
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use daznode_crm_core::matrix::{ADMIN_ROLES, LEGACY_ADMIN_ROLES};
@@ -61,7 +61,8 @@ fn is_admin_user_about(user_id: Option<pgrx::Uuid>) -> Option<bool> {
     match user_id.map(|u| *u.as_bytes()) {
         None => Some(caller_role_is(legacy)),
         Some(u) if Some(u) == caller_id() => Some(caller_role_is(legacy)),
-        Some(u) => caller_role_is(|role| ADMIN_ROLES.contains(&role)).then(|| role_of(&u).as_deref().is_some_and(legacy)),
+        Some(u) => caller_role_is(|role| ADMIN_ROLES.contains(&role))
+            .then(|| role_of(&u).as_deref().is_some_and(legacy)),
     }
 }
 
@@ -79,19 +80,31 @@ fn refresh_segment(
     crate::api::server::refuse_on_standby("refresh_segment()");
     let owner = segment_tables_owner().unwrap_or_else(|why| raise(CrmError::InvalidArgument(why)));
     let criteria = segment_criteria(owner, segment_id)
-        .unwrap_or_else(|| raise(CrmError::InvalidArgument(format!("no segment with id {segment_id}"))))
+        .unwrap_or_else(|| {
+            raise(CrmError::InvalidArgument(format!(
+                "no segment with id {segment_id}"
+            )))
+        })
         .unwrap_or_else(|e| raise(e));
     let compiled = segments::compile(&criteria, 2).unwrap_or_else(|e| raise(e));
     if let Some(t) = compiled.tables.iter().find(|t| !table_exists(t)) {
-        raise(CrmError::InvalidArgument(format!("segment {segment_id} reads public.{t}, which is not a table of the CRM owner")));
+        raise(CrmError::InvalidArgument(format!(
+            "segment {segment_id} reads public.{t}, which is not a table of the CRM owner"
+        )));
     }
-    TableIterator::new(vec![as_role(owner, || refresh_by_difference(segment_id, &compiled))])
+    TableIterator::new(vec![as_role(owner, || {
+        refresh_by_difference(segment_id, &compiled)
+    })])
 }
 
 /// The owner of the segment tables and profiles, which the refresh reads and writes as them
 /// (`security::as_role`); an error when one is missing or is not a table of the CRM owner.
 fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
-    for t in ["crm_customer_segments", "crm_customer_segment_members", "profiles"] {
+    for t in [
+        "crm_customer_segments",
+        "crm_customer_segment_members",
+        "profiles",
+    ] {
         if !table_exists(t) {
             return Err(format!("public.{t} is missing or is not a table of the CRM owner: segments cannot be refreshed"));
         }
@@ -101,7 +114,10 @@ fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
 
 /// A segment's criteria, read as text and checked for size and depth before conversion
 /// (`segments::parse`); None when there is no such segment.
-fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Option<Result<serde_json::Value, CrmError>> {
+fn segment_criteria(
+    owner: pg_sys::Oid,
+    segment_id: pgrx::Uuid,
+) -> Option<Result<serde_json::Value, CrmError>> {
     let text = as_role(owner, || {
         Spi::connect(|client| {
             let t = client.select(
@@ -177,7 +193,15 @@ fn refresh_auto_update_segments() -> TableIterator<
         return TableIterator::new(Vec::new());
     };
     let segments = auto_update_segments(owner);
-    TableIterator::new(segments.into_iter().filter_map(|(id, name)| { pace.pause(); refresh_auto_segment(owner, id, name) }).collect::<Vec<_>>())
+    TableIterator::new(
+        segments
+            .into_iter()
+            .filter_map(|(id, name)| {
+                pace.pause();
+                refresh_auto_segment(owner, id, name)
+            })
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The segments with `auto_update`, by name, read as their owner.
@@ -203,13 +227,21 @@ fn auto_update_segments(owner: pg_sys::Oid) -> Vec<(pgrx::Uuid, String)> {
 /// One segment refreshed by difference; its criteria that do not compile, or read a table that
 /// is not the CRM owner's, are reported in `problem` and change nothing. None when the segment
 /// is gone.
-fn refresh_auto_segment(owner: pg_sys::Oid, id: pgrx::Uuid, name: String) -> Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)> {
-    let compiled = segment_criteria(owner, id)?.and_then(|c| segments::compile(&c, 2)).and_then(|compiled| {
-        match compiled.tables.iter().find(|t| !table_exists(t)) {
-            Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
-            None => Ok(compiled),
-        }
-    });
+fn refresh_auto_segment(
+    owner: pg_sys::Oid,
+    id: pgrx::Uuid,
+    name: String,
+) -> Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)> {
+    let compiled = segment_criteria(owner, id)?
+        .and_then(|c| segments::compile(&c, 2))
+        .and_then(
+            |compiled| match compiled.tables.iter().find(|t| !table_exists(t)) {
+                Some(t) => Err(CrmError::InvalidArgument(format!(
+                    "reads public.{t}, which is not a table of the CRM owner"
+                ))),
+                None => Ok(compiled),
+            },
+        );
     Some(match compiled {
         Ok(compiled) => {
             let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled));

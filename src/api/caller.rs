@@ -140,7 +140,6 @@ fn register_callbacks() {
     CALLBACKS_REGISTERED.with(|c| c.set(true));
 }
 
-
 /// A setting's bytes, None when unset or empty (custom settings such as request.jwt.claims
 /// included), read without SPI. Valid until the setting changes: compare or copy at once.
 fn setting(name: &CStr) -> Option<&'static [u8]> {
@@ -211,21 +210,36 @@ fn compute_facts() -> Facts {
         let admin_roles = admin_roles.filter(|_| shape.is_some());
         let (admin_roles_owner, cacheable) = shape.unwrap_or((pg_sys::InvalidOid, false));
         let trigger_in_place = cacheable
-            && admin_roles.is_some_and(|relid| invalidation_trigger_in_place(relid) && !subscribed(relid));
-        Facts { auth_uid, auth_uid_jwt_only, admin_roles, admin_roles_owner, trigger_in_place }
+            && admin_roles
+                .is_some_and(|relid| invalidation_trigger_in_place(relid) && !subscribed(relid));
+        Facts {
+            auth_uid,
+            auth_uid_jwt_only,
+            admin_roles,
+            admin_roles_owner,
+            trigger_in_place,
+        }
     }
 }
 
 /// Is this pg_proc row a SQL function, not volatile, without SET clauses, whose body is one of
 /// Supabase's auth.uid() bodies?
-unsafe fn reads_only_jwt_settings(proc: pg_sys::HeapTuple, form: &pg_sys::FormData_pg_proc) -> bool {
+unsafe fn reads_only_jwt_settings(
+    proc: pg_sys::HeapTuple,
+    form: &pg_sys::FormData_pg_proc,
+) -> bool {
     let sql_language = pg_sys::Oid::from(14u32); // pg_language 'sql'
     if form.prolang != sql_language || form.provolatile == b'v' as std::ffi::c_char {
         return false;
     }
     let cache = pg_sys::SysCacheIdentifier::PROCOID as i32;
     let mut isnull = false;
-    pg_sys::SysCacheGetAttr(cache, proc, pg_sys::Anum_pg_proc_proconfig as i16, &mut isnull);
+    pg_sys::SysCacheGetAttr(
+        cache,
+        proc,
+        pg_sys::Anum_pg_proc_proconfig as i16,
+        &mut isnull,
+    );
     if !isnull {
         return false;
     }
@@ -263,7 +277,8 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
             has_role = true;
         }
     }
-    let plain = form.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && user_id_is_uuid && has_role;
+    let plain =
+        form.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && user_id_is_uuid && has_role;
     // relhassubclass stays set after the last child goes (until VACUUM): ask pg_inherits then.
     let children = form.relhassubclass && has_children(relid);
     let owner = form.relowner;
@@ -273,7 +288,10 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
 }
 
 fn has_children(relid: pg_sys::Oid) -> bool {
-    catalog_flag(c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)", relid)
+    catalog_flag(
+        c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)",
+        relid,
+    )
 }
 
 /// One boolean from a catalog query with one oid argument, read-only: it also runs in the leader
@@ -289,7 +307,15 @@ fn catalog_flag(sql: &CStr, oid: pg_sys::Oid) -> bool {
         }
         let mut types = [pg_sys::OIDOID];
         let mut args = [pg_sys::Datum::from(oid)];
-        let rc = pg_sys::SPI_execute_with_args(sql.as_ptr(), 1, types.as_mut_ptr(), args.as_mut_ptr(), std::ptr::null(), true, 1);
+        let rc = pg_sys::SPI_execute_with_args(
+            sql.as_ptr(),
+            1,
+            types.as_mut_ptr(),
+            args.as_mut_ptr(),
+            std::ptr::null(),
+            true,
+            1,
+        );
         let mut answer = true;
         if rc == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed > 0 {
             let table = pg_sys::SPI_tuptable;
@@ -307,7 +333,10 @@ fn catalog_flag(sql: &CStr, oid: pg_sys::Oid) -> bool {
 /// Does a subscription replicate into this table? Its apply worker fires row triggers only, so
 /// the statement trigger never tells the sessions: roles are then kept for one transaction.
 fn subscribed(relid: pg_sys::Oid) -> bool {
-    catalog_flag(c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)", relid)
+    catalog_flag(
+        c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)",
+        relid,
+    )
 }
 
 /// Is `daznode_admin_roles_changed` on admin_roles, as step 0008 creates it: AFTER INSERT OR
@@ -434,7 +463,10 @@ fn resolve_identity(lxid: u32, facts: &Facts) -> Option<UserId> {
         return id;
     }
     let (id, per_transaction) = match facts.auth_uid {
-        Some(oid) => (call_auth_uid(oid), (!facts.auth_uid_jwt_only).then_some(lxid)),
+        Some(oid) => (
+            call_auth_uid(oid),
+            (!facts.auth_uid_jwt_only).then_some(lxid),
+        ),
         None => (
             caller_from_claims(
                 claims.and_then(|c| std::str::from_utf8(c).ok()),
@@ -523,7 +555,9 @@ fn lookup_role(id: &UserId) -> Option<String> {
             }
             ROLE_PLAN.with(|c| c.set(plan));
         }
-        let mut args = [pgrx::Uuid::from_bytes(*id).into_datum().expect("a uuid is never NULL")];
+        let mut args = [pgrx::Uuid::from_bytes(*id)
+            .into_datum()
+            .expect("a uuid is never NULL")];
         // In parallel mode (a parallel plan's leader: policies run there) no new snapshot may be
         // taken: the statement's own is used, and the answer is not kept (caller_role_is).
         let snapshot = pg_sys::RegisterSnapshot(if pg_sys::IsInParallelMode() {

@@ -4,12 +4,12 @@
 
 use crate::api::security::{crm_owner, relation};
 use crate::api::spi::{app_count, column_exists, count, flag, rows, table_exists, text};
-use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status};
+use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status, TableShape};
 use daznode_crm_core::indexes::PLANNED_INDEXES;
-use daznode_crm_core::orphans::{OrphanAction, ORPHAN_RULES};
+use daznode_crm_core::migrations;
+use daznode_crm_core::orphans::{Inapplicable, OrphanAction, ORPHAN_RULES};
 use daznode_crm_core::schema::CRM_TABLES;
 use daznode_crm_core::sql::quote_ident;
-use daznode_crm_core::migrations;
 use pgrx::prelude::*;
 
 type DiagnosticRow = (
@@ -31,8 +31,19 @@ fn guide_function_names() -> Vec<&'static str> {
 /// The guide's functions and what their wrappers in public call, and who may call them: what
 /// step 0000 installs. `SELECT * FROM daznode_crm.guide_api();`
 #[pg_extern(immutable, parallel_safe)]
-fn guide_api() -> TableIterator<'static, (name!(name, &'static str), name!(target, &'static str), name!(callable_by, &'static str))> {
-    TableIterator::new(diagnostics::GUIDE_API.iter().map(|g| (g.name, g.target, g.callable_by.grantee())))
+fn guide_api() -> TableIterator<
+    'static,
+    (
+        name!(name, &'static str),
+        name!(target, &'static str),
+        name!(callable_by, &'static str),
+    ),
+> {
+    TableIterator::new(
+        diagnostics::GUIDE_API
+            .iter()
+            .map(|g| (g.name, g.target, g.callable_by.grantee())),
+    )
 }
 
 /// Runs every pre-migration check; rows come most severe first. Read-only: it runs on a hot
@@ -52,7 +63,15 @@ fn run_pre_migration_diagnostic() -> TableIterator<
 > {
     let rows: Vec<DiagnosticRow> = all_checks()
         .into_iter()
-        .map(|c| (c.name, c.status.as_str().to_string(), c.details, c.affected_rows, c.recommendation))
+        .map(|c| {
+            (
+                c.name,
+                c.status.as_str().to_string(),
+                c.details,
+                c.affected_rows,
+                c.recommendation,
+            )
+        })
         .collect();
     TableIterator::new(rows)
 }
@@ -67,8 +86,15 @@ fn all_checks() -> Vec<Check> {
     schema_shape(&mut checks);
     pending_steps(&mut checks);
     orphans(&mut checks, &mut pace);
-    let groups: [fn(&mut Vec<Check>); 7] =
-        [profile_values, users_vs_profiles, constraints_indexes_collisions, sizes, blockers, live_app, extensions];
+    let groups: [fn(&mut Vec<Check>); 7] = [
+        profile_values,
+        users_vs_profiles,
+        constraints_indexes_collisions,
+        sizes,
+        blockers,
+        live_app,
+        extensions,
+    ];
     for group in groups {
         pace.pause();
         group(&mut checks);
@@ -80,20 +106,32 @@ fn all_checks() -> Vec<Check> {
 fn server_and_privileges(checks: &mut Vec<Check>) {
     let version_num = count("SELECT current_setting('server_version_num')::bigint", &[]);
     let version = text("SELECT current_setting('server_version')", &[]).unwrap_or_default();
-    let status = if version_num >= diagnostics::MIN_SERVER_VERSION_NUM { Status::Ok } else { Status::Error };
-    checks.push(Check::new("server_version", status, format!("PostgreSQL {version}")));
+    let status = if version_num >= diagnostics::MIN_SERVER_VERSION_NUM {
+        Status::Ok
+    } else {
+        Status::Error
+    };
+    checks.push(Check::new(
+        "server_version",
+        status,
+        format!("PostgreSQL {version}"),
+    ));
 
     // SECURITY DEFINER: current_user is the extension owner; the caller is the outer user (the
     // login, or the role it SET ROLE to).
     // SAFETY: reads a backend global.
     let caller = unsafe { pgrx::pg_sys::GetOuterUserId() };
     let caller_name = role_name(caller);
-    let is_super = |r: pgrx::pg_sys::Oid| flag("SELECT rolsuper FROM pg_roles WHERE oid = $1", &[r.into()]);
+    let is_super =
+        |r: pgrx::pg_sys::Oid| flag("SELECT rolsuper FROM pg_roles WHERE oid = $1", &[r.into()]);
     let other_owners = count(
         "SELECT count(DISTINCT c.relowner) FROM unnest($1::text[]) AS t(name)
          JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t.name))
          WHERE c.relkind IN ('r', 'p') AND c.relowner <> $2",
-        &[CRM_TABLES.to_vec().into(), crm_owner().unwrap_or(caller).into()],
+        &[
+            CRM_TABLES.to_vec().into(),
+            crm_owner().unwrap_or(caller).into(),
+        ],
     );
     let check = match crm_owner() {
         None => Check::new("privileges", Status::Ok, format!("no CRM table yet: {caller_name} will own what migrate() creates")),
@@ -127,40 +165,50 @@ fn role_name(oid: pgrx::pg_sys::Oid) -> String {
 }
 
 fn schema_shape(checks: &mut Vec<Check>) {
-    let present: Vec<&str> = CRM_TABLES.iter().copied().filter(|t| table_exists(t)).collect();
+    let present: Vec<&str> = CRM_TABLES
+        .iter()
+        .copied()
+        .filter(|t| table_exists(t))
+        .collect();
     let owner = crm_owner();
     for table in CRM_TABLES {
-        let rel = relation(table);
-        let shape = match rel {
-            None => "missing".to_string(),
-            Some(r) if r.is_table() && Some(r.owner) != owner => format!(
-                "a table owned by {}, not by the CRM owner {}: not read",
-                role_name(r.owner),
-                owner.map(role_name).unwrap_or_default()
-            ),
-            Some(r) => text(
-                "SELECT CASE c.relkind WHEN 'p' THEN format('partitioned, %s partitions', (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid))
-                                       WHEN 'r' THEN 'table' WHEN 'v' THEN 'a VIEW, not a table' WHEN 'm' THEN 'a materialized view, not a table'
-                                       ELSE 'a relation of kind ' || c.relkind::text || ', not a table' END
-                 FROM pg_class c WHERE c.oid = $1",
+        let shape = match relation(table) {
+            None => TableShape::Missing,
+            Some(r) if r.is_table() && Some(r.owner) != owner => TableShape::ForeignTable {
+                owner: role_name(r.owner),
+                crm_owner: owner.map(role_name).unwrap_or_default(),
+            },
+            Some(r) => match text(
+                "SELECT relkind::text FROM pg_class WHERE oid = $1",
                 &[r.oid.into()],
             )
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .as_str()
+            {
+                "p" => TableShape::Partitioned {
+                    partitions: count(
+                        "SELECT count(*) FROM pg_inherits WHERE inhparent = $1",
+                        &[r.oid.into()],
+                    ),
+                },
+                "r" => TableShape::Table,
+                kind => TableShape::NotATable {
+                    relkind: kind.chars().next().unwrap_or('?'),
+                },
+            },
         };
-        let status = if shape.starts_with("a ") { Status::Error } else { Status::Info };
-        let mut check = Check::new(format!("object: public.{table}"), status, shape.clone());
-        if status == Status::Error {
+        let (status, details, in_the_way) = shape.verdict();
+        let mut check = Check::new(format!("object: public.{table}"), status, details);
+        if let Some(what) = in_the_way {
             check = check.recommend(format!(
-                "public.{table} must be a table of the CRM owner: rename the {} (ALTER ... RENAME), then run the diagnostic again",
-                &shape[2..shape.find(',').or_else(|| shape.find(':')).unwrap_or(shape.len())]
+                "public.{table} must be a table of the CRM owner: rename the {what} (ALTER ... RENAME), then run the diagnostic again"
             ));
         }
         checks.push(check);
     }
     let legacy_checks = if table_exists("profiles") {
         count(
-            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'
-               AND (pg_get_constraintdef(oid) LIKE '%^[a-zA-Z0-9._\\%+-]+@%' OR pg_get_constraintdef(oid) LIKE '%[0-9a-fA-F]{66}%')",
+            "SELECT cardinality(daznode_crm.legacy_profile_checks())",
             &[],
         )
     } else {
@@ -169,14 +217,34 @@ fn schema_shape(checks: &mut Vec<Check>) {
     let native = table_exists("profiles")
         && flag("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_email_valid')", &[]);
     let partitioned = crate::api::partitions::email_sends_partitioned();
-    let (status, shape) = match (present.len(), legacy_checks > 0 || table_exists("users"), native, partitioned) {
-        (0, _, _, _) => (Status::Info, "empty: migrate() will create the whole schema"),
-        (n, _, _, _) if n < CRM_TABLES.len() => (Status::Warning, "partial: some CRM tables are missing; migrate() creates them"),
-        (_, true, false, _) => (Status::Info, "legacy: regex CHECKs or the users table are still there"),
-        (_, true, true, _) => (Status::Warning, "half-migrated: native constraints and legacy objects side by side"),
+    let (status, shape) = match (
+        present.len(),
+        legacy_checks > 0 || table_exists("users"),
+        native,
+        partitioned,
+    ) {
+        (0, _, _, _) => (
+            Status::Info,
+            "empty: migrate() will create the whole schema",
+        ),
+        (n, _, _, _) if n < CRM_TABLES.len() => (
+            Status::Warning,
+            "partial: some CRM tables are missing; migrate() creates them",
+        ),
+        (_, true, false, _) => (
+            Status::Info,
+            "legacy: regex CHECKs or the users table are still there",
+        ),
+        (_, true, true, _) => (
+            Status::Warning,
+            "half-migrated: native constraints and legacy objects side by side",
+        ),
         (_, false, true, true) => (Status::Ok, "migrated and partitioned"),
         (_, false, true, false) => (Status::Ok, "migrated"),
-        (_, false, false, _) => (Status::Info, "CRM tables without the legacy CHECKs or the native ones"),
+        (_, false, false, _) => (
+            Status::Info,
+            "CRM tables without the legacy CHECKs or the native ones",
+        ),
     };
     checks.push(Check::new("schema_shape", status, shape).rows(present.len() as i64));
 }
@@ -185,17 +253,29 @@ fn pending_steps(checks: &mut Vec<Check>) {
     let applied = crate::api::migrations::applied_steps();
     let applied_refs: Vec<&str> = applied.iter().map(String::as_str).collect();
     match migrations::plan("latest", &applied_refs) {
-        Ok(pending) if pending.is_empty() => checks.push(Check::new("pending_migrations", Status::Ok, "every step is applied")),
+        Ok(pending) if pending.is_empty() => checks.push(Check::new(
+            "pending_migrations",
+            Status::Ok,
+            "every step is applied",
+        )),
         Ok(pending) => checks.push(
             Check::new(
                 "pending_migrations",
                 Status::Info,
-                pending.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+                pending
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
             .rows(pending.len() as i64)
             .recommend("After a backup (pg_dump): CALL daznode_crm.migrate();"),
         ),
-        Err(e) => checks.push(Check::new("pending_migrations", Status::Error, e.to_string())),
+        Err(e) => checks.push(Check::new(
+            "pending_migrations",
+            Status::Error,
+            e.to_string(),
+        )),
     }
 }
 
@@ -203,28 +283,39 @@ fn orphans(checks: &mut Vec<Check>, pace: &mut crate::api::throttle::Yielder) {
     for rule in ORPHAN_RULES {
         pace.pause();
         let name = format!("orphans: {}.{}", rule.child_table, rule.child_column);
-        if !column_exists(rule.child_table, rule.child_column) {
-            checks.push(Check::new(name, Status::Info, format!("skipped: public.{}.{} does not exist", rule.child_table, rule.child_column)));
-            continue;
-        }
-        let parents = match rule.parents_present(column_exists) {
+        let parents = match rule.applicable(column_exists) {
             Ok(p) => p,
-            Err(why) => {
+            Err(Inapplicable::ChildColumnMissing) => {
+                checks.push(Check::new(
+                    name,
+                    Status::Info,
+                    format!(
+                        "skipped: public.{}.{} does not exist",
+                        rule.child_table, rule.child_column
+                    ),
+                ));
+                continue;
+            }
+            Err(Inapplicable::ParentMissing(why)) => {
                 checks.push(Check::new(name, Status::Info, format!("skipped: {why}")));
                 continue;
             }
         };
         let n = app_count(&rule.count_sql(&parents), &[]);
-        let status = match (n, rule.action) {
-            (0, _) => Status::Ok,
-            (_, OrphanAction::Report) => Status::Warning,
-            _ => Status::Warning,
-        };
-        let parent_names = parents.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>().join(" or ");
+        let status = if n == 0 { Status::Ok } else { Status::Warning };
+        let parent_names = parents
+            .iter()
+            .map(|(t, c)| format!("{t}.{c}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let mut check = Check::new(
             name,
             status,
-            format!("{n} row(s) point at no {parent_names}; rule: {} ({})", rule.action.as_str(), rule.why),
+            format!(
+                "{n} row(s) point at no {parent_names}; rule: {} ({})",
+                rule.action.as_str(),
+                rule.why
+            ),
         )
         .rows(n);
         if n > 0 {
@@ -253,7 +344,10 @@ fn profile_values(checks: &mut Vec<Check>) {
             .rows(dup_groups)
             .recommend("SELECT daznode_crm.normalize_email(email), array_agg(id) FROM public.profiles GROUP BY 1 HAVING count(*) > 1;"),
     );
-    let invalid = app_count("SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email)", &[]);
+    let invalid = app_count(
+        "SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email)",
+        &[],
+    );
     checks.push(
         Check::new("invalid_emails", count_status(invalid, Status::Warning), format!("{invalid} profile email(s) rejected by daznode_crm.is_valid_email()"))
             .rows(invalid)
@@ -270,7 +364,10 @@ fn profile_values(checks: &mut Vec<Check>) {
                 .rows(dup_keys)
                 .recommend("SELECT daznode_crm.normalize_lightning_pubkey(pubkey), array_agg(id) FROM public.profiles WHERE pubkey <> '' GROUP BY 1 HAVING count(*) > 1;"),
         );
-        let empty = app_count("SELECT count(*) FROM public.profiles WHERE btrim(pubkey) = ''", &[]);
+        let empty = app_count(
+            "SELECT count(*) FROM public.profiles WHERE btrim(pubkey) = ''",
+            &[],
+        );
         checks.push(Check::new("empty_pubkeys", count_status(empty, Status::Info), format!("{empty} pubkey(s) stored as '' (the app's \"no key\"); migrate() sets them to NULL")).rows(empty));
         let invalid = app_count(
             "SELECT count(*) FROM public.profiles WHERE btrim(pubkey) <> '' AND NOT daznode_crm.is_valid_lightning_pubkey(daznode_crm.normalize_lightning_pubkey(pubkey))",
@@ -293,7 +390,11 @@ fn users_vs_profiles(checks: &mut Vec<Check>) {
         return;
     }
     if !column_exists("users", "id") || !column_exists("profiles", "id") {
-        let status = if table_exists("users_backup") { "users was consolidated (public.users_backup exists)" } else { "no public.users table" };
+        let status = if table_exists("users_backup") {
+            "users was consolidated (public.users_backup exists)"
+        } else {
+            "no public.users table"
+        };
         checks.push(Check::new("users_vs_profiles", Status::Ok, status));
         return;
     }
@@ -323,11 +424,24 @@ fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
         &[tables.clone().into()],
         1,
     );
-    let names: Vec<String> = not_valid.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    let names: Vec<String> = not_valid
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
     checks.push(
-        Check::new("not_valid_constraints", count_status(names.len() as i64, Status::Info), if names.is_empty() { "none".into() } else { names.join(", ") })
-            .rows(names.len() as i64)
-            .recommend("Fix the rows they reject, then SELECT daznode_crm.step_validate_constraints();"),
+        Check::new(
+            "not_valid_constraints",
+            count_status(names.len() as i64, Status::Info),
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
+        )
+        .rows(names.len() as i64)
+        .recommend(
+            "Fix the rows they reject, then SELECT daznode_crm.step_validate_constraints();",
+        ),
     );
     let invalid = rows(
         "SELECT i.indexrelid::regclass::text FROM pg_index i
@@ -337,9 +451,20 @@ fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
         &[tables.clone().into()],
         1,
     );
-    let names: Vec<String> = invalid.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
-    let mut check = Check::new("invalid_indexes", count_status(names.len() as i64, Status::Warning), if names.is_empty() { "none".into() } else { names.join(", ") })
-        .rows(names.len() as i64);
+    let names: Vec<String> = invalid
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let mut check = Check::new(
+        "invalid_indexes",
+        count_status(names.len() as i64, Status::Warning),
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        },
+    )
+    .rows(names.len() as i64);
     if !names.is_empty() {
         check = check.recommend("SELECT * FROM daznode_crm.concurrent_index_plan() \\gexec  -- drops and rebuilds planned ones; DROP INDEX CONCURRENTLY the others");
     }
@@ -358,12 +483,28 @@ fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
             &[idx.name.into(), idx.table.into()],
         );
         if let Some(other) = other {
-            collisions.push(format!("the planned index name {} is taken by {other}", quote_ident(idx.name)));
+            collisions.push(format!(
+                "the planned index name {} is taken by {other}",
+                quote_ident(idx.name)
+            ));
         }
     }
-    let status = if collisions.is_empty() { Status::Ok } else { Status::Error };
+    let status = if collisions.is_empty() {
+        Status::Ok
+    } else {
+        Status::Error
+    };
     let n = collisions.len() as i64;
-    let mut check = Check::new("name_collisions", status, if collisions.is_empty() { "none".into() } else { collisions.join("; ") }).rows(n);
+    let mut check = Check::new(
+        "name_collisions",
+        status,
+        if collisions.is_empty() {
+            "none".into()
+        } else {
+            collisions.join("; ")
+        },
+    )
+    .rows(n);
     if n > 0 {
         check = check.recommend("Rename the objects named above (ALTER TABLE/INDEX … RENAME TO …), then run the diagnostic again");
     }
@@ -371,14 +512,22 @@ fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
 }
 
 fn sizes(checks: &mut Vec<Check>) {
-    let db = text("SELECT pg_size_pretty(pg_database_size(current_database()))", &[]).unwrap_or_default();
+    let db = text(
+        "SELECT pg_size_pretty(pg_database_size(current_database()))",
+        &[],
+    )
+    .unwrap_or_default();
     checks.push(Check::new("database_size", Status::Info, db));
     let per_table = text(
         "SELECT string_agg(format('%s %s (%s rows est.)', t, pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint), ', ' ORDER BY pg_total_relation_size(c.oid) DESC)
          FROM unnest($1::text[]) t JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t))",
         &[CRM_TABLES.to_vec().into()],
     );
-    checks.push(Check::new("table_sizes", Status::Info, per_table.unwrap_or_else(|| "no CRM table".into())));
+    checks.push(Check::new(
+        "table_sizes",
+        Status::Info,
+        per_table.unwrap_or_else(|| "no CRM table".into()),
+    ));
 }
 
 fn blockers(checks: &mut Vec<Check>) {
@@ -392,11 +541,21 @@ fn blockers(checks: &mut Vec<Check>) {
         &[diagnostics::LONG_TRANSACTION_SECS.into()],
         1,
     );
-    let long: Vec<String> = long.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+    let long: Vec<String> = long
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
     let mut check = Check::new(
         "long_transactions",
         count_status(long.len() as i64, Status::Warning),
-        if long.is_empty() { format!("none open for more than {} s", diagnostics::LONG_TRANSACTION_SECS) } else { long.join("; ") },
+        if long.is_empty() {
+            format!(
+                "none open for more than {} s",
+                diagnostics::LONG_TRANSACTION_SECS
+            )
+        } else {
+            long.join("; ")
+        },
     )
     .rows(long.len() as i64);
     if !long.is_empty() {
@@ -414,11 +573,24 @@ fn blockers(checks: &mut Vec<Check>) {
         &[CRM_TABLES.to_vec().into()],
         1,
     );
-    let locks: Vec<String> = locks.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
-    let mut check = Check::new("blocking_locks", count_status(locks.len() as i64, Status::Warning), if locks.is_empty() { "none".into() } else { locks.join("; ") })
-        .rows(locks.len() as i64);
+    let locks: Vec<String> = locks
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let mut check = Check::new(
+        "blocking_locks",
+        count_status(locks.len() as i64, Status::Warning),
+        if locks.is_empty() {
+            "none".into()
+        } else {
+            locks.join("; ")
+        },
+    )
+    .rows(locks.len() as i64);
     if !locks.is_empty() {
-        check = check.recommend("Wait for those sessions, or stop them; see pg_stat_activity for what they run");
+        check = check.recommend(
+            "Wait for those sessions, or stop them; see pg_stat_activity for what they run",
+        );
     }
     checks.push(check);
 }
@@ -426,12 +598,24 @@ fn blockers(checks: &mut Vec<Check>) {
 /// What breaks the live app, or would: reads that fail for an API role (tried for real), legacy
 /// functions of public carrying the guide's names, and secrets exposed to the API roles.
 fn live_app(checks: &mut Vec<Check>) {
-    let failing = rows("SELECT table_name, role_name, error FROM daznode_crm.policy_read_errors()", &[], 3);
+    let failing = rows(
+        "SELECT table_name, role_name, error FROM daznode_crm.policy_read_errors()",
+        &[],
+        3,
+    );
     if failing.is_empty() {
-        checks.push(Check::new("policies: reads as the API roles", Status::Ok, "every CRM table reads without error as every API role"));
+        checks.push(Check::new(
+            "policies: reads as the API roles",
+            Status::Ok,
+            "every CRM table reads without error as every API role",
+        ));
     }
     for r in failing {
-        let (table, role, error) = (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default(), r[2].clone().unwrap_or_default());
+        let (table, role, error) = (
+            r[0].clone().unwrap_or_default(),
+            r[1].clone().unwrap_or_default(),
+            r[2].clone().unwrap_or_default(),
+        );
         checks.push(
             Check::new(format!("policies: {table} as {role}"), Status::Error, format!("reads of {table} by {role}: {error}"))
                 .recommend(format!(
@@ -448,7 +632,11 @@ fn live_app(checks: &mut Vec<Check>) {
         &[CRM_TABLES.to_vec().into()],
         1,
     );
-    if let Some(tables) = open.into_iter().next().and_then(|r| r.into_iter().next().flatten()) {
+    if let Some(tables) = open
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+    {
         checks.push(
             Check::new("row-level security: off", Status::Error, format!("API roles may read every row of {tables}: row-level security is off there"))
                 .recommend("CALL daznode_crm.migrate();  -- step 0008 turns it on, with the role matrix's policies"),
@@ -492,12 +680,28 @@ fn live_app(checks: &mut Vec<Check>) {
                 if r[3].as_deref() == Some("is_admin_user") { ", and puts a leak-free public.is_admin_user(uuid) in its place" } else { "" })),
         );
     }
-    for r in rows("SELECT object, step, status, detail, recommendation FROM daznode_crm.objects_in_the_way()", &[], 5) {
+    for r in rows(
+        "SELECT object, step, status, detail, recommendation FROM daznode_crm.objects_in_the_way()",
+        &[],
+        5,
+    ) {
         let [object, step, status, detail, recommendation] = r.try_into().unwrap_or_default();
-        let status = if status.as_deref() == Some("ERROR") { Status::Error } else { Status::Warning };
+        let status = if status.as_deref() == Some("ERROR") {
+            Status::Error
+        } else {
+            Status::Warning
+        };
         checks.push(
-            Check::new(format!("in the way of {}: {}", step.unwrap_or_default(), object.unwrap_or_default()), status, detail.unwrap_or_default())
-                .recommend(recommendation.unwrap_or_default()),
+            Check::new(
+                format!(
+                    "in the way of {}: {}",
+                    step.unwrap_or_default(),
+                    object.unwrap_or_default()
+                ),
+                status,
+                detail.unwrap_or_default(),
+            )
+            .recommend(recommendation.unwrap_or_default()),
         );
     }
     // The app's triggers fire on the rows the steps change (0002 and 0004 on profiles, the cleanup
@@ -511,7 +715,11 @@ fn live_app(checks: &mut Vec<Check>) {
         &[CRM_TABLES.to_vec().into()],
         1,
     );
-    if let Some(list) = triggers.into_iter().next().and_then(|r| r.into_iter().next().flatten()) {
+    if let Some(list) = triggers
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+    {
         checks.push(
             Check::new("app triggers on CRM tables", Status::Info, format!("{list}: they fire on the rows the steps change, under the app's search_path; one that fails stops its step, which changes nothing"))
                 .recommend("Try them as the app would: BEGIN; UPDATE public.profiles SET email = email WHERE id = (SELECT id FROM public.profiles LIMIT 1); ROLLBACK;"),
@@ -560,14 +768,33 @@ fn standby_and_disk(checks: &mut Vec<Check>) {
 
 fn extensions(checks: &mut Vec<Check>) {
     for (ext, why) in [
-        ("pg_cron", "schedules the guide's jobs: SELECT * FROM daznode_crm.schedule_crm_maintenance();"),
-        ("pg_stat_statements", "lets diagnose_crm_performance() list the slowest CRM queries"),
+        (
+            "pg_cron",
+            "schedules the guide's jobs: SELECT * FROM daznode_crm.schedule_crm_maintenance();",
+        ),
+        (
+            "pg_stat_statements",
+            "lets diagnose_crm_performance() list the slowest CRM queries",
+        ),
     ] {
-        let version = text("SELECT extversion FROM pg_extension WHERE extname = $1", &[ext.into()]);
+        let version = text(
+            "SELECT extversion FROM pg_extension WHERE extname = $1",
+            &[ext.into()],
+        );
         checks.push(match version {
-            Some(v) => Check::new(format!("extension: {ext}"), Status::Ok, format!("installed, version {v}")),
-            None => Check::new(format!("extension: {ext}"), Status::Info, format!("not installed in this database ({why})"))
-                .recommend(format!("CREATE EXTENSION {ext};  -- needs shared_preload_libraries = '{ext}'")),
+            Some(v) => Check::new(
+                format!("extension: {ext}"),
+                Status::Ok,
+                format!("installed, version {v}"),
+            ),
+            None => Check::new(
+                format!("extension: {ext}"),
+                Status::Info,
+                format!("not installed in this database ({why})"),
+            )
+            .recommend(format!(
+                "CREATE EXTENSION {ext};  -- needs shared_preload_libraries = '{ext}'"
+            )),
         });
     }
 }

@@ -25,13 +25,22 @@ fn migration_steps() -> TableIterator<
 }
 
 fn step_row(s: &migrations::Step) -> (String, String, String, String, String, bool) {
-    (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string(), s.procedure)
+    (
+        s.name.to_string(),
+        s.target.as_str().to_string(),
+        s.since.to_string(),
+        s.function(),
+        s.summary.to_string(),
+        s.procedure,
+    )
 }
 
 /// The steps `CALL daznode_crm.migrate(target)` would apply now, in order.
 /// `SELECT * FROM daznode_crm.pending_migrations('safe');`
 #[pg_extern(stable)]
-fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterator<
+fn pending_migrations(
+    target: default!(Option<&str>, "'latest'"),
+) -> TableIterator<
     'static,
     (
         name!(step, String),
@@ -44,7 +53,8 @@ fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterat
 > {
     let Some(target) = target else {
         raise(CrmError::InvalidArgument(
-            "migration target must not be NULL: use 'latest', 'safe', 'complete' or a step name".into(),
+            "migration target must not be NULL: use 'latest', 'safe', 'complete' or a step name"
+                .into(),
         ));
     };
     let applied = applied_steps();
@@ -57,7 +67,11 @@ fn pending_migrations(target: default!(Option<&str>, "'latest'")) -> TableIterat
 pub fn applied_steps() -> Vec<String> {
     Spi::connect(|client| {
         client
-            .select("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", None, &[])?
+            .select(
+                "SELECT step FROM daznode_crm.schema_migrations ORDER BY step",
+                None,
+                &[],
+            )?
             .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
             .collect::<Result<Vec<_>, _>>()
     })
@@ -136,7 +150,11 @@ fn interim_create(index: &PlannedIndex, concurrently: bool) -> Option<String> {
     if left_out.is_empty() {
         return None;
     }
-    Some(index.interim_create_sql(&left_out, concurrently).unwrap_or_else(|e| error!("daznode_crm: {e}")))
+    Some(
+        index
+            .interim_create_sql(&left_out, concurrently)
+            .unwrap_or_else(|e| error!("daznode_crm: {e}")),
+    )
 }
 
 /// The interim unique index for `index_name` while its duplicates wait: NULL when it is not a
@@ -144,7 +162,10 @@ fn interim_create(index: &PlannedIndex, concurrently: bool) -> Option<String> {
 /// plans it for big tables. `SELECT daznode_crm.interim_index_sql('profiles_email_normalized_key', true);`
 #[pg_extern(stable)]
 fn interim_index_sql(index_name: &str, concurrently: bool) -> Option<String> {
-    PLANNED_INDEXES.iter().find(|i| i.name == index_name).and_then(|i| interim_create(i, concurrently))
+    PLANNED_INDEXES
+        .iter()
+        .find(|i| i.name == index_name)
+        .and_then(|i| interim_create(i, concurrently))
 }
 
 fn index_states() -> Vec<IndexState> {
@@ -154,18 +175,39 @@ fn index_states() -> Vec<IndexState> {
             let (table_exists, exists, valid, phase) = index_catalog(index.table, index.name);
             let status = IndexStatus::classify(exists, valid, phase.is_some());
             let blocked = match (table_exists, status, index.blocker) {
-                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => crate::api::spi::count(query, &[]),
+                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => {
+                    crate::api::spi::count(query, &[])
+                }
                 _ => 0,
             };
             let interim = if index.unique && table_exists {
-                let (_, exists, valid, building) = index_catalog(index.table, &index.interim_name());
+                let (_, exists, valid, building) =
+                    index_catalog(index.table, &index.interim_name());
                 let status = IndexStatus::classify(exists, valid, building.is_some());
-                let due = blocked > 0 && matches!(status, IndexStatus::Missing | IndexStatus::Invalid);
-                indexes::Interim { status, create_sql: if due { interim_create(index, true) } else { None } }
+                let due =
+                    blocked > 0 && matches!(status, IndexStatus::Missing | IndexStatus::Invalid);
+                indexes::Interim {
+                    status,
+                    create_sql: if due {
+                        interim_create(index, true)
+                    } else {
+                        None
+                    },
+                }
             } else {
-                indexes::Interim { status: IndexStatus::Missing, create_sql: None }
+                indexes::Interim {
+                    status: IndexStatus::Missing,
+                    create_sql: None,
+                }
             };
-            IndexState { index, table_exists, status, blocked, phase, interim }
+            IndexState {
+                index,
+                table_exists,
+                status,
+                blocked,
+                phase,
+                interim,
+            }
         })
         .collect()
 }
@@ -196,14 +238,35 @@ fn check_concurrent_indexes_status() -> TableIterator<
         name!(definition, String),
     ),
 > {
-    TableIterator::new(index_states().into_iter().map(|s| {
-        let detail = s.detail();
-        (s.index.name.to_string(), s.index.table.to_string(), s.status.as_str().to_string(), detail, s.index.create_sql(true))
-    }).collect::<Vec<_>>())
+    TableIterator::new(
+        index_states()
+            .into_iter()
+            .map(|s| {
+                let detail = s.detail();
+                (
+                    s.index.name.to_string(),
+                    s.index.table.to_string(),
+                    s.status.as_str().to_string(),
+                    detail,
+                    s.index.create_sql(true),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
 }
 
 extension_sql_file!(
     "../../sql/migrations.sql",
     name = "migrations",
-    requires = ["rates", migration_steps, pending_migrations, planned_indexes, small_table_rows, crm_tables, interim_index_sql, concurrent_index_plan, check_concurrent_indexes_status],
+    requires = [
+        "rates",
+        migration_steps,
+        pending_migrations,
+        planned_indexes,
+        small_table_rows,
+        crm_tables,
+        interim_index_sql,
+        concurrent_index_plan,
+        check_concurrent_indexes_status
+    ],
 );

@@ -20,12 +20,31 @@ fn cleanup_old_email_partitions(
     dry_run: default!(Option<bool>, false),
     archive: default!(Option<bool>, false),
     force: default!(Option<bool>, false),
-) -> TableIterator<'static, (name!(partition_name, Option<String>), name!(range_start, Option<TimestampWithTimeZone>),
-                           name!(range_end, Option<TimestampWithTimeZone>), name!(action, String), name!(rows, Option<i64>))> {
-    let (Some(retention), Some(premake), Some(dry_run), Some(archive), Some(force)) = (retention, premake, dry_run, archive, force) else {
-        raise(CrmError::InvalidArgument("daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL".into()));
+) -> TableIterator<
+    'static,
+    (
+        name!(partition_name, Option<String>),
+        name!(range_start, Option<TimestampWithTimeZone>),
+        name!(range_end, Option<TimestampWithTimeZone>),
+        name!(action, String),
+        name!(rows, Option<i64>),
+    ),
+> {
+    let (Some(retention), Some(premake), Some(dry_run), Some(archive), Some(force)) =
+        (retention, premake, dry_run, archive, force)
+    else {
+        raise(CrmError::InvalidArgument(
+            "daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL".into(),
+        ));
     };
-    let rows: Vec<Row> = retention::run(Options { retention, premake, dry_run, archive, force }).unwrap_or_else(|e| {
+    let rows: Vec<Row> = retention::run(Options {
+        retention,
+        premake,
+        dry_run,
+        archive,
+        force,
+    })
+    .unwrap_or_else(|e| {
         e.report(PgLogLevel::ERROR);
         unreachable!()
     });
@@ -39,9 +58,26 @@ fn cleanup_old_email_partitions(
 fn email_sends_partition_months(
     first: Option<TimestampWithTimeZone>,
     now: TimestampWithTimeZone,
-) -> TableIterator<'static, (name!(partition_name, String), name!(range_start, TimestampWithTimeZone), name!(range_end, TimestampWithTimeZone))> {
-    let months = months_from(first.map(retention::unix_micros), retention::unix_micros(now), DEFAULT_PREMAKE);
-    TableIterator::new(months.into_iter().map(|m| (m.partition_name(), retention::timestamp(m.start_micros()), retention::timestamp(m.end_micros()))))
+) -> TableIterator<
+    'static,
+    (
+        name!(partition_name, String),
+        name!(range_start, TimestampWithTimeZone),
+        name!(range_end, TimestampWithTimeZone),
+    ),
+> {
+    let months = months_from(
+        first.map(retention::unix_micros),
+        retention::unix_micros(now),
+        DEFAULT_PREMAKE,
+    );
+    TableIterator::new(months.into_iter().map(|m| {
+        (
+            m.partition_name(),
+            retention::timestamp(m.start_micros()),
+            retention::timestamp(m.end_micros()),
+        )
+    }))
 }
 
 /// Whether public.crm_email_sends is partitioned, asked of the one SQL helper every caller uses

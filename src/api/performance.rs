@@ -10,8 +10,22 @@ use pgrx::prelude::*;
 /// before the status becomes text.
 type PerfRow = (String, String, String, String, Status, Option<String>);
 
-fn row(area: &str, object: impl Into<String>, metric: &str, value: impl Into<String>, status: Status, rec: Option<String>) -> PerfRow {
-    (area.to_string(), object.into(), metric.to_string(), value.into(), status, rec)
+fn row(
+    area: &str,
+    object: impl Into<String>,
+    metric: &str,
+    value: impl Into<String>,
+    status: Status,
+    rec: Option<String>,
+) -> PerfRow {
+    (
+        area.to_string(),
+        object.into(),
+        metric.to_string(),
+        value.into(),
+        status,
+        rec,
+    )
 }
 
 fn num(v: &Option<String>) -> f64 {
@@ -34,7 +48,11 @@ fn diagnose_crm_performance() -> TableIterator<
 > {
     let mut out = perf_rows(CRM_TABLES);
     out.sort_by_key(|r| r.4);
-    TableIterator::new(out.into_iter().map(|(a, o, m, v, s, r)| (a, o, m, v, s.as_str().to_string(), r)).collect::<Vec<_>>())
+    TableIterator::new(
+        out.into_iter()
+            .map(|(a, o, m, v, s, r)| (a, o, m, v, s.as_str().to_string(), r))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Every finding, area by area.
@@ -55,7 +73,8 @@ fn perf_rows(tables: &[&str]) -> Vec<PerfRow> {
     out
 }
 
-const TABLE_OIDS: &str = "(SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)";
+const TABLE_OIDS: &str =
+    "(SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)";
 
 fn cache(out: &mut Vec<PerfRow>, tables: &[&str]) {
     let db = rows("SELECT blks_hit::text, blks_read::text FROM pg_stat_database WHERE datname = current_database()", &[], 2);
@@ -118,7 +137,13 @@ fn indexes(out: &mut Vec<PerfRow>, tables: &[&str]) {
         &[tables.to_vec().into()],
         10,
     );
-    let cols = |s: &Option<String>| -> Vec<i16> { s.as_deref().unwrap_or("").split(',').filter_map(|c| c.parse().ok()).collect() };
+    let cols = |s: &Option<String>| -> Vec<i16> {
+        s.as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|c| c.parse().ok())
+            .collect()
+    };
     for (n, r) in all.iter().enumerate() {
         let name = r[0].clone().unwrap_or_default();
         let unique = r[2].as_deref() == Some("true");
@@ -145,8 +170,16 @@ fn indexes(out: &mut Vec<PerfRow>, tables: &[&str]) {
         });
         if let Some((_, other)) = covered_by {
             let other = other[0].clone().unwrap_or_default();
-            out.push(row("indexes", &name, "redundant index", format!("its columns lead {other}"), Status::Warning,
-                Some(format!("DROP INDEX CONCURRENTLY {name};  -- {other} serves the same lookups"))));
+            out.push(row(
+                "indexes",
+                &name,
+                "redundant index",
+                format!("its columns lead {other}"),
+                Status::Warning,
+                Some(format!(
+                    "DROP INDEX CONCURRENTLY {name};  -- {other} serves the same lookups"
+                )),
+            ));
         }
     }
 }
@@ -227,13 +260,46 @@ fn partitions(out: &mut Vec<PerfRow>) {
     })
     .unwrap_or_default();
     if let Some(r) = r.first() {
-        out.push(row("partitions", "public.crm_email_sends", "partitions", r[0].clone().unwrap_or_default(), Status::Info, None));
+        out.push(row(
+            "partitions",
+            "public.crm_email_sends",
+            "partitions",
+            r[0].clone().unwrap_or_default(),
+            Status::Info,
+            None,
+        ));
         let stuck = num(&r[1]) as i64;
-        out.push(row("partitions", "public.crm_email_sends", "rows in the default partition", stuck.to_string(),
-            if stuck > 0 { Status::Warning } else { Status::Ok }, (stuck > 0).then(|| "SELECT * FROM daznode_crm.cleanup_old_email_partitions();  -- moves them".to_string())));
+        out.push(row(
+            "partitions",
+            "public.crm_email_sends",
+            "rows in the default partition",
+            stuck.to_string(),
+            if stuck > 0 {
+                Status::Warning
+            } else {
+                Status::Ok
+            },
+            (stuck > 0).then(|| {
+                "SELECT * FROM daznode_crm.cleanup_old_email_partitions();  -- moves them"
+                    .to_string()
+            }),
+        ));
         let future = num(&r[2]) as i64;
-        out.push(row("partitions", "public.crm_email_sends", "partitions ending after next month", future.to_string(),
-            if future > 0 { Status::Ok } else { Status::Warning }, (future == 0).then(|| "SELECT * FROM daznode_crm.cleanup_old_email_partitions();  -- creates them".to_string())));
+        out.push(row(
+            "partitions",
+            "public.crm_email_sends",
+            "partitions ending after next month",
+            future.to_string(),
+            if future > 0 {
+                Status::Ok
+            } else {
+                Status::Warning
+            },
+            (future == 0).then(|| {
+                "SELECT * FROM daznode_crm.cleanup_old_email_partitions();  -- creates them"
+                    .to_string()
+            }),
+        ));
     }
 }
 
@@ -256,7 +322,10 @@ fn policies(out: &mut Vec<PerfRow>, tables: &[&str]) {
 }
 
 fn statements(out: &mut Vec<PerfRow>) {
-    let installed = flag("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')", &[]);
+    let installed = flag(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')",
+        &[],
+    );
     let loaded = flag("SELECT 'pg_stat_statements' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))", &[]);
     if !installed || !loaded {
         out.push(row("queries", "pg_stat_statements", "installed", if installed { "installed but not preloaded" } else { "no" }, Status::Info,

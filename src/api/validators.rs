@@ -32,7 +32,9 @@ fn is_valid_lightning_pubkey(pubkey: &str) -> bool {
 /// NULL when valid, else why not: `'not a point on secp256k1 (x^3+7 is not a square)'`, …
 #[pg_extern(immutable, strict, parallel_safe)]
 fn lightning_pubkey_validation_error(pubkey: &str) -> Option<&'static str> {
-    pubkey::validate_lightning_pubkey(pubkey).err().map(|e| e.reason())
+    pubkey::validate_lightning_pubkey(pubkey)
+        .err()
+        .map(|e| e.reason())
 }
 
 /// Lower-case hex, trimmed; NULL for '' (the app's "no key").
@@ -93,17 +95,23 @@ mod tests {
 
     #[pg_test]
     fn validators_answer_in_sql() {
-        assert!(one_bool("SELECT daznode_crm.is_valid_email('Alice@Example.com')"));
+        assert!(one_bool(
+            "SELECT daznode_crm.is_valid_email('Alice@Example.com')"
+        ));
         assert!(!one_bool("SELECT daznode_crm.is_valid_email('a..b@x.io')"));
         assert_eq!(
-            Spi::get_one::<String>("SELECT daznode_crm.email_validation_error('.a@-x..fr')").unwrap(),
+            Spi::get_one::<String>("SELECT daznode_crm.email_validation_error('.a@-x..fr')")
+                .unwrap(),
             Some("leading dot in local part".to_string())
         );
         assert!(one_bool(&format!(
             "SELECT daznode_crm.is_valid_lightning_pubkey(upper('{G}'))"
         )));
         assert_eq!(
-            Spi::get_one::<String>(&format!("SELECT daznode_crm.normalize_lightning_pubkey(upper('{G}'))")).unwrap(),
+            Spi::get_one::<String>(&format!(
+                "SELECT daznode_crm.normalize_lightning_pubkey(upper('{G}'))"
+            ))
+            .unwrap(),
             Some(G.to_string())
         );
         assert_eq!(
@@ -138,9 +146,12 @@ mod tests {
         assert_eq!(n, 6);
     }
 
-    #[pg_test(error = "value for domain daznode_crm.email violates check constraint \"is_valid_email\"")]
+    #[pg_test(
+        error = "value for domain daznode_crm.email violates check constraint \"is_valid_email\""
+    )]
     fn email_domain_rejects_bad_address() {
-        Spi::run("CREATE TEMP TABLE t (e daznode_crm.email); INSERT INTO t VALUES ('a@b')").unwrap();
+        Spi::run("CREATE TEMP TABLE t (e daznode_crm.email); INSERT INTO t VALUES ('a@b')")
+            .unwrap();
     }
 
     #[pg_test(
@@ -161,7 +172,10 @@ mod tests {
              INSERT INTO t VALUES ('jörg@bücher.de', '{G}'), (NULL, NULL)"
         ))
         .unwrap();
-        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM t").unwrap(), Some(2));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM t").unwrap(),
+            Some(2)
+        );
     }
 
     #[pg_test]
@@ -172,6 +186,8 @@ mod tests {
         assert!(!one_bool(
             "SELECT daznode_crm.is_valid_lightning_pubkey(repeat('f', 10 * 1024 * 1024))"
         ));
-        assert!(!one_bool("SELECT daznode_crm.is_valid_email(E'a\\x01b@x.io')"));
+        assert!(!one_bool(
+            "SELECT daznode_crm.is_valid_email(E'a\\x01b@x.io')"
+        ));
     }
 }

@@ -23,6 +23,10 @@ INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at)
 SELECT '00000000-0000-4000-8000-0000000000c1', 'm' || k || '@x.io', 'delivered',
        (date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => k) + interval '14 days') AT TIME ZONE 'UTC'
 FROM generate_series(0, 14) AS k;
+-- Rows of a table named by its oid (no libxml needed, unlike query_to_xml).
+CREATE FUNCTION pg_temp.row_count(t regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN EXECUTE format('SELECT count(*) FROM %s', t) INTO n; RETURN n; END $$;
 CREATE FUNCTION pg_temp.month_of(t timestamptz) RETURNS int LANGUAGE sql STABLE AS $$
     SELECT ((extract(year FROM t AT TIME ZONE 'UTC') - extract(year FROM now() AT TIME ZONE 'UTC')) * 12
             + extract(month FROM t AT TIME ZONE 'UTC') - extract(month FROM now() AT TIME ZONE 'UTC'))::int
@@ -84,7 +88,7 @@ SELECT pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS act
 SELECT pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS action, rows
 FROM daznode_crm.cleanup_old_email_partitions(retention => '11 months', archive => true, premake => 0) ORDER BY 1;
 SELECT n.nspname, count(*) AS tables, bool_or(c.relispartition) AS attached,
-       sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]::text::int) AS archived_rows
+       sum(pg_temp.row_count(c.oid::regclass)) AS archived_rows
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'crm_archive' AND c.relkind = 'r' GROUP BY 1;
 
