@@ -22,7 +22,8 @@ api() {
     as_login authenticator real "BEGIN; SET LOCAL ROLE $role; $claims $sql; COMMIT;"
 }
 counts() {
-    q real -c "SELECT string_agg(format('%s=%s', c.relname, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM public.%I', c.relname), false, true, '')))[1]), ' ' ORDER BY c.relname)
+    q real -c "CREATE FUNCTION pg_temp.n_rows(t regclass, OUT n bigint) LANGUAGE plpgsql AS \$\$ BEGIN EXECUTE format('SELECT count(*) FROM %s', t) INTO n; END \$\$" \
+           -c "SELECT string_agg(format('%s=%s', c.relname, pg_temp.n_rows(c.oid)), ' ' ORDER BY c.relname)
                FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
                  AND c.relname NOT IN ('crm_email_sends_backup', 'crm_email_sends_changes')"
 }
