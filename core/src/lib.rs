@@ -2,6 +2,7 @@
 //! plain `cargo test -p daznode_crm_core`; the extension's `api` layer only adapts it to SQL.
 
 pub mod caller;
+pub mod catalog;
 pub mod diagnostics;
 pub mod disk;
 pub mod email;

@@ -3,7 +3,11 @@
 //! `daznode_crm_core::diagnostics`; missing objects are reported, never an error.
 
 use crate::api::security::{crm_owner, relation};
-use crate::api::spi::{app_count, column_exists, count, flag, rows, table_exists, text};
+use crate::api::spi::{app_count, column_exists, count, flag, records, table_exists, text};
+use daznode_crm_core::catalog::{
+    self, ExposedColumns, HeldLock, LegacyFunction, Named, ObjectInTheWay, OpenTransaction,
+    PolicyReadError,
+};
 use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status, TableShape};
 use daznode_crm_core::indexes::PLANNED_INDEXES;
 use daznode_crm_core::migrations;
@@ -416,59 +420,23 @@ fn users_vs_profiles(checks: &mut Vec<Check>) {
 }
 
 fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
-    let tables: Vec<&str> = CRM_TABLES.to_vec();
-    let not_valid = rows(
-        "SELECT c.conrelid::regclass::text || '.' || c.conname FROM pg_constraint c
-         WHERE NOT c.convalidated AND c.conrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)
-         ORDER BY 1",
-        &[tables.clone().into()],
-        1,
+    let tables = || CRM_TABLES.to_vec().into();
+    let not_valid: Vec<Named> = records(
+        include_str!("../../sql/catalog/not_valid_constraints.sql"),
+        &[tables()],
     );
-    let names: Vec<String> = not_valid
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    checks.push(
-        Check::new(
-            "not_valid_constraints",
-            count_status(names.len() as i64, Status::Info),
-            if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            },
-        )
-        .rows(names.len() as i64)
-        .recommend(
-            "Fix the rows they reject, then SELECT daznode_crm.step_validate_constraints();",
-        ),
+    checks.push(catalog::listing(
+        "not_valid_constraints",
+        &not_valid,
+        Status::Info,
+        "Fix the rows they reject, then SELECT daznode_crm.step_validate_constraints();",
+    ));
+    let invalid: Vec<Named> = records(
+        include_str!("../../sql/catalog/invalid_indexes.sql"),
+        &[tables()],
     );
-    let invalid = rows(
-        "SELECT i.indexrelid::regclass::text FROM pg_index i
-         WHERE NOT i.indisvalid AND i.indrelid IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)
-           AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
-         ORDER BY 1",
-        &[tables.clone().into()],
-        1,
-    );
-    let names: Vec<String> = invalid
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    let mut check = Check::new(
-        "invalid_indexes",
-        count_status(names.len() as i64, Status::Warning),
-        if names.is_empty() {
-            "none".into()
-        } else {
-            names.join(", ")
-        },
-    )
-    .rows(names.len() as i64);
-    if !names.is_empty() {
-        check = check.recommend("SELECT * FROM daznode_crm.concurrent_index_plan() \\gexec  -- drops and rebuilds planned ones; DROP INDEX CONCURRENTLY the others");
-    }
-    checks.push(check);
+    checks.push(catalog::listing("invalid_indexes", &invalid, Status::Warning,
+        "SELECT * FROM daznode_crm.concurrent_index_plan() \\gexec  -- drops and rebuilds planned ones; DROP INDEX CONCURRENTLY the others"));
 
     let mut collisions = Vec::new();
     if table_exists("users") && table_exists("users_backup") {
@@ -531,77 +499,22 @@ fn sizes(checks: &mut Vec<Check>) {
 }
 
 fn blockers(checks: &mut Vec<Check>) {
-    let long = rows(
-        "SELECT format('pid %s (%s, %s) open for %s', pid, usename, coalesce(nullif(application_name, ''), 'no application_name'),
-                       date_trunc('second', now() - xact_start))
-         FROM pg_stat_activity
-         WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-           AND extract(epoch FROM now() - xact_start) > $1
-         ORDER BY xact_start",
-        &[diagnostics::LONG_TRANSACTION_SECS.into()],
-        1,
-    );
-    let long: Vec<String> = long
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    let mut check = Check::new(
-        "long_transactions",
-        count_status(long.len() as i64, Status::Warning),
-        if long.is_empty() {
-            format!(
-                "none open for more than {} s",
-                diagnostics::LONG_TRANSACTION_SECS
-            )
-        } else {
-            long.join("; ")
-        },
-    )
-    .rows(long.len() as i64);
-    if !long.is_empty() {
-        check = check.recommend("Let them finish, or SELECT pg_cancel_backend(<pid>); a migration step would wait for their locks");
-    }
-    checks.push(check);
-
-    let locks = rows(
-        "SELECT format('pid %s holds %s on %s', l.pid, l.mode, l.relation::regclass)
-         FROM pg_locks l
-         WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
-           AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
-           AND l.relation IN (SELECT to_regclass('public.' || quote_ident(t)) FROM unnest($1::text[]) t)
-         ORDER BY l.pid",
+    let open: Vec<OpenTransaction> =
+        records(include_str!("../../sql/catalog/open_transactions.sql"), &[]);
+    checks.push(catalog::long_transactions(&open));
+    let held: Vec<HeldLock> = records(
+        include_str!("../../sql/catalog/held_locks.sql"),
         &[CRM_TABLES.to_vec().into()],
-        1,
     );
-    let locks: Vec<String> = locks
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    let mut check = Check::new(
-        "blocking_locks",
-        count_status(locks.len() as i64, Status::Warning),
-        if locks.is_empty() {
-            "none".into()
-        } else {
-            locks.join("; ")
-        },
-    )
-    .rows(locks.len() as i64);
-    if !locks.is_empty() {
-        check = check.recommend(
-            "Wait for those sessions, or stop them; see pg_stat_activity for what they run",
-        );
-    }
-    checks.push(check);
+    checks.push(catalog::blocking_locks(&held));
 }
 
 /// What breaks the live app, or would: reads that fail for an API role (tried for real), legacy
 /// functions of public carrying the guide's names, and secrets exposed to the API roles.
 fn live_app(checks: &mut Vec<Check>) {
-    let failing = rows(
+    let failing: Vec<PolicyReadError> = records(
         "SELECT table_name, role_name, error FROM daznode_crm.policy_read_errors()",
         &[],
-        3,
     );
     if failing.is_empty() {
         checks.push(Check::new(
@@ -610,12 +523,12 @@ fn live_app(checks: &mut Vec<Check>) {
             "every CRM table reads without error as every API role",
         ));
     }
-    for r in failing {
-        let (table, role, error) = (
-            r[0].clone().unwrap_or_default(),
-            r[1].clone().unwrap_or_default(),
-            r[2].clone().unwrap_or_default(),
-        );
+    for PolicyReadError {
+        table_name: table,
+        role_name: role,
+        error,
+    } in failing
+    {
         checks.push(
             Check::new(format!("policies: {table} as {role}"), Status::Error, format!("reads of {table} by {role}: {error}"))
                 .recommend(format!(
@@ -624,122 +537,87 @@ fn live_app(checks: &mut Vec<Check>) {
                 )),
         );
     }
-    let open = rows(
+    let open = text(
         "SELECT string_agg(t, ', ' ORDER BY t) FROM unnest($1::text[]) t
          WHERE daznode_crm.crm_table_oid(t) IS NOT NULL
            AND NOT (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = daznode_crm.crm_table_oid(t))
            AND EXISTS (SELECT 1 FROM daznode_crm.api_roles(daznode_crm.crm_table_oid(t)))",
         &[CRM_TABLES.to_vec().into()],
-        1,
     );
-    if let Some(tables) = open
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
-    {
+    if let Some(tables) = open {
         checks.push(
             Check::new("row-level security: off", Status::Error, format!("API roles may read every row of {tables}: row-level security is off there"))
                 .recommend("CALL daznode_crm.migrate();  -- step 0008 turns it on, with the role matrix's policies"),
         );
     }
-    for r in rows(
-        "SELECT p.oid::regprocedure::text, p.prosecdef::text,
-                (has_function_privilege('anon', p.oid, 'EXECUTE') OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))::text,
-                p.proname::text
-         FROM pg_proc p
-         WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
-           AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc t ON t.oid = d.refobjid
-                           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
-                             AND t.pronamespace = 'daznode_crm'::regnamespace)
-           AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated')
-         UNION ALL
-         SELECT p.oid::regprocedure::text, p.prosecdef::text, 'false', p.proname::text
-         FROM pg_proc p
-         WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY ($1::text[])
-           AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_proc t ON t.oid = d.refobjid
-                           WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
-                             AND t.pronamespace = 'daznode_crm'::regnamespace)
-           AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated'))
-         ORDER BY 1",
+    let legacy: Vec<LegacyFunction> = records(
+        include_str!("../../sql/catalog/legacy_functions.sql"),
         &[diagnostics::guide_function_names().into()],
-        4,
-    ) {
-        let f = r[0].clone().unwrap_or_default();
-        let exposed_definer = r[1].as_deref() == Some("true") && r[2].as_deref() == Some("true");
+    );
+    for f in legacy {
+        let exposed = f.status() == Status::Error;
         checks.push(
             Check::new(
-                format!("legacy function: {f}"),
-                if exposed_definer { Status::Error } else { Status::Warning },
+                format!("legacy function: {}", f.signature),
+                f.status(),
                 format!(
-                    "{f} carries a name of the guide: its unqualified calls (and PostgREST RPCs) run it, not daznode_crm's{}",
-                    if exposed_definer { "; it is SECURITY DEFINER and executable by the API roles" } else { "" }
+                    "{} carries a name of the guide: its unqualified calls (and PostgREST RPCs) run it, not daznode_crm's{}",
+                    f.signature,
+                    if exposed { "; it is SECURITY DEFINER and executable by the API roles" } else { "" }
                 ),
             )
             .recommend(format!("CALL daznode_crm.migrate();  -- step 0008 renames it {} (definition kept in migration_findings), executable by its owner only{}",
-                quote_ident(&format!("{}_legacy", r[3].clone().unwrap_or_default())),
-                if r[3].as_deref() == Some("is_admin_user") { ", and puts a leak-free public.is_admin_user(uuid) in its place" } else { "" })),
+                quote_ident(&format!("{}_legacy", f.name)),
+                if f.name == "is_admin_user" { ", and puts a leak-free public.is_admin_user(uuid) in its place" } else { "" })),
         );
     }
-    for r in rows(
+    let in_the_way: Vec<ObjectInTheWay> = records(
         "SELECT object, step, status, detail, recommendation FROM daznode_crm.objects_in_the_way()",
         &[],
-        5,
-    ) {
-        let [object, step, status, detail, recommendation] = r.try_into().unwrap_or_default();
-        let status = if status.as_deref() == Some("ERROR") {
+    );
+    for o in in_the_way {
+        let status = if o.status == "ERROR" {
             Status::Error
         } else {
             Status::Warning
         };
         checks.push(
             Check::new(
-                format!(
-                    "in the way of {}: {}",
-                    step.unwrap_or_default(),
-                    object.unwrap_or_default()
-                ),
+                format!("in the way of {}: {}", o.step, o.object),
                 status,
-                detail.unwrap_or_default(),
+                o.detail,
             )
-            .recommend(recommendation.unwrap_or_default()),
+            .recommend(o.recommendation),
         );
     }
     // The app's triggers fire on the rows the steps change (0002 and 0004 on profiles, the cleanup
     // and 0010 on the others), under the app's own search_path; one that fails stops its step,
     // which then changes nothing and names it (kind step_failed).
-    let triggers = rows(
+    let triggers = text(
         "SELECT string_agg(format('%s on %s', t.tgname, t.tgrelid::regclass), ', ' ORDER BY t.tgrelid::regclass::text, t.tgname)
          FROM pg_trigger t
          WHERE NOT t.tgisinternal AND t.tgname NOT LIKE 'daznode\\_%'
            AND t.tgrelid IN (SELECT daznode_crm.crm_table_oid(x) FROM unnest($1::text[]) x)",
         &[CRM_TABLES.to_vec().into()],
-        1,
     );
-    if let Some(list) = triggers
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
-    {
+    if let Some(list) = triggers {
         checks.push(
             Check::new("app triggers on CRM tables", Status::Info, format!("{list}: they fire on the rows the steps change, under the app's search_path; one that fails stops its step, which changes nothing"))
                 .recommend("Try them as the app would: BEGIN; UPDATE public.profiles SET email = email WHERE id = (SELECT id FROM public.profiles LIMIT 1); ROLLBACK;"),
         );
     }
-    for r in rows(
-        "SELECT c.oid::regclass::text, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
-         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relrowsecurity
-           AND lower(a.attname) = ANY ($1::text[])
-           AND EXISTS (SELECT 1 FROM pg_roles ro WHERE ro.rolname IN ('anon', 'authenticated') AND has_table_privilege(ro.oid, c.oid, 'SELECT'))
-         GROUP BY 1 ORDER BY 1",
+    let exposed: Vec<ExposedColumns> = records(
+        include_str!("../../sql/catalog/sensitive_columns.sql"),
         &[diagnostics::SENSITIVE_COLUMNS.to_vec().into()],
-        2,
-    ) {
-        let t = r[0].clone().unwrap_or_default();
+    );
+    for ExposedColumns {
+        relation: t,
+        columns,
+    } in exposed
+    {
         checks.push(
-            Check::new(format!("sensitive columns: {t}"), Status::Error,
-                format!("{t} holds {} and anon or authenticated may read it without row-level security", r[1].clone().unwrap_or_default()))
-            .recommend(format!("REVOKE ALL ON {t} FROM anon, authenticated; ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;  -- or SELECT daznode_crm.lock_down('{t}');")),
+            Check::new(format!("sensitive columns: {t}"), Status::Error, format!("{t} holds {columns} and anon or authenticated may read it without row-level security"))
+                .recommend(format!("REVOKE ALL ON {t} FROM anon, authenticated; ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;  -- or SELECT daznode_crm.lock_down('{t}');")),
         );
     }
 }

@@ -2,7 +2,8 @@
 //! and the pg_cron scheduling of the guide's jobs.
 
 use crate::api::errors::raise;
-use crate::api::spi::{count, flag, rows, text};
+use crate::api::spi::{count, flag, records, text};
+use daznode_crm_core::catalog::{Named, RelationKind};
 use daznode_crm_core::jobs::{Job, JOBS};
 use daznode_crm_core::CrmError;
 use pgrx::prelude::*;
@@ -27,13 +28,12 @@ fn refresh_crm_materialized_views(
 > {
     crate::api::server::refuse_on_standby("refresh_crm_materialized_views()");
     let mut pace = crate::api::throttle::Yielder::new();
-    let views: Vec<String> = rows(
-        "SELECT view_name FROM daznode_crm.materialized_view_registry ORDER BY view_name",
+    let views: Vec<String> = records::<Named>(
+        "SELECT view_name AS name FROM daznode_crm.materialized_view_registry ORDER BY view_name",
         &[],
-        1,
     )
     .into_iter()
-    .filter_map(|r| r.into_iter().next().flatten())
+    .map(|v| v.name)
     .collect();
     if !flag(
         "SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))",
@@ -228,15 +228,14 @@ fn unregister_crm_materialized_view(view: pg_sys::Oid) -> bool {
 }
 
 fn checked_matview(view: pg_sys::Oid) -> String {
-    let row = rows(
-        "SELECT c.relkind::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+    let rel: Vec<RelationKind> = records(
+        "SELECT c.relkind::text AS kind, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         &[view.into()],
-        2,
     );
-    match row.first().map(|r| (r[0].clone(), r[1].clone())) {
-        Some((Some(kind), Some(name))) if kind == "m" => name,
-        Some((_, Some(name))) => raise(CrmError::InvalidArgument(format!(
+    match rel.into_iter().next() {
+        Some(RelationKind { kind, name }) if kind == "m" => name,
+        Some(RelationKind { name, .. }) => raise(CrmError::InvalidArgument(format!(
             "{name} is not a materialized view: only materialized views can be registered for refresh"
         ))),
         _ => raise(CrmError::InvalidArgument("no such relation".into())),

@@ -3,6 +3,7 @@
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
+use serde::de::DeserializeOwned;
 
 /// The first column of the first row, None when there is no row or it is NULL.
 pub fn first<T: IntoDatum + FromDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
@@ -35,21 +36,26 @@ pub fn flag(sql: &str, args: &[DatumWithOid]) -> bool {
     first::<bool>(sql, args).unwrap_or(false)
 }
 
-/// Rows of text columns (NULL as None), for catalog listings.
-pub fn rows(sql: &str, args: &[DatumWithOid], ncols: usize) -> Vec<Vec<Option<String>>> {
-    Spi::connect(|client| {
-        let table = client.select(sql, None, args)?;
-        let mut out = Vec::new();
-        for row in table {
-            let mut cols = Vec::with_capacity(ncols);
-            for i in 1..=ncols {
-                cols.push(row.get::<String>(i)?);
-            }
-            out.push(cols);
-        }
-        Ok::<_, pgrx::spi::Error>(out)
+/// Rows as typed records: each row of `sql` becomes one `T` (a `daznode_crm_core::catalog`
+/// struct), its columns matched to `T`'s fields by name through `to_jsonb`: NULL is `None`,
+/// numbers stay numbers, arrays become `Vec`s. A column `T` lacks or has of another type is
+/// an internal error naming the query, never a silent default.
+pub fn records<T: DeserializeOwned>(sql: &str, args: &[DatumWithOid]) -> Vec<T> {
+    let wrapped = format!("SELECT pg_catalog.to_jsonb(q) FROM ({sql}) AS q");
+    let values = Spi::connect(|client| {
+        client
+            .select(&wrapped, None, args)?
+            .map(|row| row.get::<pgrx::JsonB>(1))
+            .collect::<Result<Vec<_>, _>>()
     })
-    .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"))
+    .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"));
+    values
+        .into_iter()
+        .map(|v| serde_json::from_value(v.map_or(serde_json::Value::Null, |j| j.0)))
+        .collect::<Result<Vec<T>, _>>()
+        .unwrap_or_else(|e| {
+            error!("daznode_crm: internal query returned an unexpected row: {e}: {sql}")
+        })
 }
 
 /// Is `public.<table>` a table of the CRM owner (`security::crm_table`)? A view or someone
