@@ -75,3 +75,26 @@ pub fn column_exists(table: &str, column: &str) -> bool {
         &[rel.oid.into(), column.into()],
     )
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use daznode_crm_core::catalog::{IndexFacts, Named};
+
+    #[pgrx::pg_test]
+    fn records_keep_the_query_order_and_the_types() {
+        let names: Vec<Named> = records("SELECT g::text AS name FROM generate_series(1, 50) g ORDER BY g DESC", &[]);
+        assert_eq!(names.len(), 50);
+        assert_eq!((names[0].name.as_str(), names[49].name.as_str()), ("50", "1"));
+        // An index of the catalog, read by the shipped query: int2vector keys as a Vec.
+        Spi::run("CREATE TABLE public.crm_email_templates (a int, b int); CREATE INDEX ON public.crm_email_templates (b, a)").unwrap();
+        let all: Vec<IndexFacts> = records(include_str!("../../sql/catalog/indexes.sql"), &[vec!["crm_email_templates"].into()]);
+        assert_eq!((all.len(), all[0].columns.clone(), all[0].valid, all[0].scans), (1, vec![2, 1], true, 0));
+    }
+
+    #[pgrx::pg_test(error = "daznode_crm: internal query returned an unexpected row: missing field `name`: SELECT 1 AS nom")]
+    fn a_missing_column_is_an_error_not_a_default() {
+        let _: Vec<Named> = records("SELECT 1 AS nom", &[]);
+    }
+}
