@@ -141,10 +141,11 @@ AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
 -- src/api/access.rs:19
 -- daznode_crm::api::access::current_user_id
-
-CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
-STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'current_user_id_wrapper';
+CREATE  FUNCTION "current_user_id"() RETURNS uuid /* Option < pgrx :: Uuid > */
+STRICT STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_user_id_wrapper';
 
 -- src/api/performance.rs:36
 -- daznode_crm::api::performance::diagnose_crm_performance
@@ -203,19 +204,25 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'interim_index_sql_wrapper';
 
--- src/api/access.rs:38
+-- src/api/access.rs:35
 -- daznode_crm::api::access::is_admin_user
+CREATE  FUNCTION "is_admin_user"(
+	"allowed_roles" TEXT[] DEFAULT NULL /* :: std :: option :: Option < pgrx :: Array < '_, & '_ str > > */
+) RETURNS bool /* bool */
+STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
 
-CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
-STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
-
--- src/api/access.rs:54
+-- src/api/access.rs:48
 -- daznode_crm::api::access::is_admin_user_about
-
-CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETURNS boolean
-STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
+CREATE  FUNCTION "is_admin_user_about"(
+	"user_id" uuid DEFAULT NULL /* Option < pgrx :: Uuid > */
+) RETURNS bool /* Option < bool > */
+STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
 -- src/api/throttle.rs:32
 -- daznode_crm::api::throttle::maintenance_yield
@@ -266,12 +273,13 @@ ALTER FUNCTION @extschema@.is_valid_lightning_pubkey(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.lightning_pubkey_validation_error(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.normalize_lightning_pubkey(text) LEAKPROOF;
 
--- src/api/server.rs:74
+-- src/api/server.rs:71
 -- daznode_crm::api::server::partition_disk_verdict
-
-CREATE FUNCTION @extschema@.partition_disk_verdict() RETURNS text
-VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'partition_disk_verdict_wrapper';
+CREATE  FUNCTION "partition_disk_verdict"() RETURNS TEXT /* Option < String > */
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'partition_disk_verdict_wrapper';
 
 -- src/api/migrations.rs:40
 -- daznode_crm::api::migrations::pending_migrations
@@ -304,14 +312,14 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:30
+-- src/api/access.rs:27
 -- daznode_crm::api::access::profile_owner_columns
 CREATE  FUNCTION "profile_owner_columns"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'profile_owner_columns_wrapper';
 
--- src/api/server.rs:103
+-- src/api/server.rs:97
 -- daznode_crm::api::server::progress_name
 CREATE  FUNCTION "progress_name"(
 	"operation" TEXT, /* & str */
@@ -324,7 +332,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_name_wrapper';
 
--- src/api/server.rs:123
+-- src/api/server.rs:117
 -- daznode_crm::api::server::progress_of
 CREATE  FUNCTION "progress_of"(
 	"application_name" TEXT /* Option < & str > */
@@ -340,12 +348,20 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_of_wrapper';
 
--- src/api/access.rs:174
+-- src/api/access.rs:162
 -- daznode_crm::api::access::refresh_auto_update_segments
-
-CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
-VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'refresh_auto_update_segments_wrapper';
+CREATE  FUNCTION "refresh_auto_update_segments"() RETURNS TABLE (
+	"segment_id" uuid,  /* pgrx :: Uuid */
+	"name" TEXT,  /* String */
+	"added" bigint,  /* i64 */
+	"removed" bigint,  /* i64 */
+	"members" bigint,  /* i64 */
+	"problem" TEXT  /* Option < String > */
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'refresh_auto_update_segments_wrapper';
 
 -- src/api/refresh.rs:15
 -- daznode_crm::api::refresh::refresh_crm_materialized_views
@@ -363,19 +379,29 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:72
+-- src/api/access.rs:63
 -- daznode_crm::api::access::refresh_segment
-
-CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
-VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'refresh_segment_wrapper';
+CREATE  FUNCTION "refresh_segment"(
+	"segment_id" uuid /* pgrx :: Uuid */
+) RETURNS TABLE (
+	"added" bigint,  /* i64 */
+	"removed" bigint,  /* i64 */
+	"members" bigint  /* i64 */
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'refresh_segment_wrapper';
 
 -- src/api/server.rs:28
--- daznode_crm::api::server::refuse_on_standby_sql
-
-CREATE FUNCTION @extschema@.refuse_on_standby(what text) RETURNS void
-VOLATILE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
+-- daznode_crm::api::server::refuse_on_standby
+CREATE  FUNCTION "refuse_on_standby"(
+	"what" TEXT /* & str */
+) RETURNS void
+STRICT VOLATILE PARALLEL SAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
 
 -- src/api/refresh.rs:194
 -- daznode_crm::api::refresh::register_crm_materialized_view

@@ -16,11 +16,8 @@ use daznode_crm_core::matrix::{ADMIN_ROLES, LEGACY_ADMIN_ROLES};
 
 /// The caller's user id (see `caller_id`), NULL when there is none or it is not a uuid. The
 /// owner policies compare with it: `USING (id = (SELECT daznode_crm.current_user_id()))`.
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.current_user_id() RETURNS uuid
-STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn current_user_id() -> Option<pgrx::Uuid> {
     caller_id().map(pgrx::Uuid::from_bytes)
 }
@@ -35,12 +32,9 @@ fn profile_owner_columns() -> Vec<&'static str> {
 /// Is the caller an admin, with one of `allowed_roles` (any admin role when NULL)? It answers
 /// only for the caller: there is no user parameter. RLS policies call it as
 /// `USING ((SELECT daznode_crm.is_admin_user('{admin,super_admin}')))`, once per query.
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.is_admin_user(allowed_roles text[] DEFAULT NULL) RETURNS boolean
-STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
-fn is_admin_user<'a>(allowed_roles: Option<pgrx::Array<'a, &'a str>>) -> bool {
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn is_admin_user<'a>(allowed_roles: default!(Option<pgrx::Array<'a, &'a str>>, "NULL")) -> bool {
     caller_role_is(|role| match &allowed_roles {
         None => ADMIN_ROLES.contains(&role),
         Some(allowed) => allowed.iter().flatten().any(|a| a == role),
@@ -51,12 +45,9 @@ fn is_admin_user<'a>(allowed_roles: Option<pgrx::Array<'a, &'a str>>) -> bool {
 /// id) it answers as the legacy function did; about someone else only when the caller is an
 /// admin, and NULL (unknown) otherwise. Step 0008's `public.is_admin_user(user_id uuid)` calls it.
 /// `SELECT daznode_crm.is_admin_user_about(NULL);`
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.is_admin_user_about(user_id uuid DEFAULT NULL) RETURNS boolean
-STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
-fn is_admin_user_about(user_id: Option<pgrx::Uuid>) -> Option<bool> {
+#[pg_extern(stable, parallel_restricted, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn is_admin_user_about(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> Option<bool> {
     let legacy = |role: &str| LEGACY_ADMIN_ROLES.contains(&role);
     match user_id.map(|u| *u.as_bytes()) {
         None => Some(caller_role_is(legacy)),
@@ -69,11 +60,8 @@ fn is_admin_user_about(user_id: Option<pgrx::Uuid>) -> Option<bool> {
 /// Brings one segment's membership in line with its criteria, by difference: inserts the new
 /// members, deletes the gone ones, leaves the rest. Returns (added, removed, members).
 /// `SELECT * FROM daznode_crm.refresh_segment('…segment id…');`
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.refresh_segment(segment_id uuid) RETURNS TABLE (added bigint, removed bigint, members bigint)
-VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
+#[pg_extern(volatile, strict, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn refresh_segment(
     segment_id: pgrx::Uuid,
 ) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
@@ -171,11 +159,8 @@ fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) 
 /// Refreshes every segment with auto_update, by difference; what the refresh job runs. A segment
 /// whose criteria do not compile is skipped and reported in `problem`, so one bad segment never
 /// stops the others.
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.refresh_auto_update_segments() RETURNS TABLE (segment_id uuid, name text, added bigint, removed bigint, members bigint, problem text)
-VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn refresh_auto_update_segments() -> TableIterator<
     'static,
     (

@@ -25,11 +25,8 @@ pub fn refuse_on_standby(what: &str) {
 
 /// The SQL face of `refuse_on_standby`, for the PL/pgSQL procedures (migrate(), the partition
 /// maintenance). `SELECT daznode_crm.refuse_on_standby('migrate()');`
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.refuse_on_standby(what text) RETURNS void
-VOLATILE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
+#[pg_extern(volatile, parallel_safe, strict, name = "refuse_on_standby")]
+#[search_path(pg_catalog, pg_temp)]
 fn refuse_on_standby_sql(what: &str) {
     refuse_on_standby(what);
 }
@@ -71,11 +68,8 @@ fn data_and_wal_dirs() -> Option<(String, String)> {
 /// (table, TOAST and indexes again, plus as much WAL) with the 1.2× margin, otherwise why not,
 /// with both numbers. `daznode_crm.disk_need_inflate` (tests only) makes the need look larger.
 /// `SELECT daznode_crm.partition_disk_verdict();`
-#[pg_extern(sql = r#"
-CREATE FUNCTION @extschema@.partition_disk_verdict() RETURNS text
-VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-"#)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 pub fn partition_disk_verdict() -> Option<String> {
     let table = count("SELECT coalesce(pg_catalog.pg_total_relation_size(pg_catalog.to_regclass('public.crm_email_sends')), 0)", &[]);
     let inflate = text(
