@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Integration tests of the partitioning of crm_email_sends: migrate('complete') with
-# writers running during the copy, rollback after writes, and cleanup_old_email_partitions()
-# (arguments, a non-partitioned table, an empty table, the default partition, time zones, two
-# runs at once, a lock held by another session, archive, dry run). The cluster's time zone is
+# writers running during the copy, rollback after writes, and cleanup_old_email_partitions() on
+# old data (dry run, two runs at once, a partition locked by another session, archive). Its
+# single-session contract is tests/pg_regress/sql/retention.sql. The cluster's time zone is
 # Asia/Tokyo, so "now" and month boundaries differ from UTC.
 # Prints "ok - …" / "not ok - …" per check and ends with "N passed, M failed".
 set -uo pipefail
@@ -92,33 +92,8 @@ expect_eq "and it can be partitioned again" "$(migrate part_db complete | grep -
 
 echo "# cleanup_old_email_partitions()"
 cleanup() { q "$1" -c "SELECT string_agg(coalesce(partition_name, '') || '=' || action, ',' ORDER BY range_start NULLS FIRST) FROM daznode_crm.cleanup_old_email_partitions($2)"; }
-for bad in "retention => '0 days'" "retention => '-1 month'" "premake => -1" "premake => 121"; do
-    out=$(q part_db -v ON_ERROR_STOP=0 -c "SELECT * FROM daznode_crm.cleanup_old_email_partitions($bad)" -c "\\echo :LAST_ERROR_SQLSTATE")
-    expect_eq "bad argument ($bad) gets 22023" "$(tail -1 <<<"$out")" "22023"
-done
-quiet postgres -c "CREATE DATABASE plain_db"
-quiet plain_db -c "CREATE EXTENSION daznode_crm" -c "CALL daznode_crm.migrate()"
-out=$(q plain_db -v ON_ERROR_STOP=0 -c "SELECT * FROM daznode_crm.cleanup_old_email_partitions()" -c "\\echo :LAST_ERROR_SQLSTATE")
-expect_eq "a non-partitioned table gets a clear error pointing to migrate('complete')" \
-    "$(grep -c "migrate('complete')" <<<"$out")|$(tail -1 <<<"$out")" "1|55000"
-
-quiet plain_db -c "CALL daznode_crm.migrate('complete')"
-now_month=$(q plain_db -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')")
-expect_eq "an empty table: the step made this month and 3 ahead, so there is nothing to create" \
-    "$(q plain_db -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions()")|$(q plain_db -c "SELECT count(*) FROM pg_class WHERE relname = 'crm_email_sends_p$now_month'")" "0|1"
-expect_eq "premake is relative to now: 6 months ahead creates 3 more" \
-    "$(q plain_db -c "SELECT count(*) FILTER (WHERE action = 'created') FROM daznode_crm.cleanup_old_email_partitions(premake => 6)")" "3"
-expect_eq "bounds are midnight UTC on the 1st, whatever the time zone" \
-    "$(q plain_db -c "SET TimeZone = 'UTC'" -c "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'crm_email_sends_p$now_month'" | tail -1 | grep -c "01 00:00:00+00')")" "1"
-far=$(q plain_db -c "SELECT to_char(now() AT TIME ZONE 'UTC' + interval '9 months', 'YYYYMM')")
-quiet plain_db -c "INSERT INTO public.crm_email_sends (email, created_at) VALUES ('future@x.io', date_trunc('month', now() AT TIME ZONE 'UTC' + interval '9 months') AT TIME ZONE 'UTC' + interval '3 days')"
-stuck_row() { q plain_db -c "SELECT status || ':' || value FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'rows in the default partition'"; }
-expect_eq "diagnose_crm_performance() counts the row in the default partition (by the partition's name)" "$(stuck_row)" "WARNING:1"
-expect_eq "a row stuck in the default partition is moved into its new partition" \
-    "$(cleanup plain_db "premake => 0" | grep -o "crm_email_sends_p$far=[a-z ,]*")|$(q plain_db -c "SELECT count(*) FROM public.crm_email_sends_default")|$(q plain_db -c "SELECT count(*) FROM public.crm_email_sends_p$far")" \
-    "crm_email_sends_p$far=created, rows moved from the default partition|0|1"
-expect_eq "and the diagnosis says the default partition is empty again" "$(stuck_row)" "OK:0"
-
+# Arguments, the unpartitioned table, bounds, premake and rows stuck in the default partition:
+# tests/pg_regress/sql/retention.sql. Here: old data, and what needs a second session.
 # Old data: part_db's partitions start in 2024-11; keep 12 months.
 expired_before=$(q part_db -c "SELECT count(*) FROM pg_class WHERE relname ~ '^crm_email_sends_p' AND relkind = 'r' AND relname < 'crm_email_sends_p' || to_char(now() AT TIME ZONE 'UTC' - interval '12 months', 'YYYYMM')")
 rows_before=$(q part_db -c "SELECT count(*) FROM public.crm_email_sends")

@@ -42,6 +42,17 @@ CALL daznode_crm.migrate('complete');
 SELECT count(*) AS partitions, min(pg_temp.month_of(range_start)) AS first_month, max(pg_temp.month_of(range_start)) AS last_month
 FROM daznode_crm.email_sends_partitions() WHERE kind = 'monthly';
 
+-- Every month bound is midnight UTC on the 1st, whatever the session's time zone (this cluster's
+-- is Europe/Paris; bounds are shown in UTC and ISO style here).
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+SELECT count(*) AS monthly_partitions,
+       bool_and(pg_get_expr(c.relpartbound, c.oid) ~ '^FOR VALUES FROM \(''\d{4}-\d{2}-01 00:00:00\+00''\) TO \(''\d{4}-\d{2}-01 00:00:00\+00''\)$') AS midnight_utc_on_the_1st
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'public.crm_email_sends'::regclass AND c.relname ~ '^crm_email_sends_p\d{6}$';
+RESET TimeZone;
+RESET DateStyle;
+
 -- Arguments: 22023 for each bad one, before anything is read.
 \set VERBOSITY sqlstate
 SELECT * FROM daznode_crm.cleanup_old_email_partitions(retention => NULL);
@@ -67,6 +78,8 @@ INSERT INTO public.crm_email_sends (campaign_id, email, status, created_at)
 VALUES ('00000000-0000-4000-8000-0000000000c1', 'future@x.io', 'pending',
         (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '6 months 2 days') AT TIME ZONE 'UTC');
 SET ROLE retention_owner;
+-- diagnose_crm_performance() counts it (reading the default partition by its name).
+SELECT status, value FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'rows in the default partition';
 DO $$
 BEGIN
     EXECUTE format('CREATE TABLE public.crm_email_sends_odd PARTITION OF public.crm_email_sends FOR VALUES FROM (%L) TO (%L)',
@@ -80,6 +93,8 @@ SELECT pg_temp.month_of(created_at) AS month, tableoid::regclass = 'public.crm_e
 FROM public.crm_email_sends WHERE email = 'future@x.io';
 SELECT count(*) AS rows_of_dropped_months FROM public.crm_email_sends
 WHERE created_at < (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '12 months') AT TIME ZONE 'UTC';
+
+SELECT status, value FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'rows in the default partition';
 
 -- A second run has nothing left to do but report the unexpected partition.
 SELECT pg_temp.month_of(range_start) AS month, split_part(action, ':', 1) AS action FROM daznode_crm.cleanup_old_email_partitions(premake => 8);
