@@ -21,7 +21,9 @@ GRANT CREATE ON DATABASE daznode_crm_guide TO guide_owner;
 GRANT CREATE ON SCHEMA public TO guide_owner;
 
 -- The owner migrates an empty database, then the app writes a few rows: an admin, a customer,
--- and the campaign whose rates are counted by hand in tests/integration/access.sh.
+-- and a campaign of 5 sends counted by hand: 4 sent (e never left), 3 delivered (a, c, d: b
+-- bounced, e failed), 2 opened (a's click implies its open, d), 1 clicked, 1 bounced, 1 failed;
+-- so open rate 2/3 and click rate 1/3 of the delivered, bounce 1/4 and delivery 3/4 of the sent.
 SET ROLE guide_owner;
 CALL daznode_crm.migrate();
 SELECT step, result ->> 'skipped' AS skipped FROM daznode_crm.migration_status WHERE step = '0000_guide_api';
