@@ -54,14 +54,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.sen
     @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
     @extschema@.delivery_rate(bigint, bigint) TO PUBLIC;
 
--- src/api/security.rs:208
+-- src/api/security.rs:181
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
 
--- src/api/migrations.rs:230
+-- src/api/migrations.rs:163
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
 CREATE  FUNCTION "check_concurrent_indexes_status"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -109,21 +109,21 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_orphaned_records_wrapper';
 
--- src/api/migrations.rs:219
+-- src/api/migrations.rs:155
 -- daznode_crm::api::migrations::concurrent_index_plan
 CREATE  FUNCTION "concurrent_index_plan"() RETURNS SETOF TEXT /* String */
 STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'concurrent_index_plan_wrapper';
 
--- src/api/security.rs:76
+-- src/api/security.rs:66
 -- daznode_crm::api::security::crm_owner
 CREATE  FUNCTION "crm_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
 STRICT STABLE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
 
--- src/api/security.rs:138
+-- src/api/security.rs:118
 -- daznode_crm::api::security::crm_table_oid
 CREATE  FUNCTION "crm_table_oid"(
 	"name" TEXT /* & str */
@@ -132,7 +132,7 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_table_oid_wrapper';
 
--- src/api/migrations.rs:115
+-- src/api/migrations.rs:79
 -- daznode_crm::api::migrations::crm_tables
 CREATE  FUNCTION "crm_tables"() RETURNS TEXT[] /* Vec < String > */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -147,7 +147,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'current_user_id_wrapper';
 
--- src/api/performance.rs:36
+-- src/api/performance.rs:19
 -- daznode_crm::api::performance::diagnose_crm_performance
 CREATE  FUNCTION "diagnose_crm_performance"() RETURNS TABLE (
 	"area" TEXT,  /* String */
@@ -162,7 +162,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'diagnose_crm_performance_wrapper';
 
--- src/api/partitions.rs:57
+-- src/api/partitions.rs:46
 -- daznode_crm::api::partitions::email_sends_partition_months
 CREATE  FUNCTION "email_sends_partition_months"(
 	"first" timestamp with time zone, /* Option < TimestampWithTimeZone > */
@@ -176,7 +176,7 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_sends_partition_months_wrapper';
 
--- src/api/diagnostic.rs:37
+-- src/api/diagnostic.rs:29
 -- daznode_crm::api::diagnostic::guide_api
 CREATE  FUNCTION "guide_api"() RETURNS TABLE (
 	"name" TEXT,  /* & '_ str */
@@ -187,14 +187,14 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_api_wrapper';
 
--- src/api/diagnostic.rs:30
+-- src/api/diagnostic.rs:22
 -- daznode_crm::api::diagnostic::guide_function_names
 CREATE  FUNCTION "guide_function_names"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_function_names_wrapper';
 
--- src/api/migrations.rs:163
+-- src/api/migrations.rs:123
 -- daznode_crm::api::migrations::interim_index_sql
 CREATE  FUNCTION "interim_index_sql"(
 	"index_name" TEXT, /* & str */
@@ -224,7 +224,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
--- src/api/throttle.rs:32
+-- src/api/throttle.rs:29
 -- daznode_crm::api::throttle::maintenance_yield
 CREATE  FUNCTION "maintenance_yield"() RETURNS double precision /* f64 */
 STRICT STABLE PARALLEL SAFE
@@ -232,7 +232,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
 
--- src/api/security.rs:115
+-- src/api/security.rs:97
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
 	"table_name" TEXT, /* & str */
@@ -256,7 +256,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'migration_steps_wrapper';
 
--- src/api/validators.rs:65
+-- src/api/validators.rs:63
 -- requires:
 --   is_valid_email
 --   email_validation_error
@@ -273,7 +273,7 @@ ALTER FUNCTION @extschema@.is_valid_lightning_pubkey(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.lightning_pubkey_validation_error(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.normalize_lightning_pubkey(text) LEAKPROOF;
 
--- src/api/server.rs:71
+-- src/api/server.rs:62
 -- daznode_crm::api::server::partition_disk_verdict
 CREATE  FUNCTION "partition_disk_verdict"() RETURNS TEXT /* Option < String > */
 STRICT VOLATILE SECURITY DEFINER
@@ -281,7 +281,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'partition_disk_verdict_wrapper';
 
--- src/api/migrations.rs:40
+-- src/api/migrations.rs:26
 -- daznode_crm::api::migrations::pending_migrations
 CREATE  FUNCTION "pending_migrations"(
 	"target" TEXT DEFAULT 'latest' /* Option < & str > */
@@ -297,7 +297,7 @@ STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'pending_migrations_wrapper';
 
--- src/api/migrations.rs:82
+-- src/api/migrations.rs:54
 -- daznode_crm::api::migrations::planned_indexes
 CREATE  FUNCTION "planned_indexes"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -319,7 +319,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'profile_owner_columns_wrapper';
 
--- src/api/server.rs:97
+-- src/api/server.rs:79
 -- daznode_crm::api::server::progress_name
 CREATE  FUNCTION "progress_name"(
 	"operation" TEXT, /* & str */
@@ -332,7 +332,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_name_wrapper';
 
--- src/api/server.rs:117
+-- src/api/server.rs:87
 -- daznode_crm::api::server::progress_of
 CREATE  FUNCTION "progress_of"(
 	"application_name" TEXT /* Option < & str > */
@@ -348,7 +348,7 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_of_wrapper';
 
--- src/api/access.rs:162
+-- src/api/access.rs:136
 -- daznode_crm::api::access::refresh_auto_update_segments
 CREATE  FUNCTION "refresh_auto_update_segments"() RETURNS TABLE (
 	"segment_id" uuid,  /* pgrx :: Uuid */
@@ -379,7 +379,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:63
+-- src/api/access.rs:62
 -- daznode_crm::api::access::refresh_segment
 CREATE  FUNCTION "refresh_segment"(
 	"segment_id" uuid /* pgrx :: Uuid */
@@ -403,14 +403,14 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
 
--- src/api/refresh.rs:194
+-- src/api/refresh.rs:127
 -- daznode_crm::api::refresh::register_crm_materialized_view
 
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
 
--- src/api/security.rs:84
+-- src/api/security.rs:74
 -- daznode_crm::api::security::rows_seen_as
 CREATE  FUNCTION "rows_seen_as"(
 	"role" oid, /* pg_sys :: Oid */
@@ -422,7 +422,7 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
--- src/api/diagnostic.rs:56
+-- src/api/diagnostic.rs:37
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
 CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
 	"check_name" TEXT,  /* String */
@@ -436,7 +436,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
 
--- src/api/refresh.rs:247
+-- src/api/refresh.rs:180
 -- daznode_crm::api::refresh::schedule_crm_maintenance
 CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -449,14 +449,14 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'schedule_crm_maintenance_wrapper';
 
--- src/api/migrations.rs:109
+-- src/api/migrations.rs:73
 -- daznode_crm::api::migrations::small_table_rows
 CREATE  FUNCTION "small_table_rows"() RETURNS double precision /* f64 */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 
--- src/api/migrations.rs:258
+-- src/api/migrations.rs:179
 -- requires:
 --   rates
 --   migration_steps
@@ -1462,14 +1462,14 @@ REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
--- src/api/refresh.rs:211
+-- src/api/refresh.rs:144
 -- daznode_crm::api::refresh::unregister_crm_materialized_view
 
 CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:324
+-- src/api/refresh.rs:225
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1566,7 +1566,7 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_mai
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 
--- src/api/caller.rs:597
+-- src/api/caller.rs:518
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
 	RETURNS TRIGGER

@@ -14,9 +14,8 @@ pub type UserId = [u8; 16];
 /// The caller's id from the JWT settings: `sub` of the claims JSON first, then the single claim
 /// setting. None when neither holds a uuid (no JWT, an anonymous request, a malformed value).
 pub fn caller_from_claims(claims: Option<&str>, claim_sub: Option<&str>) -> Option<UserId> {
-    let from_claims = claims
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-        .and_then(|v| v.get("sub").and_then(|s| s.as_str()).map(str::to_string));
+    let from_claims =
+        claims.and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok()).and_then(|v| v.get("sub").and_then(|s| s.as_str()).map(str::to_string));
     match from_claims {
         Some(sub) => parse_uuid(&sub),
         None => claim_sub.and_then(parse_uuid),
@@ -60,9 +59,7 @@ const JWT_ONLY_UID_BODIES: &[&str] = &[
 /// quotes and a final semicolon?
 pub fn is_jwt_only_uid_body(body: &str) -> bool {
     let body = sql_shape(body);
-    JWT_ONLY_UID_BODIES
-        .iter()
-        .any(|known| sql_shape(known) == body)
+    JWT_ONLY_UID_BODIES.iter().any(|known| sql_shape(known) == body)
 }
 
 /// SQL text without whitespace and in lower case outside single-quoted literals (kept as they
@@ -100,11 +97,7 @@ impl RoleCache {
     /// A cache of at most `capacity` users (it starts over when full: a connection pool that
     /// serves more users than that pays one lookup per user and round).
     pub fn new(capacity: usize) -> Self {
-        RoleCache {
-            stamp: 0,
-            roles: HashMap::new(),
-            capacity: capacity.max(1),
-        }
+        RoleCache { stamp: 0, roles: HashMap::new(), capacity: capacity.max(1) }
     }
 
     /// Forgets everything when invalidations arrived since the last sync (`stamp` moved):
@@ -155,13 +148,7 @@ mod tests {
         let id = parse_uuid(A).unwrap();
         assert_eq!(id[0], 0x63);
         assert_eq!(id[15], 0x51);
-        assert_eq!(
-            id,
-            [
-                0x63, 0x97, 0x19, 0xa4, 0xd6, 0x73, 0xa7, 0xa9, 0x80, 0xc8, 0xb4, 0x1b, 0x49, 0x60,
-                0xdf, 0x51
-            ]
-        );
+        assert_eq!(id, [0x63, 0x97, 0x19, 0xa4, 0xd6, 0x73, 0xa7, 0xa9, 0x80, 0xc8, 0xb4, 0x1b, 0x49, 0x60, 0xdf, 0x51]);
         assert_eq!(parse_uuid(&A.to_uppercase()), Some(id));
         for bad in [
             "",
@@ -186,17 +173,10 @@ mod tests {
         // The claims JSON wins over the single setting when it names a subject.
         let other = "00000000-0000-0000-0000-000000000001";
         assert_eq!(caller_from_claims(Some(&claims), Some(other)), id);
-        assert_eq!(
-            caller_from_claims(Some(r#"{"role": "anon"}"#), Some(other)),
-            parse_uuid(other)
-        );
-        for (claims, sub) in [
-            (None, None),
-            (Some("not json"), None),
-            (Some(r#"{"sub": 42}"#), None),
-            (Some(r#"{"sub": "not-a-uuid"}"#), None),
-            (None, Some("not-a-uuid")),
-        ] {
+        assert_eq!(caller_from_claims(Some(r#"{"role": "anon"}"#), Some(other)), parse_uuid(other));
+        for (claims, sub) in
+            [(None, None), (Some("not json"), None), (Some(r#"{"sub": 42}"#), None), (Some(r#"{"sub": "not-a-uuid"}"#), None), (None, Some("not-a-uuid"))]
+        {
             assert_eq!(caller_from_claims(claims, sub), None, "{claims:?} {sub:?}");
         }
     }
@@ -248,9 +228,7 @@ mod tests {
     fn supabase_auth_uid_bodies_are_recognized_and_nothing_else() {
         let current = "\n  select\n  \tcoalesce(\n\t\tnullif(current_setting('request.jwt.claim.sub', true), ''),\n\t\t(nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')\n\t)::uuid\n";
         assert!(is_jwt_only_uid_body(current));
-        assert!(is_jwt_only_uid_body(
-            "SELECT NULLIF(current_setting('request.jwt.claim.sub', true), '')::uuid;"
-        ));
+        assert!(is_jwt_only_uid_body("SELECT NULLIF(current_setting('request.jwt.claim.sub', true), '')::uuid;"));
         for other in [
             // another setting (inside the quotes, spacing counts)
             "select nullif(current_setting('request.jwt. claim.sub', true), '')::uuid",

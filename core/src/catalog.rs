@@ -4,9 +4,7 @@
 //! `Vec`s). The verdicts on them live here too, with their tests: the wrappers only read and
 //! push.
 
-use crate::diagnostics::{
-    count_status, long_transaction_status, Check, Status, LONG_TRANSACTION_SECS,
-};
+use crate::diagnostics::{count_status, long_transaction_status, Check, Status, LONG_TRANSACTION_SECS};
 use serde::Deserialize;
 
 /// One name (a constraint, an index, a table): `sql/catalog/not_valid_constraints.sql` and
@@ -42,12 +40,7 @@ pub struct HeldLock {
 
 /// Lock modes that stop the app's writes (ROW EXCLUSIVE) on the table: a migration step waiting
 /// behind them would queue every writer behind itself.
-pub const WRITE_BLOCKING_MODES: &[&str] = &[
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-];
+pub const WRITE_BLOCKING_MODES: &[&str] = &["ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"];
 
 /// Seconds as PostgreSQL prints an interval truncated to the second: `01:02:03`, `00:05:00`.
 pub fn clock(secs: f64) -> String {
@@ -57,10 +50,7 @@ pub fn clock(secs: f64) -> String {
 
 /// `long_transactions`: the transactions open for more than `LONG_TRANSACTION_SECS`, oldest first.
 pub fn long_transactions(open: &[OpenTransaction]) -> Check {
-    let mut long: Vec<&OpenTransaction> = open
-        .iter()
-        .filter(|t| long_transaction_status(t.open_secs) != Status::Ok)
-        .collect();
+    let mut long: Vec<&OpenTransaction> = open.iter().filter(|t| long_transaction_status(t.open_secs) != Status::Ok).collect();
     long.sort_by(|a, b| b.open_secs.total_cmp(&a.open_secs));
     let list: Vec<String> = long
         .iter()
@@ -69,25 +59,13 @@ pub fn long_transactions(open: &[OpenTransaction]) -> Check {
                 "pid {} ({}, {}) open for {}",
                 t.pid,
                 t.usename.as_deref().unwrap_or("?"),
-                t.application_name
-                    .as_deref()
-                    .filter(|a| !a.is_empty())
-                    .unwrap_or("no application_name"),
+                t.application_name.as_deref().filter(|a| !a.is_empty()).unwrap_or("no application_name"),
                 clock(t.open_secs)
             )
         })
         .collect();
-    let details = if list.is_empty() {
-        format!("none open for more than {LONG_TRANSACTION_SECS} s")
-    } else {
-        list.join("; ")
-    };
-    let check = Check::new(
-        "long_transactions",
-        count_status(list.len() as i64, Status::Warning),
-        details,
-    )
-    .rows(list.len() as i64);
+    let details = if list.is_empty() { format!("none open for more than {LONG_TRANSACTION_SECS} s") } else { list.join("; ") };
+    let check = Check::new("long_transactions", count_status(list.len() as i64, Status::Warning), details).rows(list.len() as i64);
     if list.is_empty() {
         check
     } else {
@@ -97,39 +75,21 @@ pub fn long_transactions(open: &[OpenTransaction]) -> Check {
 
 /// `blocking_locks`: the locks held on CRM tables that stop writes, by pid.
 pub fn blocking_locks(held: &[HeldLock]) -> Check {
-    let mut blocking: Vec<&HeldLock> = held
-        .iter()
-        .filter(|l| WRITE_BLOCKING_MODES.contains(&l.mode.as_str()))
-        .collect();
+    let mut blocking: Vec<&HeldLock> = held.iter().filter(|l| WRITE_BLOCKING_MODES.contains(&l.mode.as_str())).collect();
     blocking.sort_by_key(|l| l.pid);
-    let list: Vec<String> = blocking
-        .iter()
-        .map(|l| format!("pid {} holds {} on {}", l.pid, l.mode, l.relation))
-        .collect();
-    let check = Check::new(
-        "blocking_locks",
-        count_status(list.len() as i64, Status::Warning),
-        none_or(&list, "; "),
-    )
-    .rows(list.len() as i64);
+    let list: Vec<String> = blocking.iter().map(|l| format!("pid {} holds {} on {}", l.pid, l.mode, l.relation)).collect();
+    let check = Check::new("blocking_locks", count_status(list.len() as i64, Status::Warning), none_or(&list, "; ")).rows(list.len() as i64);
     if list.is_empty() {
         check
     } else {
-        check.recommend(
-            "Wait for those sessions, or stop them; see pg_stat_activity for what they run",
-        )
+        check.recommend("Wait for those sessions, or stop them; see pg_stat_activity for what they run")
     }
 }
 
 /// A check listing names: OK (or `status` when there are some), "none" when empty.
 pub fn listing(check: &str, names: &[Named], status: Status, recommendation: &str) -> Check {
     let names: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
-    let c = Check::new(
-        check,
-        count_status(names.len() as i64, status),
-        none_or(&names, ", "),
-    )
-    .rows(names.len() as i64);
+    let c = Check::new(check, count_status(names.len() as i64, status), none_or(&names, ", ")).rows(names.len() as i64);
     if names.is_empty() && status != Status::Info {
         c
     } else {
@@ -291,20 +251,12 @@ mod tests {
     use super::*;
 
     fn tx(pid: i32, secs: f64) -> OpenTransaction {
-        OpenTransaction {
-            pid,
-            usename: Some("app".into()),
-            application_name: Some(String::new()),
-            open_secs: secs,
-        }
+        OpenTransaction { pid, usename: Some("app".into()), application_name: Some(String::new()), open_secs: secs }
     }
 
     #[test]
     fn records_come_from_json_by_column_name() {
-        let t: OpenTransaction = serde_json::from_str(
-            r#"{"pid": 42, "usename": null, "application_name": "psql", "open_secs": 301.5}"#,
-        )
-        .unwrap();
+        let t: OpenTransaction = serde_json::from_str(r#"{"pid": 42, "usename": null, "application_name": "psql", "open_secs": 301.5}"#).unwrap();
         assert_eq!((t.pid, t.usename, t.open_secs), (42, None, 301.5));
         let i: IndexFacts = serde_json::from_str(
             r#"{"name": "i", "table_oid": 16384, "unique": false, "valid": true, "columns": [2, 1], "partial_or_expression": false,
@@ -312,10 +264,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(i.columns, vec![2, 1]);
-        assert!(
-            serde_json::from_str::<Named>(r#"{"nom": "x"}"#).is_err(),
-            "a renamed column is an error, not a default"
-        );
+        assert!(serde_json::from_str::<Named>(r#"{"nom": "x"}"#).is_err(), "a renamed column is an error, not a default");
     }
 
     #[test]
@@ -324,55 +273,25 @@ mod tests {
         assert_eq!((c.status, c.affected_rows), (Status::Warning, Some(2)));
         assert_eq!(c.details, "pid 3 (app, no application_name) open for 01:02:03; pid 2 (app, no application_name) open for 00:05:01");
         let quiet = long_transactions(&[tx(1, 299.0)]);
-        assert_eq!(
-            (quiet.status, quiet.details.as_str(), quiet.recommendation),
-            (Status::Ok, "none open for more than 300 s", None)
-        );
+        assert_eq!((quiet.status, quiet.details.as_str(), quiet.recommendation), (Status::Ok, "none open for more than 300 s", None));
     }
 
     #[test]
     fn only_locks_that_stop_writes_block() {
-        let lock = |pid, mode: &str| HeldLock {
-            pid,
-            mode: mode.into(),
-            relation: "public.profiles".into(),
-        };
-        let c = blocking_locks(&[
-            lock(9, "AccessShareLock"),
-            lock(8, "RowExclusiveLock"),
-            lock(7, "AccessExclusiveLock"),
-            lock(5, "ShareLock"),
-        ]);
+        let lock = |pid, mode: &str| HeldLock { pid, mode: mode.into(), relation: "public.profiles".into() };
+        let c = blocking_locks(&[lock(9, "AccessShareLock"), lock(8, "RowExclusiveLock"), lock(7, "AccessExclusiveLock"), lock(5, "ShareLock")]);
         assert_eq!(c.details, "pid 5 holds ShareLock on public.profiles; pid 7 holds AccessExclusiveLock on public.profiles");
-        assert_eq!(
-            blocking_locks(&[lock(9, "AccessShareLock")]).status,
-            Status::Ok
-        );
+        assert_eq!(blocking_locks(&[lock(9, "AccessShareLock")]).status, Status::Ok);
     }
 
     #[test]
     fn listings_say_none_or_the_names() {
         let none = listing("invalid_indexes", &[], Status::Warning, "rebuild");
-        assert_eq!(
-            (none.status, none.details.as_str(), none.recommendation),
-            (Status::Ok, "none", None)
-        );
-        let some = listing(
-            "invalid_indexes",
-            &[Named { name: "a".into() }, Named { name: "b".into() }],
-            Status::Warning,
-            "rebuild",
-        );
-        assert_eq!(
-            (some.status, some.details.as_str(), some.affected_rows),
-            (Status::Warning, "a, b", Some(2))
-        );
+        assert_eq!((none.status, none.details.as_str(), none.recommendation), (Status::Ok, "none", None));
+        let some = listing("invalid_indexes", &[Named { name: "a".into() }, Named { name: "b".into() }], Status::Warning, "rebuild");
+        assert_eq!((some.status, some.details.as_str(), some.affected_rows), (Status::Warning, "a, b", Some(2)));
         // An informational listing always says what to do next.
-        assert!(
-            listing("not_valid_constraints", &[], Status::Info, "validate")
-                .recommendation
-                .is_some()
-        );
+        assert!(listing("not_valid_constraints", &[], Status::Info, "validate").recommendation.is_some());
     }
 
     #[test]
@@ -389,19 +308,10 @@ mod tests {
             access_method: Some("btree".into()),
             backs_constraint: false,
         };
-        let all = vec![
-            idx("a", vec![1, 2]),
-            idx("b", vec![1]),
-            idx("c", vec![1, 2]),
-            idx("d", vec![3]),
-        ];
+        let all = vec![idx("a", vec![1, 2]), idx("b", vec![1]), idx("c", vec![1, 2]), idx("d", vec![3])];
         assert_eq!(all[1].covered_by(&all).map(|o| o.name.as_str()), Some("a"));
         assert_eq!(all[2].covered_by(&all).map(|o| o.name.as_str()), Some("a"));
-        assert_eq!(
-            all[0].covered_by(&all),
-            None,
-            "of twins, the first name stays"
-        );
+        assert_eq!(all[0].covered_by(&all), None, "of twins, the first name stays");
         assert_eq!(all[3].covered_by(&all), None);
         assert_eq!(clock(59.9), "00:00:59");
     }

@@ -57,13 +57,7 @@ pub struct Check {
 
 impl Check {
     pub fn new(name: impl Into<String>, status: Status, details: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status,
-            details: details.into(),
-            affected_rows: None,
-            recommendation: None,
-        }
+        Check { name: name.into(), status, details: details.into(), affected_rows: None, recommendation: None }
     }
 
     pub fn rows(mut self, n: i64) -> Check {
@@ -170,29 +164,14 @@ pub fn policy_calls_function_per_row(expr: &str) -> bool {
         match bytes[i] {
             b'(' => {
                 let rest = lower[i + 1..].trim_start();
-                depth_in_select.push(
-                    rest.starts_with("select ") || depth_in_select.last().copied().unwrap_or(false),
-                );
+                depth_in_select.push(rest.starts_with("select ") || depth_in_select.last().copied().unwrap_or(false));
                 // A '(' right after an identifier is a call.
                 let before = lower[..i].trim_end();
-                let ident_before = before
-                    .chars()
-                    .last()
-                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
-                let keyword_before = [
-                    "and", "or", "not", "in", "exists", "any", "all", "array", "select", "where",
-                    "using", "check",
-                ]
-                .iter()
-                .any(|k| {
-                    before.ends_with(k)
-                        && before[..before.len() - k.len()]
-                            .chars()
-                            .last()
-                            .is_none_or(|c| !c.is_alphanumeric() && c != '_')
-                });
-                let inside_select =
-                    depth_in_select.len() >= 2 && depth_in_select[depth_in_select.len() - 2];
+                let ident_before = before.chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+                let keyword_before = ["and", "or", "not", "in", "exists", "any", "all", "array", "select", "where", "using", "check"]
+                    .iter()
+                    .any(|k| before.ends_with(k) && before[..before.len() - k.len()].chars().last().is_none_or(|c| !c.is_alphanumeric() && c != '_'));
+                let inside_select = depth_in_select.len() >= 2 && depth_in_select[depth_in_select.len() - 2];
                 if ident_before && !keyword_before && !inside_select {
                     return true;
                 }
@@ -248,46 +227,14 @@ pub struct GuideFunction {
 /// legacy one and step 0011 puts the wrapper there. `is_admin_user` keeps the legacy signature
 /// `(user_id uuid DEFAULT NULL)`, answered by `is_admin_user_about` without the legacy leak.
 pub const GUIDE_API: &[GuideFunction] = &[
-    GuideFunction {
-        name: "run_pre_migration_diagnostic",
-        target: "run_pre_migration_diagnostic",
-        callable_by: CallableBy::Maintenance,
-    },
-    GuideFunction {
-        name: "cleanup_orphaned_records",
-        target: "cleanup_orphaned_records",
-        callable_by: CallableBy::Maintenance,
-    },
-    GuideFunction {
-        name: "diagnose_crm_performance",
-        target: "diagnose_crm_performance",
-        callable_by: CallableBy::Maintenance,
-    },
-    GuideFunction {
-        name: "refresh_crm_materialized_views",
-        target: "refresh_crm_materialized_views",
-        callable_by: CallableBy::Maintenance,
-    },
-    GuideFunction {
-        name: "cleanup_old_email_partitions",
-        target: "cleanup_old_email_partitions",
-        callable_by: CallableBy::Maintenance,
-    },
-    GuideFunction {
-        name: "is_admin_user",
-        target: "is_admin_user_about",
-        callable_by: CallableBy::Everyone,
-    },
-    GuideFunction {
-        name: "is_valid_email",
-        target: "is_valid_email",
-        callable_by: CallableBy::Everyone,
-    },
-    GuideFunction {
-        name: "is_valid_lightning_pubkey",
-        target: "is_valid_lightning_pubkey",
-        callable_by: CallableBy::Everyone,
-    },
+    GuideFunction { name: "run_pre_migration_diagnostic", target: "run_pre_migration_diagnostic", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "cleanup_orphaned_records", target: "cleanup_orphaned_records", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "diagnose_crm_performance", target: "diagnose_crm_performance", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "refresh_crm_materialized_views", target: "refresh_crm_materialized_views", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "cleanup_old_email_partitions", target: "cleanup_old_email_partitions", callable_by: CallableBy::Maintenance },
+    GuideFunction { name: "is_admin_user", target: "is_admin_user_about", callable_by: CallableBy::Everyone },
+    GuideFunction { name: "is_valid_email", target: "is_valid_email", callable_by: CallableBy::Everyone },
+    GuideFunction { name: "is_valid_lightning_pubkey", target: "is_valid_lightning_pubkey", callable_by: CallableBy::Everyone },
 ];
 
 /// The names of `GUIDE_API`.
@@ -338,27 +285,17 @@ impl TableShape {
     /// (status, details, what stands in the way when it must be renamed): a relation that is
     /// not the CRM owner's table is an ERROR, since every step would meet it.
     pub fn verdict(&self) -> (Status, String, Option<String>) {
-        let in_the_way =
-            |what: String, why: &str| (Status::Error, format!("a {what}, {why}"), Some(what));
+        let in_the_way = |what: String, why: &str| (Status::Error, format!("a {what}, {why}"), Some(what));
         match self {
             TableShape::Missing => (Status::Info, "missing".into(), None),
             TableShape::Table => (Status::Info, "table".into(), None),
-            TableShape::Partitioned { partitions } => (
-                Status::Info,
-                format!("partitioned, {partitions} partitions"),
-                None,
-            ),
-            TableShape::ForeignTable { owner, crm_owner } => in_the_way(
-                format!("table owned by {owner}"),
-                &format!("not by the CRM owner {crm_owner}: not read"),
-            ),
+            TableShape::Partitioned { partitions } => (Status::Info, format!("partitioned, {partitions} partitions"), None),
+            TableShape::ForeignTable { owner, crm_owner } => {
+                in_the_way(format!("table owned by {owner}"), &format!("not by the CRM owner {crm_owner}: not read"))
+            }
             TableShape::NotATable { relkind: 'v' } => in_the_way("VIEW".into(), "not a table"),
-            TableShape::NotATable { relkind: 'm' } => {
-                in_the_way("materialized view".into(), "not a table")
-            }
-            TableShape::NotATable { relkind } => {
-                in_the_way(format!("relation of kind {relkind}"), "not a table")
-            }
+            TableShape::NotATable { relkind: 'm' } => in_the_way("materialized view".into(), "not a table"),
+            TableShape::NotATable { relkind } => in_the_way(format!("relation of kind {relkind}"), "not a table"),
         }
     }
 }
@@ -369,48 +306,20 @@ mod tests {
 
     #[test]
     fn table_shapes() {
-        assert_eq!(
-            TableShape::Table.verdict(),
-            (Status::Info, "table".into(), None)
-        );
-        assert_eq!(
-            TableShape::Partitioned { partitions: 30 }.verdict().1,
-            "partitioned, 30 partitions"
-        );
+        assert_eq!(TableShape::Table.verdict(), (Status::Info, "table".into(), None));
+        assert_eq!(TableShape::Partitioned { partitions: 30 }.verdict().1, "partitioned, 30 partitions");
         let v = TableShape::NotATable { relkind: 'v' }.verdict();
         assert_eq!((v.0, v.2.as_deref()), (Status::Error, Some("VIEW")));
-        let f = TableShape::ForeignTable {
-            owner: "mallory".into(),
-            crm_owner: "postgres".into(),
-        }
-        .verdict();
-        assert_eq!(
-            f,
-            (
-                Status::Error,
-                "a table owned by mallory, not by the CRM owner postgres: not read".into(),
-                Some("table owned by mallory".into())
-            )
-        );
-        assert_eq!(
-            TableShape::NotATable { relkind: 'f' }.verdict().1,
-            "a relation of kind f, not a table"
-        );
+        let f = TableShape::ForeignTable { owner: "mallory".into(), crm_owner: "postgres".into() }.verdict();
+        assert_eq!(f, (Status::Error, "a table owned by mallory, not by the CRM owner postgres: not read".into(), Some("table owned by mallory".into())));
+        assert_eq!(TableShape::NotATable { relkind: 'f' }.verdict().1, "a relation of kind f, not a table");
     }
 
     #[test]
     fn maintenance_wrappers_are_not_for_everyone() {
         for g in GUIDE_API {
-            let reads_or_writes_tables = !matches!(
-                g.name,
-                "is_admin_user" | "is_valid_email" | "is_valid_lightning_pubkey"
-            );
-            assert_eq!(
-                g.callable_by == CallableBy::Maintenance,
-                reads_or_writes_tables,
-                "{}",
-                g.name
-            );
+            let reads_or_writes_tables = !matches!(g.name, "is_admin_user" | "is_valid_email" | "is_valid_lightning_pubkey");
+            assert_eq!(g.callable_by == CallableBy::Maintenance, reads_or_writes_tables, "{}", g.name);
         }
         assert_eq!(CallableBy::Everyone.grantee(), "PUBLIC");
         let mut names = guide_function_names();
@@ -428,23 +337,11 @@ mod tests {
 
     #[test]
     fn ordering_is_most_severe_first() {
-        let mut checks = vec![
-            Check::new("b", Status::Ok, ""),
-            Check::new("a", Status::Info, ""),
-            Check::new("c", Status::Error, ""),
-            Check::new("a", Status::Warning, ""),
-        ];
+        let mut checks =
+            vec![Check::new("b", Status::Ok, ""), Check::new("a", Status::Info, ""), Check::new("c", Status::Error, ""), Check::new("a", Status::Warning, "")];
         sort_checks(&mut checks);
         let got: Vec<_> = checks.iter().map(|c| (c.status, c.name.as_str())).collect();
-        assert_eq!(
-            got,
-            vec![
-                (Status::Error, "c"),
-                (Status::Warning, "a"),
-                (Status::Info, "a"),
-                (Status::Ok, "b")
-            ]
-        );
+        assert_eq!(got, vec![(Status::Error, "c"), (Status::Warning, "a"), (Status::Info, "a"), (Status::Ok, "b")]);
     }
 
     #[test]
@@ -479,22 +376,10 @@ mod tests {
     fn per_row_function_calls_in_policies() {
         assert!(policy_calls_function_per_row("is_admin_user(auth.uid())"));
         assert!(policy_calls_function_per_row("(user_id = auth.uid())"));
-        assert!(!policy_calls_function_per_row(
-            "( SELECT daznode_crm.is_admin_user() AS is_admin_user)"
-        ));
-        assert!(!policy_calls_function_per_row(
-            "(user_id = ( SELECT auth.uid() AS uid))"
-        ));
-        assert!(!policy_calls_function_per_row(
-            "(status = 'draft(x)'::text)"
-        ));
-        assert!(!policy_calls_function_per_row(
-            "((a = 1) AND (b IN (1, 2)))"
-        ));
-        assert!(
-            policy_calls_function_per_row(
-                "(EXISTS ( SELECT 1 FROM admin_roles WHERE (admin_roles.user_id = auth.uid())))"
-            ) == false
-        );
+        assert!(!policy_calls_function_per_row("( SELECT daznode_crm.is_admin_user() AS is_admin_user)"));
+        assert!(!policy_calls_function_per_row("(user_id = ( SELECT auth.uid() AS uid))"));
+        assert!(!policy_calls_function_per_row("(status = 'draft(x)'::text)"));
+        assert!(!policy_calls_function_per_row("((a = 1) AND (b IN (1, 2)))"));
+        assert!(policy_calls_function_per_row("(EXISTS ( SELECT 1 FROM admin_roles WHERE (admin_roles.user_id = auth.uid())))") == false);
     }
 }

@@ -19,10 +19,7 @@ pub struct Need {
 /// make the need look large (1 otherwise).
 pub fn need(table_bytes: u64, inflate: f64) -> Need {
     let bytes = (table_bytes as f64 * inflate.max(0.0)).min(u64::MAX as f64) as u64;
-    Need {
-        data: bytes,
-        wal: bytes,
-    }
+    Need { data: bytes, wal: bytes }
 }
 
 /// The verdict: `None` when there is room, otherwise the message giving both numbers. When the
@@ -34,18 +31,26 @@ pub fn verdict(need: Need, data_free: u64, wal_free: u64, wal_same_fs: bool) -> 
         (data_free < with_margin(total)).then(|| {
             format!(
                 "the copy of crm_email_sends needs {} (table and indexes {} plus as much WAL {}), {} with the 1.2× margin; {} is free on the data filesystem",
-                human(total), human(need.data), human(need.wal), human(with_margin(total)), human(data_free)
+                human(total),
+                human(need.data),
+                human(need.wal),
+                human(with_margin(total)),
+                human(data_free)
             )
         })
     } else if data_free < with_margin(need.data) {
         Some(format!(
             "the copy of crm_email_sends needs {} on the data filesystem ({} with the 1.2× margin); {} is free",
-            human(need.data), human(with_margin(need.data)), human(data_free)
+            human(need.data),
+            human(with_margin(need.data)),
+            human(data_free)
         ))
     } else if wal_free < with_margin(need.wal) {
         Some(format!(
             "the copy of crm_email_sends writes about {} of WAL ({} with the 1.2× margin); {} is free on the WAL filesystem",
-            human(need.wal), human(with_margin(need.wal)), human(wal_free)
+            human(need.wal),
+            human(with_margin(need.wal)),
+            human(wal_free)
         ))
     } else {
         None
@@ -79,22 +84,15 @@ mod tests {
         let n = need(10 * GB, 1.0);
         assert_eq!(verdict(n, 24 * GB, 24 * GB, true), None);
         let msg = verdict(n, 23 * GB, 23 * GB, true).unwrap();
-        assert!(
-            msg.contains("20 GB") && msg.contains("24 GB") && msg.contains("23 GB"),
-            "{msg}"
-        );
+        assert!(msg.contains("20 GB") && msg.contains("24 GB") && msg.contains("23 GB"), "{msg}");
     }
 
     #[test]
     fn separate_wal_disk_is_judged_on_its_own() {
         let n = need(10 * GB, 1.0);
         assert_eq!(verdict(n, 12 * GB, 12 * GB, false), None);
-        assert!(verdict(n, 11 * GB, 100 * GB, false)
-            .unwrap()
-            .contains("data filesystem"));
-        assert!(verdict(n, 100 * GB, 11 * GB, false)
-            .unwrap()
-            .contains("WAL filesystem"));
+        assert!(verdict(n, 11 * GB, 100 * GB, false).unwrap().contains("data filesystem"));
+        assert!(verdict(n, 100 * GB, 11 * GB, false).unwrap().contains("WAL filesystem"));
     }
 
     #[test]

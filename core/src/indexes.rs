@@ -62,11 +62,7 @@ impl PlannedIndex {
 
     /// The interim index leaving out `left_out` (uuids, checked here since DDL takes no
     /// parameters), or an error naming the first value that is not a uuid.
-    pub fn interim_create_sql(
-        &self,
-        left_out: &[String],
-        concurrently: bool,
-    ) -> Result<String, String> {
+    pub fn interim_create_sql(&self, left_out: &[String], concurrently: bool) -> Result<String, String> {
         if let Some(bad) = left_out.iter().find(|id| !is_uuid(id)) {
             return Err(format!("not a uuid: {:?}", crate::sql::excerpt(bad, 64)));
         }
@@ -81,18 +77,11 @@ impl PlannedIndex {
     }
 
     pub fn interim_drop_sql(&self) -> String {
-        format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS public.{}",
-            quote_ident(&self.interim_name())
-        )
+        format!("DROP INDEX CONCURRENTLY IF EXISTS public.{}", quote_ident(&self.interim_name()))
     }
 
     pub fn drop_sql(&self, concurrently: bool) -> String {
-        format!(
-            "DROP INDEX {}IF EXISTS public.{}",
-            if concurrently { "CONCURRENTLY " } else { "" },
-            quote_ident(self.name)
-        )
+        format!("DROP INDEX {}IF EXISTS public.{}", if concurrently { "CONCURRENTLY " } else { "" }, quote_ident(self.name))
     }
 }
 
@@ -255,14 +244,7 @@ impl IndexStatus {
 }
 
 fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
+    s.len() == 36 && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 /// The interim index of a unique planned index (`PlannedIndex::interim_name`) as the catalog
@@ -316,20 +298,13 @@ impl IndexState {
 /// transaction block): psql `\gexec` or one pg_cron job per statement. `blocked` is the number
 /// of groups that would violate a unique index: then only its interim index is planned; once
 /// none is left, the full index, then the interim one's drop.
-pub fn statements_for(
-    index: &PlannedIndex,
-    status: IndexStatus,
-    blocked: i64,
-    interim: &Interim,
-) -> Vec<String> {
+pub fn statements_for(index: &PlannedIndex, status: IndexStatus, blocked: i64, interim: &Interim) -> Vec<String> {
     if blocked > 0 {
         let create = interim.create_sql.clone().into_iter();
         return match interim.status {
             IndexStatus::Valid | IndexStatus::Building => Vec::new(),
             IndexStatus::Missing => create.collect(),
-            IndexStatus::Invalid => std::iter::once(index.interim_drop_sql())
-                .chain(create)
-                .collect(),
+            IndexStatus::Invalid => std::iter::once(index.interim_drop_sql()).chain(create).collect(),
         };
     }
     let mut out = match status {
@@ -350,10 +325,7 @@ mod tests {
     #[test]
     fn state_details_say_what_keeps_an_index_from_valid() {
         let index = PLANNED_INDEXES.iter().find(|i| i.unique).unwrap();
-        let none = Interim {
-            status: IndexStatus::Missing,
-            create_sql: None,
-        };
+        let none = Interim { status: IndexStatus::Missing, create_sql: None };
         let state = |table_exists, status, blocked, phase: Option<&str>| IndexState {
             index,
             table_exists,
@@ -363,49 +335,19 @@ mod tests {
             interim: none.clone(),
         };
         assert_eq!(state(true, IndexStatus::Valid, 0, None).detail(), None);
-        assert!(state(false, IndexStatus::Missing, 3, None)
-            .detail()
-            .unwrap()
-            .contains("does not exist"));
-        assert!(state(true, IndexStatus::Missing, 3, None)
-            .detail()
-            .unwrap()
-            .starts_with("blocked: 3 value(s)"));
-        assert_eq!(
-            state(true, IndexStatus::Building, 0, Some("building index"))
-                .detail()
-                .unwrap(),
-            "CREATE INDEX in progress: building index"
-        );
-        assert!(state(true, IndexStatus::Invalid, 0, None)
-            .detail()
-            .unwrap()
-            .contains("drops and rebuilds"));
-        assert!(state(true, IndexStatus::Missing, 0, None)
-            .detail()
-            .unwrap()
-            .starts_with("not built yet"));
+        assert!(state(false, IndexStatus::Missing, 3, None).detail().unwrap().contains("does not exist"));
+        assert!(state(true, IndexStatus::Missing, 3, None).detail().unwrap().starts_with("blocked: 3 value(s)"));
+        assert_eq!(state(true, IndexStatus::Building, 0, Some("building index")).detail().unwrap(), "CREATE INDEX in progress: building index");
+        assert!(state(true, IndexStatus::Invalid, 0, None).detail().unwrap().contains("drops and rebuilds"));
+        assert!(state(true, IndexStatus::Missing, 0, None).detail().unwrap().starts_with("not built yet"));
     }
 
     #[test]
     fn names_are_plain_identifiers_and_unique() {
         for (i, idx) in PLANNED_INDEXES.iter().enumerate() {
-            assert!(
-                idx.name.len() <= 63 && quote_ident(idx.name) == idx.name,
-                "{}",
-                idx.name
-            );
-            assert!(
-                PLANNED_INDEXES[..i].iter().all(|o| o.name != idx.name),
-                "duplicate {}",
-                idx.name
-            );
-            assert_eq!(
-                idx.unique,
-                idx.blocker.is_some(),
-                "{}: unique indexes need a blocker query",
-                idx.name
-            );
+            assert!(idx.name.len() <= 63 && quote_ident(idx.name) == idx.name, "{}", idx.name);
+            assert!(PLANNED_INDEXES[..i].iter().all(|o| o.name != idx.name), "duplicate {}", idx.name);
+            assert_eq!(idx.unique, idx.blocker.is_some(), "{}: unique indexes need a blocker query", idx.name);
         }
     }
 
@@ -426,13 +368,8 @@ mod tests {
             idx.create_sql(true),
             "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS profiles_email_normalized_key ON public.profiles (daznode_crm.normalize_email(email))"
         );
-        assert_eq!(
-            idx.drop_sql(true),
-            "DROP INDEX CONCURRENTLY IF EXISTS public.profiles_email_normalized_key"
-        );
-        assert!(!PLANNED_INDEXES[2]
-            .create_sql(false)
-            .contains("CONCURRENTLY"));
+        assert_eq!(idx.drop_sql(true), "DROP INDEX CONCURRENTLY IF EXISTS public.profiles_email_normalized_key");
+        assert!(!PLANNED_INDEXES[2].create_sql(false).contains("CONCURRENTLY"));
     }
 
     #[test]
@@ -442,10 +379,7 @@ mod tests {
         assert_eq!(IndexStatus::classify(true, true, false), Valid);
         assert_eq!(IndexStatus::classify(true, false, true), Building);
         assert_eq!(IndexStatus::classify(true, false, false), Invalid);
-        let none = Interim {
-            status: Missing,
-            create_sql: None,
-        };
+        let none = Interim { status: Missing, create_sql: None };
         let idx = &PLANNED_INDEXES[2];
         assert_eq!(statements_for(idx, Missing, 0, &none).len(), 1);
         assert!(statements_for(idx, Invalid, 0, &none)[0].starts_with("DROP INDEX CONCURRENTLY"));
@@ -457,55 +391,26 @@ mod tests {
     fn interim_index_while_duplicates_wait() {
         use IndexStatus::*;
         let email = &PLANNED_INDEXES[0];
-        let ids = vec![
-            "0f8fad5b-d9cb-469f-a165-70867728950e".to_string(),
-            "7c9e6679-7425-40de-944b-e07fc1f90ae7".to_string(),
-        ];
+        let ids = vec!["0f8fad5b-d9cb-469f-a165-70867728950e".to_string(), "7c9e6679-7425-40de-944b-e07fc1f90ae7".to_string()];
         let create = email.interim_create_sql(&ids, true).unwrap();
         assert_eq!(
             create,
             "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS profiles_email_normalized_key_interim ON public.profiles \
              (daznode_crm.normalize_email(email)) WHERE id <> ALL ('{0f8fad5b-d9cb-469f-a165-70867728950e,7c9e6679-7425-40de-944b-e07fc1f90ae7}'::uuid[])"
         );
-        assert!(email
-            .interim_create_sql(&["x'); DROP TABLE t; --".to_string()], true)
-            .is_err());
-        assert!(email
-            .left_out_sql()
-            .unwrap()
-            .contains("PARTITION BY daznode_crm.normalize_email(email)"));
+        assert!(email.interim_create_sql(&["x'); DROP TABLE t; --".to_string()], true).is_err());
+        assert!(email.left_out_sql().unwrap().contains("PARTITION BY daznode_crm.normalize_email(email)"));
         assert_eq!(PLANNED_INDEXES[2].left_out_sql(), None);
         // Blocked: only the interim index, rebuilt when invalid, never the full one.
-        let due = Interim {
-            status: Missing,
-            create_sql: Some(create.clone()),
-        };
-        assert_eq!(
-            statements_for(email, Missing, 3, &due),
-            vec![create.clone()]
-        );
-        let broken = Interim {
-            status: Invalid,
-            create_sql: Some(create.clone()),
-        };
-        assert_eq!(
-            statements_for(email, Missing, 3, &broken),
-            vec![email.interim_drop_sql(), create]
-        );
-        let built = Interim {
-            status: Valid,
-            create_sql: None,
-        };
+        let due = Interim { status: Missing, create_sql: Some(create.clone()) };
+        assert_eq!(statements_for(email, Missing, 3, &due), vec![create.clone()]);
+        let broken = Interim { status: Invalid, create_sql: Some(create.clone()) };
+        assert_eq!(statements_for(email, Missing, 3, &broken), vec![email.interim_drop_sql(), create]);
+        let built = Interim { status: Valid, create_sql: None };
         assert!(statements_for(email, Missing, 3, &built).is_empty());
         // Resolved: the full index, then the interim one goes.
-        assert_eq!(
-            statements_for(email, Missing, 0, &built),
-            vec![email.create_sql(true), email.interim_drop_sql()]
-        );
-        assert_eq!(
-            statements_for(email, Valid, 0, &built),
-            vec![email.interim_drop_sql()]
-        );
+        assert_eq!(statements_for(email, Missing, 0, &built), vec![email.create_sql(true), email.interim_drop_sql()]);
+        assert_eq!(statements_for(email, Valid, 0, &built), vec![email.interim_drop_sql()]);
         assert!(statements_for(email, Building, 0, &built).is_empty());
     }
 }

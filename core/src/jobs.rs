@@ -50,10 +50,7 @@ impl Job {
     /// `partitioned`: crm_email_sends is partitioned.
     pub fn verdict(&self, available: bool, partitioned: bool) -> Result<(), String> {
         if !available {
-            Err(format!(
-                "{} is not in this version of daznode_crm",
-                self.requires
-            ))
+            Err(format!("{} is not in this version of daznode_crm", self.requires))
         } else if self.requires_partitioned_sends && !partitioned {
             Err("public.crm_email_sends is not partitioned yet (CALL daznode_crm.migrate('complete'))".into())
         } else {
@@ -72,34 +69,19 @@ mod tests {
         let refresh = JOBS.iter().find(|j| !j.requires_partitioned_sends).unwrap();
         assert_eq!(refresh.verdict(true, false), Ok(()));
         assert_eq!(cleanup.verdict(true, true), Ok(()));
-        assert!(cleanup
-            .verdict(true, false)
-            .unwrap_err()
-            .contains("not partitioned yet"));
+        assert!(cleanup.verdict(true, false).unwrap_err().contains("not partitioned yet"));
         // A function missing from this version wins over every other reason.
-        assert!(cleanup
-            .verdict(false, false)
-            .unwrap_err()
-            .starts_with("daznode_crm.cleanup_old_email_partitions("));
+        assert!(cleanup.verdict(false, false).unwrap_err().starts_with("daznode_crm.cleanup_old_email_partitions("));
     }
 
     #[test]
     fn commands_are_single_statements_and_schedules_have_five_fields() {
         for job in JOBS {
             assert!(!job.command.contains(';'), "{}", job.name);
-            assert!(
-                job.command.starts_with("SELECT ") && job.command.contains(" daznode_crm."),
-                "{}",
-                job.name
-            );
+            assert!(job.command.starts_with("SELECT ") && job.command.contains(" daznode_crm."), "{}", job.name);
             assert_eq!(job.schedule.split_whitespace().count(), 5, "{}", job.name);
             assert!(job.name.starts_with("daznode-crm-"), "{}", job.name);
-            assert!(
-                job.command
-                    .contains(job.requires.split('(').next().unwrap()),
-                "{}",
-                job.name
-            );
+            assert!(job.command.contains(job.requires.split('(').next().unwrap()), "{}", job.name);
         }
     }
 }

@@ -21,14 +21,7 @@ pub enum Requester {
 }
 
 impl Requester {
-    pub const ALL: [Requester; 6] = [
-        Requester::NoJwt,
-        Requester::Customer,
-        Requester::Support,
-        Requester::Moderator,
-        Requester::Admin,
-        Requester::SuperAdmin,
-    ];
+    pub const ALL: [Requester; 6] = [Requester::NoJwt, Requester::Customer, Requester::Support, Requester::Moderator, Requester::Admin, Requester::SuperAdmin];
 
     /// The `admin_roles.role` value of this requester, None for the first two.
     pub fn admin_role(self) -> Option<&'static str> {
@@ -69,11 +62,7 @@ pub enum Visible {
 pub fn expected_read(table: &str, who: Requester) -> Option<Visible> {
     use Requester::*;
     let rank = match who {
-        NoJwt => {
-            return crate::schema::CRM_TABLES
-                .contains(&table)
-                .then_some(Visible::Nothing)
-        }
+        NoJwt => return crate::schema::CRM_TABLES.contains(&table).then_some(Visible::Nothing),
         Customer => 0,
         Support => 1,
         Moderator => 2,
@@ -111,16 +100,9 @@ mod tests {
 
     #[test]
     fn admin_roles_are_the_requesters_with_a_role() {
-        let with_role: Vec<&str> = Requester::ALL
-            .iter()
-            .rev()
-            .filter_map(|r| r.admin_role())
-            .collect();
+        let with_role: Vec<&str> = Requester::ALL.iter().rev().filter_map(|r| r.admin_role()).collect();
         assert_eq!(with_role, ADMIN_ROLES);
-        assert!(
-            LEGACY_ADMIN_ROLES.iter().all(|r| ADMIN_ROLES.contains(r))
-                && !LEGACY_ADMIN_ROLES.contains(&"support")
-        );
+        assert!(LEGACY_ADMIN_ROLES.iter().all(|r| ADMIN_ROLES.contains(r)) && !LEGACY_ADMIN_ROLES.contains(&"support"));
     }
     use crate::schema::CRM_TABLES;
 
@@ -138,70 +120,13 @@ mod tests {
     fn the_guide_matrix() {
         use Requester::*;
         use Visible::*;
-        let row = |who| {
-            CRM_TABLES
-                .iter()
-                .map(|t| expected_read(t, who).unwrap())
-                .collect::<Vec<_>>()
-        };
+        let row = |who| CRM_TABLES.iter().map(|t| expected_read(t, who).unwrap()).collect::<Vec<_>>();
         // profiles, admin_roles, orders, subscriptions, segments, members, templates, campaigns, sends
         assert_eq!(row(NoJwt), vec![Nothing; 9]);
-        assert_eq!(
-            row(Customer),
-            vec![
-                Own("id"),
-                Own("user_id"),
-                Own("user_id"),
-                Own("user_id"),
-                Nothing,
-                Nothing,
-                Nothing,
-                Nothing,
-                Nothing
-            ]
-        );
-        assert_eq!(
-            row(Support),
-            vec![
-                Everything,
-                Own("user_id"),
-                Everything,
-                Everything,
-                Nothing,
-                Nothing,
-                Nothing,
-                Nothing,
-                Everything
-            ]
-        );
-        assert_eq!(
-            row(Moderator),
-            vec![
-                Everything,
-                Own("user_id"),
-                Everything,
-                Everything,
-                Nothing,
-                Nothing,
-                Everything,
-                Everything,
-                Everything
-            ]
-        );
-        assert_eq!(
-            row(Admin),
-            vec![
-                Everything,
-                Own("user_id"),
-                Everything,
-                Everything,
-                Everything,
-                Everything,
-                Everything,
-                Everything,
-                Everything
-            ]
-        );
+        assert_eq!(row(Customer), vec![Own("id"), Own("user_id"), Own("user_id"), Own("user_id"), Nothing, Nothing, Nothing, Nothing, Nothing]);
+        assert_eq!(row(Support), vec![Everything, Own("user_id"), Everything, Everything, Nothing, Nothing, Nothing, Nothing, Everything]);
+        assert_eq!(row(Moderator), vec![Everything, Own("user_id"), Everything, Everything, Nothing, Nothing, Everything, Everything, Everything]);
+        assert_eq!(row(Admin), vec![Everything, Own("user_id"), Everything, Everything, Everything, Everything, Everything, Everything, Everything]);
         assert_eq!(row(SuperAdmin), vec![Everything; 9]);
     }
 }

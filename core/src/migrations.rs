@@ -40,12 +40,7 @@ pub struct Step {
 impl Step {
     /// The SQL function that applies the step, in schema daznode_crm.
     pub fn function(&self) -> String {
-        format!(
-            "step_{}",
-            self.name
-                .split_once('_')
-                .map_or(self.name, |(_, rest)| rest)
-        )
+        format!("step_{}", self.name.split_once('_').map_or(self.name, |(_, rest)| rest))
     }
 }
 
@@ -136,11 +131,7 @@ pub fn plan<'a>(target: &str, applied: &[&str]) -> Result<Vec<&'a Step>, CrmErro
     plan_from(STEPS, target, applied)
 }
 
-fn plan_from<'a>(
-    steps: &'a [Step],
-    target: &str,
-    applied: &[&str],
-) -> Result<Vec<&'a Step>, CrmError> {
+fn plan_from<'a>(steps: &'a [Step], target: &str, applied: &[&str]) -> Result<Vec<&'a Step>, CrmError> {
     let wanted: Vec<&Step> = match target {
         "latest" | "safe" => steps.iter().filter(|s| s.target == Target::Safe).collect(),
         "complete" => steps.iter().collect(),
@@ -154,16 +145,10 @@ fn plan_from<'a>(
             steps[..=end].iter().collect()
         }
     };
-    if let Some(unknown) = applied
-        .iter()
-        .find(|a| !steps.iter().any(|s| s.name == **a))
-    {
+    if let Some(unknown) = applied.iter().find(|a| !steps.iter().any(|s| s.name == **a)) {
         return Err(CrmError::UnknownAppliedStep(unknown.to_string()));
     }
-    Ok(wanted
-        .into_iter()
-        .filter(|s| !applied.contains(&s.name))
-        .collect())
+    Ok(wanted.into_iter().filter(|s| !applied.contains(&s.name)).collect())
 }
 
 #[cfg(test)]
@@ -173,21 +158,12 @@ mod tests {
     #[test]
     fn names_are_ordered_unique_and_map_to_functions() {
         for pair in STEPS.windows(2) {
-            assert!(
-                pair[0].name < pair[1].name,
-                "{} before {}",
-                pair[0].name,
-                pair[1].name
-            );
+            assert!(pair[0].name < pair[1].name, "{} before {}", pair[0].name, pair[1].name);
         }
         for step in STEPS {
             let f = step.function();
             assert!(f.starts_with("step_") && f.len() < 63, "{f}");
-            assert!(
-                f.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "{f}"
-            );
+            assert!(f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{f}");
         }
         assert_eq!(STEPS[0].function(), "step_guide_api");
         assert_eq!(STEPS[1].function(), "step_base_schema");
@@ -196,19 +172,12 @@ mod tests {
     #[test]
     fn targets() {
         let all: Vec<_> = STEPS.iter().map(|s| s.name).collect();
-        let safe: Vec<_> = STEPS
-            .iter()
-            .filter(|s| s.target == Target::Safe)
-            .map(|s| s.name)
-            .collect();
+        let safe: Vec<_> = STEPS.iter().filter(|s| s.target == Target::Safe).map(|s| s.name).collect();
         let names = |v: Vec<&Step>| v.into_iter().map(|s| s.name).collect::<Vec<_>>();
         assert_eq!(names(plan("latest", &[]).unwrap()), safe);
         assert_eq!(names(plan("safe", &[]).unwrap()), safe);
         assert_eq!(names(plan("complete", &[]).unwrap()), all);
-        assert_eq!(
-            names(plan("0002_normalize_profiles", &[]).unwrap()),
-            all[..3].to_vec()
-        );
+        assert_eq!(names(plan("0002_normalize_profiles", &[]).unwrap()), all[..3].to_vec());
     }
 
     #[test]
@@ -224,33 +193,15 @@ mod tests {
     fn bad_targets_are_invalid_arguments() {
         let err = plan("everything", &[]).unwrap_err();
         assert!(matches!(err, CrmError::InvalidArgument(_)));
-        assert!(
-            err.to_string().contains("'latest', 'safe', 'complete'"),
-            "{err}"
-        );
-        assert!(matches!(
-            plan("latest", &["9999_from_the_future"]),
-            Err(CrmError::UnknownAppliedStep(_))
-        ));
+        assert!(err.to_string().contains("'latest', 'safe', 'complete'"), "{err}");
+        assert!(matches!(plan("latest", &["9999_from_the_future"]), Err(CrmError::UnknownAppliedStep(_))));
     }
 
     #[test]
     fn complete_only_steps_are_not_in_safe() {
         let steps = [
-            Step {
-                name: "a",
-                target: Target::Safe,
-                procedure: false,
-                since: "0",
-                summary: "",
-            },
-            Step {
-                name: "b",
-                target: Target::Complete,
-                procedure: true,
-                since: "0",
-                summary: "",
-            },
+            Step { name: "a", target: Target::Safe, procedure: false, since: "0", summary: "" },
+            Step { name: "b", target: Target::Complete, procedure: true, since: "0", summary: "" },
         ];
         assert_eq!(plan_from(&steps, "safe", &[]).unwrap().len(), 1);
         assert_eq!(plan_from(&steps, "complete", &[]).unwrap().len(), 2);

@@ -143,48 +143,24 @@ impl OrphanRule {
     /// required (without it, "no parent row" would mean every row), the others (the legacy
     /// `users`) count when present. `Err` names the missing required parent: the rule is skipped
     /// and reported, never applied as if every reference dangled.
-    pub fn parents_present(
-        &self,
-        exists: impl Fn(&str, &str) -> bool,
-    ) -> Result<Vec<(&'static str, &'static str)>, String> {
+    pub fn parents_present(&self, exists: impl Fn(&str, &str) -> bool) -> Result<Vec<(&'static str, &'static str)>, String> {
         let (t, c) = self.parents[0];
         if !exists(t, c) {
-            return Err(format!(
-                "public.{t}.{c} does not exist (or is not a table of the CRM owner)"
-            ));
+            return Err(format!("public.{t}.{c} does not exist (or is not a table of the CRM owner)"));
         }
-        Ok(self
-            .parents
-            .iter()
-            .copied()
-            .filter(|(t, c)| exists(t, c))
-            .collect())
+        Ok(self.parents.iter().copied().filter(|(t, c)| exists(t, c)).collect())
     }
 
     /// The orphan predicate over `c` (the child row), given the parents that exist.
     fn predicate(&self, existing_parents: &[(&str, &str)]) -> String {
         let col = format!("c.{}", quote_ident(self.child_column));
-        let value = if self.array {
-            "x.v".to_string()
-        } else {
-            col.clone()
-        };
+        let value = if self.array { "x.v".to_string() } else { col.clone() };
         let missing: Vec<String> = existing_parents
             .iter()
-            .map(|(t, k)| {
-                format!(
-                    "NOT EXISTS (SELECT 1 FROM public.{} p WHERE p.{} = {value})",
-                    quote_ident(t),
-                    quote_ident(k)
-                )
-            })
+            .map(|(t, k)| format!("NOT EXISTS (SELECT 1 FROM public.{} p WHERE p.{} = {value})", quote_ident(t), quote_ident(k)))
             .collect();
         // parents_present() never gives an empty list; should one come anyway, nothing dangles.
-        let missing = if missing.is_empty() {
-            "false".to_string()
-        } else {
-            missing.join(" AND ")
-        };
+        let missing = if missing.is_empty() { "false".to_string() } else { missing.join(" AND ") };
         if self.array {
             format!("EXISTS (SELECT 1 FROM unnest({col}) AS x(v) WHERE x.v IS NULL OR ({missing}))")
         } else if self.null_is_orphan {
@@ -196,11 +172,7 @@ impl OrphanRule {
 
     /// Counts the orphans; returns one bigint.
     pub fn count_sql(&self, existing_parents: &[(&str, &str)]) -> String {
-        format!(
-            "SELECT count(*) FROM public.{} c WHERE {}",
-            quote_ident(self.child_table),
-            self.predicate(existing_parents)
-        )
+        format!("SELECT count(*) FROM public.{} c WHERE {}", quote_ident(self.child_table), self.predicate(existing_parents))
     }
 
     /// The statement that applies the rule, or None for report-only rules. Row locks only.
@@ -211,25 +183,13 @@ impl OrphanRule {
         match self.action {
             OrphanAction::Report => None,
             OrphanAction::Delete => Some(format!("DELETE FROM {table} c WHERE {pred}")),
-            OrphanAction::SetNull => {
-                Some(format!("UPDATE {table} c SET {col} = NULL WHERE {pred}"))
-            }
+            OrphanAction::SetNull => Some(format!("UPDATE {table} c SET {col} = NULL WHERE {pred}")),
             OrphanAction::RemoveFromArray => {
                 let keep: Vec<String> = existing_parents
                     .iter()
-                    .map(|(t, k)| {
-                        format!(
-                            "EXISTS (SELECT 1 FROM public.{} p WHERE p.{} = x.v)",
-                            quote_ident(t),
-                            quote_ident(k)
-                        )
-                    })
+                    .map(|(t, k)| format!("EXISTS (SELECT 1 FROM public.{} p WHERE p.{} = x.v)", quote_ident(t), quote_ident(k)))
                     .collect();
-                let keep = if keep.is_empty() {
-                    "false".to_string()
-                } else {
-                    keep.join(" OR ")
-                };
+                let keep = if keep.is_empty() { "false".to_string() } else { keep.join(" OR ") };
                 Some(format!(
                     "UPDATE {table} c SET {col} = ARRAY(SELECT x.v FROM unnest(c.{col}) WITH ORDINALITY AS x(v, n) \
                      WHERE x.v IS NOT NULL AND ({keep}) ORDER BY x.n) WHERE {pred}"
@@ -251,15 +211,11 @@ pub enum Inapplicable {
 impl OrphanRule {
     /// The one guard both the diagnostic and the cleanup apply: the child column must exist,
     /// then the parents that exist (`parents_present`).
-    pub fn applicable(
-        &self,
-        exists: impl Fn(&str, &str) -> bool,
-    ) -> Result<Vec<(&'static str, &'static str)>, Inapplicable> {
+    pub fn applicable(&self, exists: impl Fn(&str, &str) -> bool) -> Result<Vec<(&'static str, &'static str)>, Inapplicable> {
         if !exists(self.child_table, self.child_column) {
             return Err(Inapplicable::ChildColumnMissing);
         }
-        self.parents_present(&exists)
-            .map_err(Inapplicable::ParentMissing)
+        self.parents_present(&exists).map_err(Inapplicable::ParentMissing)
     }
 }
 
@@ -279,18 +235,9 @@ impl OrphanRule {
     pub fn run(&self, dry_run: bool, existing_parents: &[(&str, &str)]) -> RuleRun {
         let count = || self.count_sql(existing_parents);
         match (dry_run, self.action, self.cleanup_sql(existing_parents)) {
-            (false, _, Some(sql)) => RuleRun::Apply {
-                sql,
-                label: self.action.as_str(),
-            },
-            (true, OrphanAction::Report, _) | (false, _, None) => RuleRun::Count {
-                sql: count(),
-                label: OrphanAction::Report.as_str().into(),
-            },
-            (true, action, _) => RuleRun::Count {
-                sql: count(),
-                label: format!("would {}", action.as_str()),
-            },
+            (false, _, Some(sql)) => RuleRun::Apply { sql, label: self.action.as_str() },
+            (true, OrphanAction::Report, _) | (false, _, None) => RuleRun::Count { sql: count(), label: OrphanAction::Report.as_str().into() },
+            (true, action, _) => RuleRun::Count { sql: count(), label: format!("would {}", action.as_str()) },
         }
     }
 }
@@ -303,18 +250,10 @@ mod tests {
     #[test]
     fn a_rule_applies_only_with_its_column_and_its_required_parent() {
         let members = &ORPHAN_RULES[1];
-        assert_eq!(
-            members.applicable(|_, _| false),
-            Err(Inapplicable::ChildColumnMissing)
-        );
+        assert_eq!(members.applicable(|_, _| false), Err(Inapplicable::ChildColumnMissing));
         let no_parent = members.applicable(|t, _| t == members.child_table);
-        assert!(
-            matches!(no_parent, Err(Inapplicable::ParentMissing(m)) if m.contains("does not exist"))
-        );
-        assert_eq!(
-            members.applicable(|_, _| true).unwrap()[0],
-            members.parents[0]
-        );
+        assert!(matches!(no_parent, Err(Inapplicable::ParentMissing(m)) if m.contains("does not exist")));
+        assert_eq!(members.applicable(|_, _| true).unwrap()[0], members.parents[0]);
     }
 
     #[test]
@@ -325,32 +264,14 @@ mod tests {
                 RuleRun::Apply { label, .. } => format!("apply {label}"),
                 RuleRun::Count { label, .. } => format!("count {label}"),
             };
-            let (real, dry) = (
-                label(rule.run(false, &parents)),
-                label(rule.run(true, &parents)),
-            );
+            let (real, dry) = (label(rule.run(false, &parents)), label(rule.run(true, &parents)));
             match rule.action {
-                OrphanAction::Report => assert_eq!(
-                    (real.as_str(), dry.as_str()),
-                    ("count report only", "count report only")
-                ),
-                a => assert_eq!(
-                    (real, dry),
-                    (
-                        format!("apply {}", a.as_str()),
-                        format!("count would {}", a.as_str())
-                    )
-                ),
+                OrphanAction::Report => assert_eq!((real.as_str(), dry.as_str()), ("count report only", "count report only")),
+                a => assert_eq!((real, dry), (format!("apply {}", a.as_str()), format!("count would {}", a.as_str()))),
             }
         }
         let members = &ORPHAN_RULES[1];
-        assert_eq!(
-            members.run(true, &parents),
-            RuleRun::Count {
-                sql: members.count_sql(&parents),
-                label: "would delete".into()
-            }
-        );
+        assert_eq!(members.run(true, &parents), RuleRun::Count { sql: members.count_sql(&parents), label: "would delete".into() });
     }
 
     #[test]
@@ -371,23 +292,17 @@ mod tests {
             members.count_sql(&[("profiles", "id")]),
             "SELECT count(*) FROM public.crm_customer_segment_members c WHERE (c.customer_id IS NULL OR (NOT EXISTS (SELECT 1 FROM public.profiles p WHERE p.id = c.customer_id)))"
         );
-        assert!(members
+        assert!(members.cleanup_sql(&[("profiles", "id")]).unwrap().starts_with("DELETE FROM public.crm_customer_segment_members c WHERE"));
+        let sends = ORPHAN_RULES.iter().find(|r| r.child_table == "crm_email_sends" && r.child_column == "customer_id").unwrap();
+        assert!(sends
             .cleanup_sql(&[("profiles", "id")])
             .unwrap()
-            .starts_with("DELETE FROM public.crm_customer_segment_members c WHERE"));
-        let sends = ORPHAN_RULES
-            .iter()
-            .find(|r| r.child_table == "crm_email_sends" && r.child_column == "customer_id")
-            .unwrap();
-        assert!(sends.cleanup_sql(&[("profiles", "id")]).unwrap().starts_with("UPDATE public.crm_email_sends c SET customer_id = NULL WHERE (c.customer_id IS NOT NULL AND"));
+            .starts_with("UPDATE public.crm_email_sends c SET customer_id = NULL WHERE (c.customer_id IS NOT NULL AND"));
     }
 
     #[test]
     fn several_parents_must_all_miss() {
-        let orders = ORPHAN_RULES
-            .iter()
-            .find(|r| r.child_table == "orders")
-            .unwrap();
+        let orders = ORPHAN_RULES.iter().find(|r| r.child_table == "orders").unwrap();
         let sql = orders.count_sql(&[("profiles", "id"), ("users", "id")]);
         assert!(sql.contains("public.profiles p WHERE p.id = c.user_id) AND NOT EXISTS (SELECT 1 FROM public.users p"), "{sql}");
         assert_eq!(orders.cleanup_sql(&[("profiles", "id")]), None);
@@ -397,40 +312,19 @@ mod tests {
     fn array_rule_keeps_order_and_valid_ids() {
         let arr = ORPHAN_RULES.iter().find(|r| r.array).unwrap();
         let sql = arr.cleanup_sql(&[("crm_customer_segments", "id")]).unwrap();
-        assert!(
-            sql.contains("WITH ORDINALITY") && sql.contains("ORDER BY x.n"),
-            "{sql}"
-        );
-        assert!(arr
-            .count_sql(&[("crm_customer_segments", "id")])
-            .contains("unnest(c.segment_ids)"));
+        assert!(sql.contains("WITH ORDINALITY") && sql.contains("ORDER BY x.n"), "{sql}");
+        assert!(arr.count_sql(&[("crm_customer_segments", "id")]).contains("unnest(c.segment_ids)"));
     }
 
     #[test]
     fn a_missing_parent_table_skips_the_rule() {
         for r in ORPHAN_RULES {
-            assert!(
-                r.parents_present(|_, _| false).is_err(),
-                "{}.{}",
-                r.child_table,
-                r.child_column
-            );
+            assert!(r.parents_present(|_, _| false).is_err(), "{}.{}", r.child_table, r.child_column);
         }
-        let orders = ORPHAN_RULES
-            .iter()
-            .find(|r| r.child_table == "orders")
-            .unwrap();
-        assert_eq!(
-            orders.parents_present(|t, _| t == "profiles").unwrap(),
-            vec![("profiles", "id")]
-        );
-        assert!(
-            orders.parents_present(|t, _| t == "users").is_err(),
-            "users alone is not enough"
-        );
+        let orders = ORPHAN_RULES.iter().find(|r| r.child_table == "orders").unwrap();
+        assert_eq!(orders.parents_present(|t, _| t == "profiles").unwrap(), vec![("profiles", "id")]);
+        assert!(orders.parents_present(|t, _| t == "users").is_err(), "users alone is not enough");
         let r = &ORPHAN_RULES[0];
-        assert!(r
-            .count_sql(&[])
-            .ends_with("(c.segment_id IS NULL OR (false))"));
+        assert!(r.count_sql(&[]).ends_with("(c.segment_id IS NULL OR (false))"));
     }
 }

@@ -22,26 +22,15 @@ const PREFIX: &str = "daznode_crm ";
 const MAX: usize = 63;
 
 fn word(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .take(max)
-        .collect()
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(max).collect()
 }
 
 /// The application_name that carries `p`: `daznode_crm <op>:<phase> <done>/<estimated> @<started>`,
 /// at most 63 bytes (the phase is cut first).
 /// Counts up to 10^12 always fit with an operation name of 12 characters.
 pub fn encode(p: &Progress) -> String {
-    let tail = format!(
-        " {}/{} @{}",
-        p.done.max(0),
-        p.estimated.max(0),
-        p.started.max(0)
-    );
-    let op = word(
-        &p.operation,
-        12.min(MAX.saturating_sub(PREFIX.len() + 1 + tail.len())),
-    );
+    let tail = format!(" {}/{} @{}", p.done.max(0), p.estimated.max(0), p.started.max(0));
+    let op = word(&p.operation, 12.min(MAX.saturating_sub(PREFIX.len() + 1 + tail.len())));
     let room = MAX.saturating_sub(PREFIX.len() + op.len() + 1 + tail.len());
     format!("{PREFIX}{op}:{}{tail}", word(&p.phase, room))
 }
@@ -79,30 +68,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(op: &str, phase: &str, done: i64, est: i64) -> Progress {
-        Progress {
-            operation: op.into(),
-            phase: phase.into(),
-            done,
-            estimated: est,
-            started: 1_764_650_000,
-        }
+        Progress { operation: op.into(), phase: phase.into(), done, estimated: est, started: 1_764_650_000 }
     }
 
     #[test]
     fn round_trip_and_length() {
         let x = p("0010", "copying", 1_234_567, 100_000_000);
         let name = encode(&x);
-        assert_eq!(
-            name,
-            "daznode_crm 0010:copying 1234567/100000000 @1764650000"
-        );
+        assert_eq!(name, "daznode_crm 0010:copying 1234567/100000000 @1764650000");
         assert_eq!(decode(&name), Some(x));
-        let long = encode(&p(
-            "cleanup",
-            &"x".repeat(100),
-            999_999_999_999,
-            999_999_999_999,
-        ));
+        let long = encode(&p("cleanup", &"x".repeat(100), 999_999_999_999, 999_999_999_999));
         assert!(long.len() <= 63, "{long}");
         assert!(decode(&long).is_some());
     }
@@ -118,10 +93,7 @@ mod tests {
     fn end_at_the_pace_so_far() {
         let x = p("0010", "copying", 25, 100);
         assert_eq!(estimated_end(&x, x.started + 10), Some(x.started + 40));
-        assert_eq!(
-            estimated_end(&p("0010", "copying", 0, 100), x.started + 10),
-            None
-        );
+        assert_eq!(estimated_end(&p("0010", "copying", 0, 100), x.started + 10), None);
     }
 
     proptest! {

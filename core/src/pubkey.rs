@@ -24,9 +24,7 @@ impl PubkeyError {
             Empty => "empty public key",
             WrongLength => "must be exactly 66 hex digits",
             NotHex => "contains a character that is not a hex digit",
-            Uncompressed => {
-                "uncompressed keys (04...) are not accepted: use the 33-byte compressed form"
-            }
+            Uncompressed => "uncompressed keys (04...) are not accepted: use the 33-byte compressed form",
             BadPrefix => "prefix must be 02 or 03 (compressed key)",
             XNotBelowP => "x coordinate is not below the field prime",
             NotOnCurve => "not a point on secp256k1 (x^3+7 is not a square)",
@@ -60,8 +58,7 @@ pub fn validate_lightning_pubkey(input: &str) -> Result<(), PubkeyError> {
     }
     if bytes.len() != PUBKEY_HEX_LEN {
         // Tell "04 + 128 hex digits" apart from a plain wrong length.
-        if bytes.len() == 130 && bytes.starts_with(b"04") && bytes.iter().all(u8::is_ascii_hexdigit)
-        {
+        if bytes.len() == 130 && bytes.starts_with(b"04") && bytes.iter().all(u8::is_ascii_hexdigit) {
             return Err(PubkeyError::Uncompressed);
         }
         return Err(PubkeyError::WrongLength);
@@ -118,17 +115,9 @@ mod tests {
     fn accepted_keys() {
         for key in ON_CURVE {
             assert_eq!(validate_lightning_pubkey(key), Ok(()), "{key}");
-            assert_eq!(
-                validate_lightning_pubkey(&key.to_ascii_uppercase()),
-                Ok(()),
-                "{key}"
-            );
+            assert_eq!(validate_lightning_pubkey(&key.to_ascii_uppercase()), Ok(()), "{key}");
             // The other prefix names the other y of the same x: still on the curve.
-            let flipped = if key.starts_with("02") {
-                key.replacen("02", "03", 1)
-            } else {
-                key.replacen("03", "02", 1)
-            };
+            let flipped = if key.starts_with("02") { key.replacen("02", "03", 1) } else { key.replacen("03", "02", 1) };
             assert_eq!(validate_lightning_pubkey(&flipped), Ok(()), "{flipped}");
         }
     }
@@ -149,22 +138,12 @@ mod tests {
             (g.replacen("02", "12", 1), BadPrefix),
             (format!("02{}", "f".repeat(64)), XNotBelowP),
             // x = p exactly
-            (
-                format!(
-                    "02{}",
-                    "fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f"
-                ),
-                XNotBelowP,
-            ),
+            (format!("02{}", "fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f"), XNotBelowP),
             // x = 5: 5³ + 7 = 132 is not a square mod p
             (format!("02{:064x}", 5), NotOnCurve),
         ];
         for (input, expected) in &cases {
-            assert_eq!(
-                validate_lightning_pubkey(input),
-                Err(*expected),
-                "{input:?}"
-            );
+            assert_eq!(validate_lightning_pubkey(input), Err(*expected), "{input:?}");
         }
     }
 
@@ -192,16 +171,10 @@ mod tests {
     #[test]
     fn normalization() {
         let g = ON_CURVE[0];
-        assert_eq!(
-            normalize_lightning_pubkey(&g.to_uppercase()).as_deref(),
-            Some(g)
-        );
+        assert_eq!(normalize_lightning_pubkey(&g.to_uppercase()).as_deref(), Some(g));
         assert_eq!(normalize_lightning_pubkey(""), None);
         assert_eq!(normalize_lightning_pubkey("   "), None);
-        assert_eq!(
-            normalize_lightning_pubkey(&format!(" {g} ")).as_deref(),
-            Some(g)
-        );
+        assert_eq!(normalize_lightning_pubkey(&format!(" {g} ")).as_deref(), Some(g));
     }
 
     mod properties {

@@ -34,10 +34,7 @@ impl Month {
 
     pub fn plus(self, months: i32) -> Month {
         let index = self.year as i64 * 12 + (self.month as i64 - 1) + months as i64;
-        Month {
-            year: index.div_euclid(12) as i32,
-            month: (index.rem_euclid(12) + 1) as u32,
-        }
+        Month { year: index.div_euclid(12) as i32, month: (index.rem_euclid(12) + 1) as u32 }
     }
 
     /// Its first instant as an SQL timestamptz literal's text, `YYYY-MM-01 00:00:00+00` (digits
@@ -80,16 +77,9 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
 /// retention interval's length measured back from now (so '12 months' counts real months), and
 /// `month_micros` the length of '1 month' measured the same way: a retention shorter than a
 /// month (a typo such as '1 microsecond' would drop every past partition) needs `force`.
-pub fn validate(
-    retention_micros: i64,
-    month_micros: i64,
-    premake: i32,
-    force: bool,
-) -> Result<(), CrmError> {
+pub fn validate(retention_micros: i64, month_micros: i64, premake: i32, force: bool) -> Result<(), CrmError> {
     if retention_micros <= 0 {
-        return Err(CrmError::InvalidArgument(
-            "retention must be a positive interval, e.g. '12 months'".into(),
-        ));
+        return Err(CrmError::InvalidArgument("retention must be a positive interval, e.g. '12 months'".into()));
     }
     if retention_micros < month_micros && !force {
         return Err(CrmError::InvalidArgument(
@@ -97,9 +87,7 @@ pub fn validate(
         ));
     }
     if !(0..=MAX_PREMAKE).contains(&premake) {
-        return Err(CrmError::InvalidArgument(format!(
-            "premake must be between 0 and {MAX_PREMAKE} months, got {premake}"
-        )));
+        return Err(CrmError::InvalidArgument(format!("premake must be between 0 and {MAX_PREMAKE} months, got {premake}")));
     }
     Ok(())
 }
@@ -117,17 +105,8 @@ pub struct Partition {
 /// in); and create the months from the current one to `premake` months ahead of now that no
 /// partition covers, based on now and not on the newest data, so that a table quiet for months
 /// still gets them.
-pub fn plan(
-    partitions: &[Partition],
-    now: i64,
-    cutoff: i64,
-    premake: i32,
-) -> (Vec<Partition>, Vec<Month>) {
-    let expired: Vec<Partition> = partitions
-        .iter()
-        .filter(|p| p.end <= cutoff)
-        .cloned()
-        .collect();
+pub fn plan(partitions: &[Partition], now: i64, cutoff: i64, premake: i32) -> (Vec<Partition>, Vec<Month>) {
+    let expired: Vec<Partition> = partitions.iter().filter(|p| p.end <= cutoff).cloned().collect();
     let current = Month::containing(now);
     let missing: Vec<Month> = (0..=premake)
         .map(|k| current.plus(k))
@@ -214,49 +193,22 @@ pub enum CleanupStep {
 /// months of rows stuck in the default partition that are still within retention; never one
 /// that an existing partition overlaps), then the expired monthly partitions (oldest first).
 /// `stuck` are the months of the rows in the extension's default partition.
-pub fn cleanup_plan(
-    partitions: &[CatalogPartition],
-    stuck: &[Month],
-    now: i64,
-    cutoff: i64,
-    premake: i32,
-) -> Vec<CleanupStep> {
-    let mut steps: Vec<CleanupStep> = partitions
-        .iter()
-        .filter(|p| p.kind == PartitionKind::Unexpected)
-        .cloned()
-        .map(CleanupStep::LeaveUnexpected)
-        .collect();
+pub fn cleanup_plan(partitions: &[CatalogPartition], stuck: &[Month], now: i64, cutoff: i64, premake: i32) -> Vec<CleanupStep> {
+    let mut steps: Vec<CleanupStep> = partitions.iter().filter(|p| p.kind == PartitionKind::Unexpected).cloned().map(CleanupStep::LeaveUnexpected).collect();
     if !partitions.iter().any(CatalogPartition::is_default_bound) {
         steps.push(CleanupStep::CreateDefault);
     }
-    let ranges: Vec<Partition> = partitions
-        .iter()
-        .filter_map(|p| {
-            p.range().map(|(start, end)| Partition {
-                name: p.qualified.clone(),
-                start,
-                end,
-            })
-        })
-        .collect();
+    let ranges: Vec<Partition> = partitions.iter().filter_map(|p| p.range().map(|(start, end)| Partition { name: p.qualified.clone(), start, end })).collect();
     let (_, missing) = plan(&ranges, now, cutoff, premake);
     let mut create: Vec<Month> = missing
         .into_iter()
         .chain(stuck.iter().copied().filter(|m| m.end_micros() > cutoff))
-        .filter(|m| {
-            !ranges
-                .iter()
-                .any(|p| p.start < m.end_micros() && m.start_micros() < p.end)
-        })
+        .filter(|m| !ranges.iter().any(|p| p.start < m.end_micros() && m.start_micros() < p.end))
         .collect();
     create.sort();
     create.dedup();
     steps.extend(create.into_iter().map(CleanupStep::Create));
-    let mut expired: Vec<&CatalogPartition> = partitions
-        .iter()
-        .filter(|p| p.kind == PartitionKind::Monthly && p.end.is_some_and(|e| e <= cutoff))
-        .collect();
+    let mut expired: Vec<&CatalogPartition> = partitions.iter().filter(|p| p.kind == PartitionKind::Monthly && p.end.is_some_and(|e| e <= cutoff)).collect();
     expired.sort_by_key(|p| p.start);
     steps.extend(expired.into_iter().cloned().map(CleanupStep::Expire));
     steps
@@ -287,11 +239,7 @@ mod tests {
 
     fn part(y: i32, m: u32) -> Partition {
         let month = Month { year: y, month: m };
-        Partition {
-            name: month.partition_name(),
-            start: month.start_micros(),
-            end: month.end_micros(),
-        }
+        Partition { name: month.partition_name(), start: month.start_micros(), end: month.end_micros() }
     }
 
     #[test]
@@ -302,70 +250,15 @@ mod tests {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);
         }
-        let feb = Month {
-            year: 2024,
-            month: 2,
-        };
+        let feb = Month { year: 2024, month: 2 };
         assert_eq!(feb.end_micros() - feb.start_micros(), 29 * MICROS_PER_DAY);
-        assert_eq!(
-            Month {
-                year: 2026,
-                month: 12
-            }
-            .plus(1),
-            Month {
-                year: 2027,
-                month: 1
-            }
-        );
-        assert_eq!(
-            Month {
-                year: 2026,
-                month: 1
-            }
-            .plus(-1),
-            Month {
-                year: 2025,
-                month: 12
-            }
-        );
-        assert_eq!(
-            Month::containing(micros(2026, 12, 1) - 1),
-            Month {
-                year: 2026,
-                month: 11
-            }
-        );
-        assert_eq!(
-            Month::containing(micros(2026, 12, 1)),
-            Month {
-                year: 2026,
-                month: 12
-            }
-        );
-        assert_eq!(
-            Month::containing(-1),
-            Month {
-                year: 1969,
-                month: 12
-            }
-        );
-        assert_eq!(
-            Month {
-                year: 2026,
-                month: 3
-            }
-            .partition_name(),
-            "crm_email_sends_p202603"
-        );
-        assert_eq!(
-            Month {
-                year: 812,
-                month: 3
-            }
-            .start_literal(),
-            "0812-03-01 00:00:00+00"
-        );
+        assert_eq!(Month { year: 2026, month: 12 }.plus(1), Month { year: 2027, month: 1 });
+        assert_eq!(Month { year: 2026, month: 1 }.plus(-1), Month { year: 2025, month: 12 });
+        assert_eq!(Month::containing(micros(2026, 12, 1) - 1), Month { year: 2026, month: 11 });
+        assert_eq!(Month::containing(micros(2026, 12, 1)), Month { year: 2026, month: 12 });
+        assert_eq!(Month::containing(-1), Month { year: 1969, month: 12 });
+        assert_eq!(Month { year: 2026, month: 3 }.partition_name(), "crm_email_sends_p202603");
+        assert_eq!(Month { year: 812, month: 3 }.start_literal(), "0812-03-01 00:00:00+00");
     }
 
     #[test]
@@ -374,22 +267,11 @@ mod tests {
         assert!(validate(month, month, 0, false).is_ok());
         assert!(validate(12 * month, month, 120, false).is_ok());
         for (r, p) in [(0, 3), (-5, 3), (month, -1), (month, 121)] {
-            assert!(
-                matches!(
-                    validate(r, month, p, true),
-                    Err(CrmError::InvalidArgument(_))
-                ),
-                "{r} {p}"
-            );
+            assert!(matches!(validate(r, month, p, true), Err(CrmError::InvalidArgument(_))), "{r} {p}");
         }
         // Less than a month: only with force.
-        assert!(
-            matches!(validate(1, month, 3, false), Err(CrmError::InvalidArgument(m)) if m.contains("force"))
-        );
-        assert!(matches!(
-            validate(month - 1, month, 3, false),
-            Err(CrmError::InvalidArgument(_))
-        ));
+        assert!(matches!(validate(1, month, 3, false), Err(CrmError::InvalidArgument(m)) if m.contains("force")));
+        assert!(matches!(validate(month - 1, month, 3, false), Err(CrmError::InvalidArgument(_))));
         assert!(validate(1, month, 3, true).is_ok());
     }
 
@@ -399,10 +281,7 @@ mod tests {
         let now = micros(2026, 11, 24);
         let (expired, _) = plan(&parts, now, micros(2026, 3, 1), 0);
         let names: Vec<&str> = expired.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            vec!["crm_email_sends_p202601", "crm_email_sends_p202602"]
-        );
+        assert_eq!(names, vec!["crm_email_sends_p202601", "crm_email_sends_p202602"]);
         // A cutoff inside March: March overlaps the window and stays.
         assert_eq!(plan(&parts, now, micros(2026, 3, 15), 0).0.len(), 2);
     }
@@ -413,50 +292,18 @@ mod tests {
         let (_, missing) = plan(&[part(2025, 1), part(2025, 2)], now, micros(2024, 1, 1), 3);
         assert_eq!(
             missing,
-            vec![
-                Month {
-                    year: 2026,
-                    month: 11
-                },
-                Month {
-                    year: 2026,
-                    month: 12
-                },
-                Month {
-                    year: 2027,
-                    month: 1
-                },
-                Month {
-                    year: 2027,
-                    month: 2
-                },
-            ]
+            vec![Month { year: 2026, month: 11 }, Month { year: 2026, month: 12 }, Month { year: 2027, month: 1 }, Month { year: 2027, month: 2 },]
         );
         let full: Vec<Partition> = (0..4)
             .map(|k| {
-                let m = Month {
-                    year: 2026,
-                    month: 11,
-                }
-                .plus(k);
+                let m = Month { year: 2026, month: 11 }.plus(k);
                 part(m.year, m.month)
             })
             .collect();
         assert!(plan(&full, now, micros(2024, 1, 1), 3).1.is_empty());
-        assert_eq!(
-            plan(&[], now, micros(2024, 1, 1), 0).1,
-            vec![Month {
-                year: 2026,
-                month: 11
-            }]
-        );
+        assert_eq!(plan(&[], now, micros(2024, 1, 1), 0).1, vec![Month { year: 2026, month: 11 }]);
     }
-    fn catalog(
-        qualified: &str,
-        bound: &str,
-        range: Option<(i64, i64)>,
-        kind: PartitionKind,
-    ) -> CatalogPartition {
+    fn catalog(qualified: &str, bound: &str, range: Option<(i64, i64)>, kind: PartitionKind) -> CatalogPartition {
         CatalogPartition {
             oid: 1,
             name: qualified.rsplit('.').next().unwrap().into(),
@@ -470,42 +317,19 @@ mod tests {
 
     fn monthly(y: i32, m: u32) -> CatalogPartition {
         let month = Month { year: y, month: m };
-        catalog(
-            &format!("public.{}", month.partition_name()),
-            "FOR VALUES ...",
-            Some((month.start_micros(), month.end_micros())),
-            PartitionKind::Monthly,
-        )
+        catalog(&format!("public.{}", month.partition_name()), "FOR VALUES ...", Some((month.start_micros(), month.end_micros())), PartitionKind::Monthly)
     }
 
     fn default_partition() -> CatalogPartition {
-        catalog(
-            "public.crm_email_sends_default",
-            "DEFAULT",
-            None,
-            PartitionKind::Default,
-        )
+        catalog("public.crm_email_sends_default", "DEFAULT", None, PartitionKind::Default)
     }
 
     #[test]
     fn cleanup_plan_orders_unexpected_default_creates_then_expired() {
         let now = micros(2026, 11, 24);
         let mut parts: Vec<CatalogPartition> = (1..=11).rev().map(|m| monthly(2026, m)).collect();
-        parts.insert(
-            3,
-            catalog(
-                "archive.aa_odd",
-                "FOR VALUES ...",
-                None,
-                PartitionKind::Unexpected,
-            ),
-        );
-        parts.push(catalog(
-            "public.zz_odd",
-            "FOR VALUES FROM (x) TO (y)",
-            None,
-            PartitionKind::Unexpected,
-        ));
+        parts.insert(3, catalog("archive.aa_odd", "FOR VALUES ...", None, PartitionKind::Unexpected));
+        parts.push(catalog("public.zz_odd", "FOR VALUES FROM (x) TO (y)", None, PartitionKind::Unexpected));
         let steps = cleanup_plan(&parts, &[], now, micros(2026, 3, 1), 2);
         let names: Vec<String> = steps
             .iter()
@@ -534,135 +358,41 @@ mod tests {
     fn a_default_partition_of_any_kind_is_never_created_twice() {
         let now = micros(2026, 11, 24);
         let ours = cleanup_plan(&[default_partition()], &[], now, micros(2026, 1, 1), 0);
-        assert_eq!(
-            ours,
-            vec![CleanupStep::Create(Month {
-                year: 2026,
-                month: 11
-            })]
-        );
-        let foreign = catalog(
-            "public.other_default",
-            "DEFAULT",
-            None,
-            PartitionKind::Unexpected,
-        );
-        let theirs = cleanup_plan(
-            std::slice::from_ref(&foreign),
-            &[],
-            now,
-            micros(2026, 1, 1),
-            0,
-        );
-        assert_eq!(
-            theirs,
-            vec![
-                CleanupStep::LeaveUnexpected(foreign),
-                CleanupStep::Create(Month {
-                    year: 2026,
-                    month: 11
-                })
-            ]
-        );
+        assert_eq!(ours, vec![CleanupStep::Create(Month { year: 2026, month: 11 })]);
+        let foreign = catalog("public.other_default", "DEFAULT", None, PartitionKind::Unexpected);
+        let theirs = cleanup_plan(std::slice::from_ref(&foreign), &[], now, micros(2026, 1, 1), 0);
+        assert_eq!(theirs, vec![CleanupStep::LeaveUnexpected(foreign), CleanupStep::Create(Month { year: 2026, month: 11 })]);
     }
 
     #[test]
     fn stuck_months_within_retention_get_their_partition_once() {
         let now = micros(2026, 11, 24);
-        let stuck = [
-            Month {
-                year: 2025,
-                month: 6,
-            },
-            Month {
-                year: 2026,
-                month: 5,
-            },
-            Month {
-                year: 2026,
-                month: 11,
-            },
-            Month {
-                year: 2026,
-                month: 5,
-            },
-        ];
-        let steps = cleanup_plan(
-            &[default_partition(), monthly(2026, 4)],
-            &stuck,
-            now,
-            micros(2026, 1, 1),
-            0,
-        );
+        let stuck = [Month { year: 2025, month: 6 }, Month { year: 2026, month: 5 }, Month { year: 2026, month: 11 }, Month { year: 2026, month: 5 }];
+        let steps = cleanup_plan(&[default_partition(), monthly(2026, 4)], &stuck, now, micros(2026, 1, 1), 0);
         // June 2025 is past retention (its rows stay in the default partition); November is
         // both stuck and the current month.
-        assert_eq!(
-            steps,
-            vec![
-                CleanupStep::Create(Month {
-                    year: 2026,
-                    month: 5
-                }),
-                CleanupStep::Create(Month {
-                    year: 2026,
-                    month: 11
-                })
-            ]
-        );
+        assert_eq!(steps, vec![CleanupStep::Create(Month { year: 2026, month: 5 }), CleanupStep::Create(Month { year: 2026, month: 11 })]);
     }
 
     #[test]
     fn a_month_an_unexpected_partition_covers_is_left_to_it() {
         let now = micros(2026, 11, 24);
         let (s, e) = (micros(2026, 11, 15), micros(2026, 12, 15));
-        let odd = catalog(
-            "public.crm_email_sends_odd",
-            "FOR VALUES ...",
-            Some((s, e)),
-            PartitionKind::Unexpected,
-        );
-        let steps = cleanup_plan(
-            &[default_partition(), odd.clone()],
-            &[Month {
-                year: 2026,
-                month: 12,
-            }],
-            now,
-            micros(2026, 1, 1),
-            2,
-        );
-        assert_eq!(
-            steps,
-            vec![
-                CleanupStep::LeaveUnexpected(odd),
-                CleanupStep::Create(Month {
-                    year: 2027,
-                    month: 1
-                })
-            ]
-        );
+        let odd = catalog("public.crm_email_sends_odd", "FOR VALUES ...", Some((s, e)), PartitionKind::Unexpected);
+        let steps = cleanup_plan(&[default_partition(), odd.clone()], &[Month { year: 2026, month: 12 }], now, micros(2026, 1, 1), 2);
+        assert_eq!(steps, vec![CleanupStep::LeaveUnexpected(odd), CleanupStep::Create(Month { year: 2027, month: 1 })]);
     }
 
     #[test]
     fn step_0010_months_run_from_the_oldest_row_to_premake_ahead() {
         let now = micros(2026, 11, 24);
         let names = |v: Vec<Month>| v.into_iter().map(Month::partition_name).collect::<Vec<_>>();
-        assert_eq!(
-            names(months_from(None, now, 1)),
-            vec!["crm_email_sends_p202611", "crm_email_sends_p202612"]
-        );
+        assert_eq!(names(months_from(None, now, 1)), vec!["crm_email_sends_p202611", "crm_email_sends_p202612"]);
         assert_eq!(
             names(months_from(Some(micros(2026, 9, 30)), now, 0)),
-            vec![
-                "crm_email_sends_p202609",
-                "crm_email_sends_p202610",
-                "crm_email_sends_p202611"
-            ]
+            vec!["crm_email_sends_p202609", "crm_email_sends_p202610", "crm_email_sends_p202611"]
         );
-        assert_eq!(
-            names(months_from(Some(micros(2027, 1, 1)), now, DEFAULT_PREMAKE)),
-            vec!["crm_email_sends_p202701", "crm_email_sends_p202702"]
-        );
+        assert_eq!(names(months_from(Some(micros(2027, 1, 1)), now, DEFAULT_PREMAKE)), vec!["crm_email_sends_p202701", "crm_email_sends_p202702"]);
         assert!(months_from(Some(micros(2027, 5, 1)), now, DEFAULT_PREMAKE).is_empty());
     }
 }

@@ -46,17 +46,7 @@ mod tests {
 
     #[test]
     fn privileged_profile_columns_are_not_editable() {
-        for c in [
-            "id",
-            "email",
-            "t4g_tokens",
-            "auth_method",
-            "profile_score",
-            "email_verified",
-            "verified_at",
-            "phone_verified",
-            "created_at",
-        ] {
+        for c in ["id", "email", "t4g_tokens", "auth_method", "profile_score", "email_verified", "verified_at", "phone_verified", "created_at"] {
             assert!(!PROFILE_OWNER_COLUMNS.contains(&c), "{c}");
         }
     }
@@ -64,12 +54,7 @@ mod tests {
     #[test]
     fn planned_indexes_are_on_known_tables() {
         for idx in PLANNED_INDEXES {
-            assert!(
-                CRM_TABLES.contains(&idx.table),
-                "{} on unknown table {}",
-                idx.name,
-                idx.table
-            );
+            assert!(CRM_TABLES.contains(&idx.table), "{} on unknown table {}", idx.name, idx.table);
         }
     }
 }

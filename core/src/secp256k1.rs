@@ -16,12 +16,7 @@
 pub type U256 = [u64; 4];
 
 /// The field prime p = 2^256 − 2^32 − 977.
-pub const P: U256 = [
-    0xFFFF_FFFE_FFFF_FC2F,
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFF_FFFF_FFFF,
-    0xFFFF_FFFF_FFFF_FFFF,
-];
+pub const P: U256 = [0xFFFF_FFFE_FFFF_FC2F, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF];
 
 /// 2^256 mod p.
 const TWO_256_MOD_P: u64 = 0x1_0000_03D1;

@@ -71,23 +71,13 @@ fn shown(v: &Value) -> String {
 /// conversion, so that a deep or huge document gets a 22023 and never a parser's limit.
 pub fn parse(text: &str) -> Result<Value, CrmError> {
     if text.len() > MAX_CRITERIA_BYTES {
-        return Err(invalid(format!(
-            "segment criteria are {} bytes; at most {MAX_CRITERIA_BYTES} are compiled",
-            text.len()
-        )));
+        return Err(invalid(format!("segment criteria are {} bytes; at most {MAX_CRITERIA_BYTES} are compiled", text.len())));
     }
     let depth = nesting_depth(text);
     if depth > MAX_CRITERIA_DEPTH {
-        return Err(invalid(format!(
-            "segment criteria are nested {depth} levels deep; at most {MAX_CRITERIA_DEPTH} are compiled"
-        )));
+        return Err(invalid(format!("segment criteria are nested {depth} levels deep; at most {MAX_CRITERIA_DEPTH} are compiled")));
     }
-    serde_json::from_str(text).map_err(|e| {
-        invalid(format!(
-            "segment criteria cannot be read: {}",
-            crate::sql::excerpt(&e.to_string(), 200)
-        ))
-    })
+    serde_json::from_str(text).map_err(|e| invalid(format!("segment criteria cannot be read: {}", crate::sql::excerpt(&e.to_string(), 200))))
 }
 
 /// The deepest nesting of `[` and `{` outside strings, in one pass over the bytes.
@@ -117,78 +107,41 @@ fn nesting_depth(text: &str) -> usize {
 }
 
 fn unknown(path: &str) -> CrmError {
-    invalid(format!(
-        "unknown segment criteria key {:?}: known keys are {}",
-        crate::sql::excerpt(path, 200),
-        KNOWN_KEYS.join(", ")
-    ))
+    invalid(format!("unknown segment criteria key {:?}: known keys are {}", crate::sql::excerpt(path, 200), KNOWN_KEYS.join(", ")))
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a serde_json::Map<String, Value>, CrmError> {
-    v.as_object().ok_or_else(|| {
-        invalid(format!(
-            "segment criteria {path:?} must be an object, got {}",
-            shown(v)
-        ))
-    })
+    v.as_object().ok_or_else(|| invalid(format!("segment criteria {path:?} must be an object, got {}", shown(v))))
 }
 
 fn boolean(v: &Value, path: &str) -> Result<bool, CrmError> {
-    v.as_bool().ok_or_else(|| {
-        invalid(format!(
-            "segment criteria {path:?} must be true or false, got {}",
-            shown(v)
-        ))
-    })
+    v.as_bool().ok_or_else(|| invalid(format!("segment criteria {path:?} must be true or false, got {}", shown(v))))
 }
 
 fn days(v: &Value, path: &str) -> Result<i64, CrmError> {
     match v.as_i64() {
         Some(n) if (0..=36_500).contains(&n) => Ok(n),
-        _ => Err(invalid(format!(
-            "segment criteria {path:?} must be a whole number of days between 0 and 36500, got {}",
-            shown(v)
-        ))),
+        _ => Err(invalid(format!("segment criteria {path:?} must be a whole number of days between 0 and 36500, got {}", shown(v)))),
     }
 }
 
 fn non_negative(v: &Value, path: &str) -> Result<i64, CrmError> {
     match v.as_i64() {
         Some(n) if n >= 0 => Ok(n),
-        _ => Err(invalid(format!(
-            "segment criteria {path:?} must be a non-negative integer, got {}",
-            shown(v)
-        ))),
+        _ => Err(invalid(format!("segment criteria {path:?} must be a non-negative integer, got {}", shown(v)))),
     }
 }
 
 fn strings(v: &Value, path: &str) -> Result<Vec<String>, CrmError> {
-    let arr = v.as_array().ok_or_else(|| {
-        invalid(format!(
-            "segment criteria {path:?} must be an array of strings, got {}",
-            shown(v)
-        ))
-    })?;
+    let arr = v.as_array().ok_or_else(|| invalid(format!("segment criteria {path:?} must be an array of strings, got {}", shown(v))))?;
     arr.iter()
-        .map(|x| {
-            x.as_str().map(str::to_string).ok_or_else(|| {
-                invalid(format!(
-                    "segment criteria {path:?} must contain strings only, got {}",
-                    shown(x)
-                ))
-            })
-        })
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(|| invalid(format!("segment criteria {path:?} must contain strings only, got {}", shown(x)))))
         .collect()
 }
 
 /// Compiles `criteria`; placeholders start at `$first_param` (the caller's own come first).
 pub fn compile(criteria: &Value, first_param: usize) -> Result<Compiled, CrmError> {
-    let mut b = Builder {
-        first_param,
-        tables: Vec::new(),
-        conditions: Vec::new(),
-        params: Vec::new(),
-    };
+    let mut b = Builder { first_param, tables: Vec::new(), conditions: Vec::new(), params: Vec::new() };
     for (group, body) in object(criteria, "criteria")? {
         let body = object(body, group)?;
         match group.as_str() {
@@ -199,16 +152,8 @@ pub fn compile(criteria: &Value, first_param: usize) -> Result<Compiled, CrmErro
             other => return Err(unknown(other)),
         }
     }
-    let predicate = if b.conditions.is_empty() {
-        "true".to_string()
-    } else {
-        b.conditions.join(" AND ")
-    };
-    Ok(Compiled {
-        predicate,
-        params: b.params,
-        tables: b.tables,
-    })
+    let predicate = if b.conditions.is_empty() { "true".to_string() } else { b.conditions.join(" AND ") };
+    Ok(Compiled { predicate, params: b.params, tables: b.tables })
 }
 
 fn profile(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<(), CrmError> {
@@ -216,13 +161,11 @@ fn profile(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<(),
         match key.as_str() {
             "email_verified" => {
                 let p = b.param(Param::Bool(boolean(v, "profile.email_verified")?));
-                b.conditions
-                    .push(format!("coalesce(p.email_verified, false) = {p}"));
+                b.conditions.push(format!("coalesce(p.email_verified, false) = {p}"));
             }
             "has_pubkey" => {
                 let p = b.param(Param::Bool(boolean(v, "profile.has_pubkey")?));
-                b.conditions
-                    .push(format!("(p.pubkey IS NOT NULL AND p.pubkey <> '') = {p}"));
+                b.conditions.push(format!("(p.pubkey IS NOT NULL AND p.pubkey <> '') = {p}"));
             }
             "created_days_ago" => {
                 for (bound, n) in object(v, "profile.created_days_ago")? {
@@ -230,12 +173,8 @@ fn profile(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<(),
                     let p = b.param(Param::Int(days(n, &path)?));
                     match bound.as_str() {
                         // At least min days ago: created on or before now() - min days.
-                        "min" => b.conditions.push(format!(
-                            "p.created_at <= now() - make_interval(days => ({p})::int)"
-                        )),
-                        "max" => b.conditions.push(format!(
-                            "p.created_at >= now() - make_interval(days => ({p})::int)"
-                        )),
+                        "min" => b.conditions.push(format!("p.created_at <= now() - make_interval(days => ({p})::int)")),
+                        "max" => b.conditions.push(format!("p.created_at >= now() - make_interval(days => ({p})::int)")),
                         _ => return Err(unknown(&path)),
                     }
                 }
@@ -252,9 +191,7 @@ fn activity(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<()
             // The app's rule: activity is profiles.updated_at.
             "last_login_days" => {
                 let p = b.param(Param::Int(days(v, "activity.last_login_days")?));
-                b.conditions.push(format!(
-                    "p.updated_at >= now() - make_interval(days => ({p})::int)"
-                ));
+                b.conditions.push(format!("p.updated_at >= now() - make_interval(days => ({p})::int)"));
             }
             other => return Err(unknown(&format!("activity.{other}"))),
         }
@@ -278,15 +215,9 @@ fn subscription(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Resul
         }
     }
     // One subscription must match every condition (plan and status of the same row).
-    let extra = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" AND {}", conds.join(" AND "))
-    };
+    let extra = if conds.is_empty() { String::new() } else { format!(" AND {}", conds.join(" AND ")) };
     b.tables.push("subscriptions");
-    b.conditions.push(format!(
-        "EXISTS (SELECT 1 FROM public.subscriptions s WHERE s.user_id = p.id{extra})"
-    ));
+    b.conditions.push(format!("EXISTS (SELECT 1 FROM public.subscriptions s WHERE s.user_id = p.id{extra})"));
     Ok(())
 }
 
@@ -320,19 +251,14 @@ fn orders(b: &mut Builder, body: &serde_json::Map<String, Value>) -> Result<(), 
             }
             "last_order_days" => {
                 let p = b.param(Param::Int(days(v, "orders.last_order_days")?));
-                having.push(format!(
-                    "max(o.created_at) >= now() - make_interval(days => ({p})::int)"
-                ));
+                having.push(format!("max(o.created_at) >= now() - make_interval(days => ({p})::int)"));
             }
             other => return Err(unknown(&format!("orders.{other}"))),
         }
     }
     if !having.is_empty() {
         b.tables.push("orders");
-        b.conditions.push(format!(
-            "EXISTS (SELECT 1 FROM public.orders o WHERE o.user_id = p.id HAVING {})",
-            having.join(" AND ")
-        ));
+        b.conditions.push(format!("EXISTS (SELECT 1 FROM public.orders o WHERE o.user_id = p.id HAVING {})", having.join(" AND ")));
     }
     Ok(())
 }
@@ -349,43 +275,23 @@ mod tests {
         assert_eq!(c.params, vec![Param::Bool(true)]);
 
         let c = compile(&json!({"profile": {"has_pubkey": true}}), 1).unwrap();
-        assert_eq!(
-            c.predicate,
-            "(p.pubkey IS NOT NULL AND p.pubkey <> '') = $1"
-        );
+        assert_eq!(c.predicate, "(p.pubkey IS NOT NULL AND p.pubkey <> '') = $1");
 
-        let c = compile(
-            &json!({"profile": {"created_days_ago": {"min": 0, "max": 30}}}),
-            2,
-        )
-        .unwrap();
-        assert!(
-            c.params.contains(&Param::Int(0))
-                && c.params.contains(&Param::Int(30))
-                && c.params.len() == 2
-        );
+        let c = compile(&json!({"profile": {"created_days_ago": {"min": 0, "max": 30}}}), 2).unwrap();
+        assert!(c.params.contains(&Param::Int(0)) && c.params.contains(&Param::Int(30)) && c.params.len() == 2);
         assert!(c.predicate.contains("$2") && c.predicate.contains("$3"));
 
         let c = compile(&json!({"activity": {"last_login_days": 7}}), 2).unwrap();
-        assert_eq!(
-            c.predicate,
-            "p.updated_at >= now() - make_interval(days => ($2)::int)"
-        );
+        assert_eq!(c.predicate, "p.updated_at >= now() - make_interval(days => ($2)::int)");
 
-        let c = compile(
-            &json!({"subscription": {"plan": ["premium", "enterprise"], "status": ["active"]}}),
-            2,
-        )
-        .unwrap();
+        let c = compile(&json!({"subscription": {"plan": ["premium", "enterprise"], "status": ["active"]}}), 2).unwrap();
         assert_eq!(
             c.predicate,
             "EXISTS (SELECT 1 FROM public.subscriptions s WHERE s.user_id = p.id AND s.plan_id = ANY (($2)::text[]) AND s.status = ANY (($3)::text[]))"
         );
 
         let c = compile(&json!({"orders": {"total_amount": {"min": 50000}, "count": {"min": 1}, "last_order_days": 365}}), 2).unwrap();
-        assert!(c
-            .predicate
-            .starts_with("EXISTS (SELECT 1 FROM public.orders o WHERE o.user_id = p.id HAVING "));
+        assert!(c.predicate.starts_with("EXISTS (SELECT 1 FROM public.orders o WHERE o.user_id = p.id HAVING "));
         for v in [1, 365, 50000] {
             assert!(c.params.contains(&Param::Int(v)), "{v}");
         }
@@ -424,39 +330,20 @@ mod tests {
             let err = compile(&bad, 2).unwrap_err();
             assert!(matches!(err, CrmError::InvalidArgument(_)), "{bad}");
         }
-        let err = compile(&json!({"profile": {"vip": true}}), 2)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("\"profile.vip\"") && err.contains("profile.email_verified"),
-            "{err}"
-        );
+        let err = compile(&json!({"profile": {"vip": true}}), 2).unwrap_err().to_string();
+        assert!(err.contains("\"profile.vip\"") && err.contains("profile.email_verified"), "{err}");
     }
 
     #[test]
     fn deep_huge_or_out_of_range_criteria_are_invalid_arguments() {
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        assert!(
-            matches!(parse(&deep), Err(CrmError::InvalidArgument(m)) if m.contains("nested 200 levels"))
-        );
-        let brackets_in_strings = format!(
-            "{{\"profile\": {{\"email_verified\": true}}, \"x\": \"{}\"}}",
-            "[".repeat(500)
-        );
+        assert!(matches!(parse(&deep), Err(CrmError::InvalidArgument(m)) if m.contains("nested 200 levels")));
+        let brackets_in_strings = format!("{{\"profile\": {{\"email_verified\": true}}, \"x\": \"{}\"}}", "[".repeat(500));
         assert_eq!(nesting_depth(&brackets_in_strings), 2);
-        let huge = format!(
-            "{{\"profile\": {{\"email_verified\": \"{}\"}}}}",
-            "x".repeat(100_000)
-        );
+        let huge = format!("{{\"profile\": {{\"email_verified\": \"{}\"}}}}", "x".repeat(100_000));
         assert!(matches!(parse(&huge), Err(CrmError::InvalidArgument(m)) if m.len() < 300));
-        let big_number = format!(
-            "{{\"orders\": {{\"count\": {{\"min\": 1{}}}}}}}",
-            "0".repeat(400)
-        );
-        assert!(matches!(
-            parse(&big_number),
-            Err(CrmError::InvalidArgument(_))
-        ));
+        let big_number = format!("{{\"orders\": {{\"count\": {{\"min\": 1{}}}}}}}", "0".repeat(400));
+        assert!(matches!(parse(&big_number), Err(CrmError::InvalidArgument(_))));
         assert!(parse("{\"profile\": {\"email_verified\": true}}").is_ok());
     }
 

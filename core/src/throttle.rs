@@ -43,9 +43,7 @@ pub fn pause_after(work: Duration, factor: f64) -> Duration {
     if !(factor > 0.0) {
         return Duration::ZERO;
     }
-    let pause = Duration::try_from_secs_f64(work.as_secs_f64() * factor)
-        .unwrap_or(MAX_PAUSE)
-        .min(MAX_PAUSE);
+    let pause = Duration::try_from_secs_f64(work.as_secs_f64() * factor).unwrap_or(MAX_PAUSE).min(MAX_PAUSE);
     if pause < MIN_PAUSE {
         Duration::ZERO
     } else {
@@ -79,25 +77,17 @@ mod tests {
             assert_eq!(e.sqlstate(), "22023", "{bad}");
         }
         let long = "x".repeat(10_000_000);
-        let msg = effective_factor(Some(&long), false)
-            .unwrap_err()
-            .to_string();
+        let msg = effective_factor(Some(&long), false).unwrap_err().to_string();
         assert!(msg.len() < 160, "{}", msg.len());
     }
 
     #[test]
     fn pauses_scale_with_the_work_and_are_bounded() {
-        assert_eq!(
-            pause_after(Duration::from_millis(200), 3.0),
-            Duration::from_millis(600)
-        );
+        assert_eq!(pause_after(Duration::from_millis(200), 3.0), Duration::from_millis(600));
         assert_eq!(pause_after(Duration::from_secs(60), 3.0), MAX_PAUSE);
         assert_eq!(pause_after(Duration::from_secs(5), 0.0), Duration::ZERO);
         assert_eq!(pause_after(Duration::from_micros(100), 3.0), Duration::ZERO);
         assert_eq!(pause_after(Duration::MAX, 20.0), MAX_PAUSE);
-        assert_eq!(
-            pause_after(Duration::from_secs(1), f64::NAN),
-            Duration::ZERO
-        );
+        assert_eq!(pause_after(Duration::from_secs(1), f64::NAN), Duration::ZERO);
     }
 }

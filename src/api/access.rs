@@ -52,8 +52,7 @@ fn is_admin_user_about(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> Option<
     match user_id.map(|u| *u.as_bytes()) {
         None => Some(caller_role_is(legacy)),
         Some(u) if Some(u) == caller_id() => Some(caller_role_is(legacy)),
-        Some(u) => caller_role_is(|role| ADMIN_ROLES.contains(&role))
-            .then(|| role_of(&u).as_deref().is_some_and(legacy)),
+        Some(u) => caller_role_is(|role| ADMIN_ROLES.contains(&role)).then(|| role_of(&u).as_deref().is_some_and(legacy)),
     }
 }
 
@@ -62,37 +61,23 @@ fn is_admin_user_about(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> Option<
 /// `SELECT * FROM daznode_crm.refresh_segment('…segment id…');`
 #[pg_extern(volatile, strict, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn refresh_segment(
-    segment_id: pgrx::Uuid,
-) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
+fn refresh_segment(segment_id: pgrx::Uuid) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
     crate::api::server::refuse_on_standby("refresh_segment()");
     let owner = segment_tables_owner().unwrap_or_else(|why| raise(CrmError::InvalidArgument(why)));
     let criteria = segment_criteria(owner, segment_id)
-        .unwrap_or_else(|| {
-            raise(CrmError::InvalidArgument(format!(
-                "no segment with id {segment_id}"
-            )))
-        })
+        .unwrap_or_else(|| raise(CrmError::InvalidArgument(format!("no segment with id {segment_id}"))))
         .unwrap_or_else(|e| raise(e));
     let compiled = segments::compile(&criteria, 2).unwrap_or_else(|e| raise(e));
     if let Some(t) = compiled.tables.iter().find(|t| !table_exists(t)) {
-        raise(CrmError::InvalidArgument(format!(
-            "segment {segment_id} reads public.{t}, which is not a table of the CRM owner"
-        )));
+        raise(CrmError::InvalidArgument(format!("segment {segment_id} reads public.{t}, which is not a table of the CRM owner")));
     }
-    TableIterator::new(vec![as_role(owner, || {
-        refresh_by_difference(segment_id, &compiled)
-    })])
+    TableIterator::new(vec![as_role(owner, || refresh_by_difference(segment_id, &compiled))])
 }
 
 /// The owner of the segment tables and profiles, which the refresh reads and writes as them
 /// (`security::as_role`); an error when one is missing or is not a table of the CRM owner.
 fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
-    for t in [
-        "crm_customer_segments",
-        "crm_customer_segment_members",
-        "profiles",
-    ] {
+    for t in ["crm_customer_segments", "crm_customer_segment_members", "profiles"] {
         if !table_exists(t) {
             return Err(format!("public.{t} is missing or is not a table of the CRM owner: segments cannot be refreshed"));
         }
@@ -102,17 +87,10 @@ fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
 
 /// A segment's criteria, read as text and checked for size and depth before conversion
 /// (`segments::parse`); None when there is no such segment.
-fn segment_criteria(
-    owner: pg_sys::Oid,
-    segment_id: pgrx::Uuid,
-) -> Option<Result<serde_json::Value, CrmError>> {
+fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Option<Result<serde_json::Value, CrmError>> {
     let text = as_role(owner, || {
         Spi::connect(|client| {
-            let t = client.select(
-                "SELECT coalesce(criteria::text, 'null') FROM public.crm_customer_segments WHERE id = $1",
-                Some(1),
-                &[segment_id.into()],
-            )?;
+            let t = client.select("SELECT coalesce(criteria::text, 'null') FROM public.crm_customer_segments WHERE id = $1", Some(1), &[segment_id.into()])?;
             if t.is_empty() {
                 return Ok(None);
             }
@@ -147,11 +125,7 @@ fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) 
     }
     Spi::connect_mut(|client| {
         let t = client.update(&sql, Some(1), &args)?.first();
-        Ok::<_, pgrx::spi::Error>((
-            t.get::<i64>(1)?.unwrap_or(0),
-            t.get::<i64>(2)?.unwrap_or(0),
-            t.get::<i64>(3)?.unwrap_or(0),
-        ))
+        Ok::<_, pgrx::spi::Error>((t.get::<i64>(1)?.unwrap_or(0), t.get::<i64>(2)?.unwrap_or(0), t.get::<i64>(3)?.unwrap_or(0)))
     })
     .unwrap_or_else(|e| error!("daznode_crm: refresh of segment {segment_id} failed: {e}"))
 }
@@ -163,14 +137,7 @@ fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) 
 #[search_path(pg_catalog, pg_temp)]
 fn refresh_auto_update_segments() -> TableIterator<
     'static,
-    (
-        name!(segment_id, pgrx::Uuid),
-        name!(name, String),
-        name!(added, i64),
-        name!(removed, i64),
-        name!(members, i64),
-        name!(problem, Option<String>),
-    ),
+    (name!(segment_id, pgrx::Uuid), name!(name, String), name!(added, i64), name!(removed, i64), name!(members, i64), name!(problem, Option<String>)),
 > {
     crate::api::server::refuse_on_standby("refresh_auto_update_segments()");
     let mut pace = crate::api::throttle::Yielder::new();
@@ -194,11 +161,7 @@ fn auto_update_segments(owner: pg_sys::Oid) -> Vec<(pgrx::Uuid, String)> {
     as_role(owner, || {
         Spi::connect(|client| {
             let mut out = Vec::new();
-            for row in client.select(
-                "SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id",
-                None,
-                &[],
-            )? {
+            for row in client.select("SELECT id, name::text FROM public.crm_customer_segments WHERE auto_update ORDER BY name, id", None, &[])? {
                 if let (Some(id), Some(name)) = (row.get::<pgrx::Uuid>(1)?, row.get::<String>(2)?) {
                     out.push((id, name));
                 }
@@ -212,21 +175,12 @@ fn auto_update_segments(owner: pg_sys::Oid) -> Vec<(pgrx::Uuid, String)> {
 /// One segment refreshed by difference; its criteria that do not compile, or read a table that
 /// is not the CRM owner's, are reported in `problem` and change nothing. None when the segment
 /// is gone.
-fn refresh_auto_segment(
-    owner: pg_sys::Oid,
-    id: pgrx::Uuid,
-    name: String,
-) -> Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)> {
-    let compiled = segment_criteria(owner, id)?
-        .and_then(|c| segments::compile(&c, 2))
-        .and_then(
-            |compiled| match compiled.tables.iter().find(|t| !table_exists(t)) {
-                Some(t) => Err(CrmError::InvalidArgument(format!(
-                    "reads public.{t}, which is not a table of the CRM owner"
-                ))),
-                None => Ok(compiled),
-            },
-        );
+fn refresh_auto_segment(owner: pg_sys::Oid, id: pgrx::Uuid, name: String) -> Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)> {
+    let compiled =
+        segment_criteria(owner, id)?.and_then(|c| segments::compile(&c, 2)).and_then(|compiled| match compiled.tables.iter().find(|t| !table_exists(t)) {
+            Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
+            None => Ok(compiled),
+        });
     Some(match compiled {
         Ok(compiled) => {
             let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled));

@@ -109,11 +109,7 @@ unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys:
     }
 }
 
-unsafe extern "C-unwind" fn syscache_changed(
-    _arg: pg_sys::Datum,
-    _cache: std::ffi::c_int,
-    _hash: u32,
-) {
+unsafe extern "C-unwind" fn syscache_changed(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
     bump(&FACTS_INVALIDATIONS);
 }
 
@@ -130,11 +126,7 @@ fn register_callbacks() {
             pg_sys::SysCacheIdentifier::AUTHOID,
             pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP,
         ] {
-            pg_sys::CacheRegisterSyscacheCallback(
-                cache as i32,
-                Some(syscache_changed),
-                pg_sys::Datum::from(0),
-            );
+            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(syscache_changed), pg_sys::Datum::from(0));
         }
     }
     CALLBACKS_REGISTERED.with(|c| c.set(true));
@@ -167,14 +159,9 @@ fn compute_facts() -> Facts {
         let mut auth_uid_jwt_only = false;
         let auth = pg_sys::get_namespace_oid(c"auth".as_ptr(), true);
         if auth != pg_sys::InvalidOid {
-            let nsp = pg_sys::SearchSysCache1(
-                pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
-                pg_sys::Datum::from(auth),
-            );
+            let nsp = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::NAMESPACEOID as i32, pg_sys::Datum::from(auth));
             if !nsp.is_null() {
-                let nsp_trusted = owned_by_superuser(
-                    (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(nsp)).nspowner,
-                );
+                let nsp_trusted = owned_by_superuser((*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(nsp)).nspowner);
                 pg_sys::ReleaseSysCache(nsp);
                 if nsp_trusted {
                     let no_args = pg_sys::buildoidvector(std::ptr::null(), 0);
@@ -186,10 +173,7 @@ fn compute_facts() -> Facts {
                     );
                     if !proc.is_null() {
                         let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(proc);
-                        if owned_by_superuser((*form).proowner)
-                            && (*form).prorettype == pg_sys::UUIDOID
-                            && !(*form).proretset
-                        {
+                        if owned_by_superuser((*form).proowner) && (*form).prorettype == pg_sys::UUIDOID && !(*form).proretset {
                             auth_uid = Some((*form).oid);
                             auth_uid_jwt_only = reads_only_jwt_settings(proc, &*form);
                         }
@@ -203,43 +187,26 @@ fn compute_facts() -> Facts {
         let admin_roles = if public == pg_sys::InvalidOid {
             None
         } else {
-            Some(pg_sys::get_relname_relid(c"admin_roles".as_ptr(), public))
-                .filter(|o| *o != pg_sys::InvalidOid)
+            Some(pg_sys::get_relname_relid(c"admin_roles".as_ptr(), public)).filter(|o| *o != pg_sys::InvalidOid)
         };
         let shape = admin_roles.and_then(|relid| admin_roles_shape(relid));
         let admin_roles = admin_roles.filter(|_| shape.is_some());
         let (admin_roles_owner, cacheable) = shape.unwrap_or((pg_sys::InvalidOid, false));
-        let trigger_in_place = cacheable
-            && admin_roles
-                .is_some_and(|relid| invalidation_trigger_in_place(relid) && !subscribed(relid));
-        Facts {
-            auth_uid,
-            auth_uid_jwt_only,
-            admin_roles,
-            admin_roles_owner,
-            trigger_in_place,
-        }
+        let trigger_in_place = cacheable && admin_roles.is_some_and(|relid| invalidation_trigger_in_place(relid) && !subscribed(relid));
+        Facts { auth_uid, auth_uid_jwt_only, admin_roles, admin_roles_owner, trigger_in_place }
     }
 }
 
 /// Is this pg_proc row a SQL function, not volatile, without SET clauses, whose body is one of
 /// Supabase's auth.uid() bodies?
-unsafe fn reads_only_jwt_settings(
-    proc: pg_sys::HeapTuple,
-    form: &pg_sys::FormData_pg_proc,
-) -> bool {
+unsafe fn reads_only_jwt_settings(proc: pg_sys::HeapTuple, form: &pg_sys::FormData_pg_proc) -> bool {
     let sql_language = pg_sys::Oid::from(14u32); // pg_language 'sql'
     if form.prolang != sql_language || form.provolatile == b'v' as std::ffi::c_char {
         return false;
     }
     let cache = pg_sys::SysCacheIdentifier::PROCOID as i32;
     let mut isnull = false;
-    pg_sys::SysCacheGetAttr(
-        cache,
-        proc,
-        pg_sys::Anum_pg_proc_proconfig as i16,
-        &mut isnull,
-    );
+    pg_sys::SysCacheGetAttr(cache, proc, pg_sys::Anum_pg_proc_proconfig as i16, &mut isnull);
     if !isnull {
         return false;
     }
@@ -277,8 +244,7 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
             has_role = true;
         }
     }
-    let plain =
-        form.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && user_id_is_uuid && has_role;
+    let plain = form.relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char && user_id_is_uuid && has_role;
     // relhassubclass stays set after the last child goes (until VACUUM): ask pg_inherits then.
     let children = form.relhassubclass && has_children(relid);
     let owner = form.relowner;
@@ -288,10 +254,7 @@ unsafe fn admin_roles_shape(relid: pg_sys::Oid) -> Option<(pg_sys::Oid, bool)> {
 }
 
 fn has_children(relid: pg_sys::Oid) -> bool {
-    catalog_flag(
-        c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)",
-        relid,
-    )
+    catalog_flag(c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1)", relid)
 }
 
 /// One boolean from a catalog query with one oid argument, read-only: it also runs in the leader
@@ -307,15 +270,7 @@ fn catalog_flag(sql: &CStr, oid: pg_sys::Oid) -> bool {
         }
         let mut types = [pg_sys::OIDOID];
         let mut args = [pg_sys::Datum::from(oid)];
-        let rc = pg_sys::SPI_execute_with_args(
-            sql.as_ptr(),
-            1,
-            types.as_mut_ptr(),
-            args.as_mut_ptr(),
-            std::ptr::null(),
-            true,
-            1,
-        );
+        let rc = pg_sys::SPI_execute_with_args(sql.as_ptr(), 1, types.as_mut_ptr(), args.as_mut_ptr(), std::ptr::null(), true, 1);
         let mut answer = true;
         if rc == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed > 0 {
             let table = pg_sys::SPI_tuptable;
@@ -333,10 +288,7 @@ fn catalog_flag(sql: &CStr, oid: pg_sys::Oid) -> bool {
 /// Does a subscription replicate into this table? Its apply worker fires row triggers only, so
 /// the statement trigger never tells the sessions: roles are then kept for one transaction.
 fn subscribed(relid: pg_sys::Oid) -> bool {
-    catalog_flag(
-        c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)",
-        relid,
-    )
+    catalog_flag(c"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = $1)", relid)
 }
 
 /// Is `daznode_admin_roles_changed` on admin_roles, as step 0008 creates it: AFTER INSERT OR
@@ -362,10 +314,7 @@ unsafe fn invalidation_trigger_in_place(relid: pg_sys::Oid) -> bool {
             let function_ok = {
                 let name = pg_sys::get_func_name(t.tgfoid);
                 let nsp = pg_sys::get_namespace_name(pg_sys::get_func_namespace(t.tgfoid));
-                !name.is_null()
-                    && !nsp.is_null()
-                    && CStr::from_ptr(name) == TRIGGER_FUNCTION
-                    && CStr::from_ptr(nsp) == EXTENSION_SCHEMA
+                !name.is_null() && !nsp.is_null() && CStr::from_ptr(name) == TRIGGER_FUNCTION && CStr::from_ptr(nsp) == EXTENSION_SCHEMA
             };
             found = function_ok
                 && t.tgenabled == b'A' as std::ffi::c_char
@@ -383,8 +332,7 @@ fn current_facts(lxid: u32) -> Facts {
     let seen = FACTS_INVALIDATIONS.with(Cell::get);
     let kept = STATE.with(|s| {
         let s = s.borrow();
-        s.facts
-            .filter(|f| s.facts_epoch == seen && (f.admin_roles.is_some() || s.facts_lxid == lxid))
+        s.facts.filter(|f| s.facts_epoch == seen && (f.admin_roles.is_some() || s.facts_lxid == lxid))
     });
     if let Some(f) = kept {
         return f;
@@ -452,28 +400,16 @@ fn resolve_identity(lxid: u32, facts: &Facts) -> Option<UserId> {
     let claim_sub = setting(c"request.jwt.claim.sub");
     let kept = STATE.with(|s| {
         let s = s.borrow();
-        s.identity.as_ref().and_then(|i| {
-            (i.claims.as_deref() == claims
-                && i.claim_sub.as_deref() == claim_sub
-                && i.lxid.is_none_or(|l| l == lxid))
-            .then_some(i.id)
-        })
+        s.identity
+            .as_ref()
+            .and_then(|i| (i.claims.as_deref() == claims && i.claim_sub.as_deref() == claim_sub && i.lxid.is_none_or(|l| l == lxid)).then_some(i.id))
     });
     if let Some(id) = kept {
         return id;
     }
     let (id, per_transaction) = match facts.auth_uid {
-        Some(oid) => (
-            call_auth_uid(oid),
-            (!facts.auth_uid_jwt_only).then_some(lxid),
-        ),
-        None => (
-            caller_from_claims(
-                claims.and_then(|c| std::str::from_utf8(c).ok()),
-                claim_sub.and_then(|c| std::str::from_utf8(c).ok()),
-            ),
-            None,
-        ),
+        Some(oid) => (call_auth_uid(oid), (!facts.auth_uid_jwt_only).then_some(lxid)),
+        None => (caller_from_claims(claims.and_then(|c| std::str::from_utf8(c).ok()), claim_sub.and_then(|c| std::str::from_utf8(c).ok())), None),
     };
     // auth.uid() may have changed the settings it reads: read them again for the key.
     let identity = Identity {
@@ -555,26 +491,11 @@ fn lookup_role(id: &UserId) -> Option<String> {
             }
             ROLE_PLAN.with(|c| c.set(plan));
         }
-        let mut args = [pgrx::Uuid::from_bytes(*id)
-            .into_datum()
-            .expect("a uuid is never NULL")];
+        let mut args = [pgrx::Uuid::from_bytes(*id).into_datum().expect("a uuid is never NULL")];
         // In parallel mode (a parallel plan's leader: policies run there) no new snapshot may be
         // taken: the statement's own is used, and the answer is not kept (caller_role_is).
-        let snapshot = pg_sys::RegisterSnapshot(if pg_sys::IsInParallelMode() {
-            pg_sys::GetActiveSnapshot()
-        } else {
-            pg_sys::GetLatestSnapshot()
-        });
-        let rc = pg_sys::SPI_execute_snapshot(
-            plan,
-            args.as_mut_ptr(),
-            std::ptr::null(),
-            snapshot,
-            std::ptr::null_mut(),
-            true,
-            false,
-            1,
-        );
+        let snapshot = pg_sys::RegisterSnapshot(if pg_sys::IsInParallelMode() { pg_sys::GetActiveSnapshot() } else { pg_sys::GetLatestSnapshot() });
+        let rc = pg_sys::SPI_execute_snapshot(plan, args.as_mut_ptr(), std::ptr::null(), snapshot, std::ptr::null_mut(), true, false, 1);
         pg_sys::UnregisterSnapshot(snapshot);
         if rc != pg_sys::SPI_OK_SELECT as i32 {
             error!("daznode_crm: role lookup failed ({rc}): {ROLE_SQL:?}");
@@ -595,9 +516,7 @@ fn lookup_role(id: &UserId) -> Option<String> {
 /// The statement trigger on admin_roles: every change of the table invalidates its relcache
 /// entry, which tells every session (at its next transaction) to forget the roles it kept.
 #[pg_trigger]
-fn admin_roles_changed<'a>(
-    trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
+fn admin_roles_changed<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, pgrx::PgTriggerError> {
     let relid = trigger.relid()?;
     // SAFETY: queues a relcache invalidation, sent at commit (and applied locally at the next
     // command), like any ALTER TABLE does.

@@ -16,50 +16,35 @@ type Row = (String, String, String, i64);
 #[search_path(pg_catalog, pg_temp)]
 fn cleanup_orphaned_records(
     dry_run: default!(bool, false),
-) -> TableIterator<
-    'static,
-    (
-        name!(table_name, String),
-        name!(column_name, String),
-        name!(action, String),
-        name!(rows, i64),
-    ),
-> {
+) -> TableIterator<'static, (name!(table_name, String), name!(column_name, String), name!(action, String), name!(rows, i64))> {
     if !dry_run {
         crate::api::server::refuse_on_standby("cleanup_orphaned_records()");
     }
+    TableIterator::new(run_rules(dry_run))
+}
+
+/// Every rule, paced, one run at a time (a second waits for the first), waiting at most
+/// lock_timeout for row and table locks. Read-only SPI until a rule deletes: a dry run works on
+/// a hot standby, which has no transaction id to give.
+fn run_rules(dry_run: bool) -> Vec<Row> {
     let mut pace = crate::api::throttle::Yielder::new();
-    // Serialize concurrent runs; wait at most lock_timeout for row and table locks.
-    // Read-only SPI: a dry run works on a hot standby, which has no transaction id to give.
     crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
-    crate::api::spi::text(
-        "SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)",
-        &[],
-    );
+    crate::api::spi::text("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)", &[]);
     let owner = crm_owner();
-    TableIterator::new(
-        ORPHAN_RULES
-            .iter()
-            .map(|rule| {
-                pace.pause();
-                apply(rule, owner, dry_run)
-            })
-            .collect::<Vec<Row>>(),
-    )
+    ORPHAN_RULES
+        .iter()
+        .map(|rule| {
+            pace.pause();
+            apply(rule, owner, dry_run)
+        })
+        .collect()
 }
 
 /// One rule, as `OrphanRule::run` says. Its statement runs as the tables' owner
 /// (`security::as_role`): their triggers run with the rights they were written for, never ours.
 fn apply(rule: &OrphanRule, owner: Option<pg_sys::Oid>, dry_run: bool) -> Row {
     let table = format!("public.{}", rule.child_table);
-    let skip = |why: String| {
-        (
-            table.clone(),
-            rule.child_column.to_string(),
-            format!("skipped: {why}"),
-            0,
-        )
-    };
+    let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
     let Some(owner) = owner else {
         return skip("column does not exist".to_string());
     };
@@ -67,32 +52,20 @@ fn apply(rule: &OrphanRule, owner: Option<pg_sys::Oid>, dry_run: bool) -> Row {
         Ok(p) => p,
         Err(Inapplicable::ChildColumnMissing) => return skip("column does not exist".to_string()),
         Err(Inapplicable::ParentMissing(why)) => {
-            warning!(
-                "daznode_crm: {table}.{}: rule skipped: {why}",
-                rule.child_column
-            );
+            warning!("daznode_crm: {table}.{}: rule skipped: {why}", rule.child_column);
             return skip(why);
         }
     };
     let (action, n) = as_role(owner, || match rule.run(dry_run, &parents) {
         RuleRun::Apply { sql, label } => {
-            let n =
-                Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
-                    .unwrap_or_else(|e| {
-                        error!(
-                            "daznode_crm: cleanup of {table}.{} failed: {e}",
-                            rule.child_column
-                        )
-                    });
+            let n = Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
+                .unwrap_or_else(|e| error!("daznode_crm: cleanup of {table}.{} failed: {e}", rule.child_column));
             (label.to_string(), n)
         }
         RuleRun::Count { sql, label } => (label, count(&sql, &[])),
     });
     if n > 0 {
-        notice!(
-            "daznode_crm: {table}.{}: {action}: {n} row(s)",
-            rule.child_column
-        );
+        notice!("daznode_crm: {table}.{}: {action}: {n} row(s)", rule.child_column);
     }
     (table, rule.child_column.to_string(), action, n)
 }

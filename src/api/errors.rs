@@ -20,18 +20,9 @@ pub fn raise(err: CrmError) -> ! {
 
 /// PostgreSQL's encoding of a five-character SQLSTATE (MAKE_SQLSTATE in utils/elog.h).
 fn error_code(sqlstate: &str) -> PgSqlErrorCode {
-    let code = sqlstate
-        .bytes()
-        .take(5)
-        .enumerate()
-        .fold(0i32, |acc, (i, c)| {
-            acc + ((((c as i32) - ('0' as i32)) & 0x3F) << (6 * i))
-        });
+    let code = sqlstate.bytes().take(5).enumerate().fold(0i32, |acc, (i, c)| acc + ((((c as i32) - ('0' as i32)) & 0x3F) << (6 * i)));
     let code = PgSqlErrorCode::from(code);
-    debug_assert!(
-        code != PgSqlErrorCode::ERRCODE_INTERNAL_ERROR || sqlstate == "XX000",
-        "SQLSTATE {sqlstate} unknown to pgrx"
-    );
+    debug_assert!(code != PgSqlErrorCode::ERRCODE_INTERNAL_ERROR || sqlstate == "XX000", "SQLSTATE {sqlstate} unknown to pgrx");
     code
 }
 
@@ -43,18 +34,9 @@ mod tests {
     #[pgrx::pg_test]
     fn every_core_sqlstate_maps_to_its_error_code() {
         for (e, code) in [
-            (
-                CrmError::InvalidArgument(String::new()),
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            ),
-            (
-                CrmError::UnknownAppliedStep(String::new()),
-                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            ),
-            (
-                CrmError::OnStandby(String::new()),
-                PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            ),
+            (CrmError::InvalidArgument(String::new()), PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            (CrmError::UnknownAppliedStep(String::new()), PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+            (CrmError::OnStandby(String::new()), PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION),
         ] {
             assert_eq!(error_code(e.sqlstate()), code, "{}", e.sqlstate());
         }

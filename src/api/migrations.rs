@@ -12,27 +12,13 @@ use pgrx::prelude::*;
 #[pg_extern(immutable, parallel_safe)]
 fn migration_steps() -> TableIterator<
     'static,
-    (
-        name!(step, String),
-        name!(target, String),
-        name!(since, String),
-        name!(function_name, String),
-        name!(summary, String),
-        name!(is_procedure, bool),
-    ),
+    (name!(step, String), name!(target, String), name!(since, String), name!(function_name, String), name!(summary, String), name!(is_procedure, bool)),
 > {
     TableIterator::new(migrations::STEPS.iter().map(step_row))
 }
 
 fn step_row(s: &migrations::Step) -> (String, String, String, String, String, bool) {
-    (
-        s.name.to_string(),
-        s.target.as_str().to_string(),
-        s.since.to_string(),
-        s.function(),
-        s.summary.to_string(),
-        s.procedure,
-    )
+    (s.name.to_string(), s.target.as_str().to_string(), s.since.to_string(), s.function(), s.summary.to_string(), s.procedure)
 }
 
 /// The steps `CALL daznode_crm.migrate(target)` would apply now, in order.
@@ -42,20 +28,10 @@ fn pending_migrations(
     target: default!(Option<&str>, "'latest'"),
 ) -> TableIterator<
     'static,
-    (
-        name!(step, String),
-        name!(target, String),
-        name!(since, String),
-        name!(function_name, String),
-        name!(summary, String),
-        name!(is_procedure, bool),
-    ),
+    (name!(step, String), name!(target, String), name!(since, String), name!(function_name, String), name!(summary, String), name!(is_procedure, bool)),
 > {
     let Some(target) = target else {
-        raise(CrmError::InvalidArgument(
-            "migration target must not be NULL: use 'latest', 'safe', 'complete' or a step name"
-                .into(),
-        ));
+        raise(CrmError::InvalidArgument("migration target must not be NULL: use 'latest', 'safe', 'complete' or a step name".into()));
     };
     let applied = applied_steps();
     let applied: Vec<&str> = applied.iter().map(String::as_str).collect();
@@ -67,11 +43,7 @@ fn pending_migrations(
 pub fn applied_steps() -> Vec<String> {
     Spi::connect(|client| {
         client
-            .select(
-                "SELECT step FROM daznode_crm.schema_migrations ORDER BY step",
-                None,
-                &[],
-            )?
+            .select("SELECT step FROM daznode_crm.schema_migrations ORDER BY step", None, &[])?
             .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
             .collect::<Result<Vec<_>, _>>()
     })
@@ -93,15 +65,7 @@ fn planned_indexes() -> TableIterator<
     ),
 > {
     TableIterator::new(PLANNED_INDEXES.iter().map(|i| {
-        (
-            i.name.to_string(),
-            i.table.to_string(),
-            i.unique,
-            i.definition.to_string(),
-            i.purpose.to_string(),
-            i.create_sql(false),
-            i.blocker.map(str::to_string),
-        )
+        (i.name.to_string(), i.table.to_string(), i.unique, i.definition.to_string(), i.purpose.to_string(), i.create_sql(false), i.blocker.map(str::to_string))
     }))
 }
 
@@ -150,11 +114,7 @@ fn interim_create(index: &PlannedIndex, concurrently: bool) -> Option<String> {
     if left_out.is_empty() {
         return None;
     }
-    Some(
-        index
-            .interim_create_sql(&left_out, concurrently)
-            .unwrap_or_else(|e| error!("daznode_crm: {e}")),
-    )
+    Some(index.interim_create_sql(&left_out, concurrently).unwrap_or_else(|e| error!("daznode_crm: {e}")))
 }
 
 /// The interim unique index for `index_name` while its duplicates wait: NULL when it is not a
@@ -162,10 +122,7 @@ fn interim_create(index: &PlannedIndex, concurrently: bool) -> Option<String> {
 /// plans it for big tables. `SELECT daznode_crm.interim_index_sql('profiles_email_normalized_key', true);`
 #[pg_extern(stable)]
 fn interim_index_sql(index_name: &str, concurrently: bool) -> Option<String> {
-    PLANNED_INDEXES
-        .iter()
-        .find(|i| i.name == index_name)
-        .and_then(|i| interim_create(i, concurrently))
+    PLANNED_INDEXES.iter().find(|i| i.name == index_name).and_then(|i| interim_create(i, concurrently))
 }
 
 fn index_states() -> Vec<IndexState> {
@@ -175,39 +132,18 @@ fn index_states() -> Vec<IndexState> {
             let (table_exists, exists, valid, phase) = index_catalog(index.table, index.name);
             let status = IndexStatus::classify(exists, valid, phase.is_some());
             let blocked = match (table_exists, status, index.blocker) {
-                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => {
-                    crate::api::spi::count(query, &[])
-                }
+                (true, IndexStatus::Missing | IndexStatus::Invalid, Some(query)) => crate::api::spi::count(query, &[]),
                 _ => 0,
             };
             let interim = if index.unique && table_exists {
-                let (_, exists, valid, building) =
-                    index_catalog(index.table, &index.interim_name());
+                let (_, exists, valid, building) = index_catalog(index.table, &index.interim_name());
                 let status = IndexStatus::classify(exists, valid, building.is_some());
-                let due =
-                    blocked > 0 && matches!(status, IndexStatus::Missing | IndexStatus::Invalid);
-                indexes::Interim {
-                    status,
-                    create_sql: if due {
-                        interim_create(index, true)
-                    } else {
-                        None
-                    },
-                }
+                let due = blocked > 0 && matches!(status, IndexStatus::Missing | IndexStatus::Invalid);
+                indexes::Interim { status, create_sql: if due { interim_create(index, true) } else { None } }
             } else {
-                indexes::Interim {
-                    status: IndexStatus::Missing,
-                    create_sql: None,
-                }
+                indexes::Interim { status: IndexStatus::Missing, create_sql: None }
             };
-            IndexState {
-                index,
-                table_exists,
-                status,
-                blocked,
-                phase,
-                interim,
-            }
+            IndexState { index, table_exists, status, blocked, phase, interim }
         })
         .collect()
 }
@@ -218,11 +154,8 @@ fn index_states() -> Vec<IndexState> {
 /// unique indexes whose rows still collide are left out until the duplicates are fixed.
 #[pg_extern(stable)]
 fn concurrent_index_plan() -> SetOfIterator<'static, String> {
-    let statements: Vec<String> = index_states()
-        .into_iter()
-        .filter(|s| s.table_exists)
-        .flat_map(|s| indexes::statements_for(s.index, s.status, s.blocked, &s.interim))
-        .collect();
+    let statements: Vec<String> =
+        index_states().into_iter().filter(|s| s.table_exists).flat_map(|s| indexes::statements_for(s.index, s.status, s.blocked, &s.interim)).collect();
     SetOfIterator::new(statements)
 }
 
@@ -230,26 +163,14 @@ fn concurrent_index_plan() -> SetOfIterator<'static, String> {
 #[pg_extern(stable)]
 fn check_concurrent_indexes_status() -> TableIterator<
     'static,
-    (
-        name!(index_name, String),
-        name!(table_name, String),
-        name!(status, String),
-        name!(detail, Option<String>),
-        name!(definition, String),
-    ),
+    (name!(index_name, String), name!(table_name, String), name!(status, String), name!(detail, Option<String>), name!(definition, String)),
 > {
     TableIterator::new(
         index_states()
             .into_iter()
             .map(|s| {
                 let detail = s.detail();
-                (
-                    s.index.name.to_string(),
-                    s.index.table.to_string(),
-                    s.status.as_str().to_string(),
-                    detail,
-                    s.index.create_sql(true),
-                )
+                (s.index.name.to_string(), s.index.table.to_string(), s.status.as_str().to_string(), detail, s.index.create_sql(true))
             })
             .collect::<Vec<_>>(),
     )

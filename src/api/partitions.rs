@@ -30,21 +30,10 @@ fn cleanup_old_email_partitions(
         name!(rows, Option<i64>),
     ),
 > {
-    let (Some(retention), Some(premake), Some(dry_run), Some(archive), Some(force)) =
-        (retention, premake, dry_run, archive, force)
-    else {
-        raise(CrmError::InvalidArgument(
-            "daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL".into(),
-        ));
+    let (Some(retention), Some(premake), Some(dry_run), Some(archive), Some(force)) = (retention, premake, dry_run, archive, force) else {
+        raise(CrmError::InvalidArgument("daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL".into()));
     };
-    let rows: Vec<Row> = retention::run(Options {
-        retention,
-        premake,
-        dry_run,
-        archive,
-        force,
-    })
-    .unwrap_or_else(|e| {
+    let rows: Vec<Row> = retention::run(Options { retention, premake, dry_run, archive, force }).unwrap_or_else(|e| {
         e.report(PgLogLevel::ERROR);
         unreachable!()
     });
@@ -58,26 +47,9 @@ fn cleanup_old_email_partitions(
 fn email_sends_partition_months(
     first: Option<TimestampWithTimeZone>,
     now: TimestampWithTimeZone,
-) -> TableIterator<
-    'static,
-    (
-        name!(partition_name, String),
-        name!(range_start, TimestampWithTimeZone),
-        name!(range_end, TimestampWithTimeZone),
-    ),
-> {
-    let months = months_from(
-        first.map(retention::unix_micros),
-        retention::unix_micros(now),
-        DEFAULT_PREMAKE,
-    );
-    TableIterator::new(months.into_iter().map(|m| {
-        (
-            m.partition_name(),
-            retention::timestamp(m.start_micros()),
-            retention::timestamp(m.end_micros()),
-        )
-    }))
+) -> TableIterator<'static, (name!(partition_name, String), name!(range_start, TimestampWithTimeZone), name!(range_end, TimestampWithTimeZone))> {
+    let months = months_from(first.map(retention::unix_micros), retention::unix_micros(now), DEFAULT_PREMAKE);
+    TableIterator::new(months.into_iter().map(|m| (m.partition_name(), retention::timestamp(m.start_micros()), retention::timestamp(m.end_micros()))))
 }
 
 /// Whether public.crm_email_sends is partitioned, asked of the one SQL helper every caller uses

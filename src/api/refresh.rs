@@ -18,43 +18,25 @@ fn refresh_crm_materialized_views(
     concurrently: default!(bool, true),
 ) -> TableIterator<
     'static,
-    (
-        name!(view_name, String),
-        name!(mode, String),
-        name!(duration_ms, f64),
-        name!(rows, Option<i64>),
-        name!(skipped_reason, Option<String>),
-    ),
+    (name!(view_name, String), name!(mode, String), name!(duration_ms, f64), name!(rows, Option<i64>), name!(skipped_reason, Option<String>)),
 > {
     crate::api::server::refuse_on_standby("refresh_crm_materialized_views()");
+    TableIterator::new(refresh_all(concurrently))
+}
+
+/// (view, mode, ms, rows, skipped_reason): one row per registered view.
+type RefreshRow = (String, String, f64, Option<i64>, Option<String>);
+
+/// Every registered view, one at a time and paced, unless another run holds the lock; then the
+/// log's rows older than 30 days go.
+fn refresh_all(concurrently: bool) -> Vec<RefreshRow> {
     let mut pace = crate::api::throttle::Yielder::new();
-    let views: Vec<String> = records::<Named>(
-        "SELECT view_name AS name FROM daznode_crm.materialized_view_registry ORDER BY view_name",
-        &[],
-    )
-    .into_iter()
-    .map(|v| v.name)
-    .collect();
-    if !flag(
-        "SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))",
-        &[],
-    ) {
-        return TableIterator::new(
-            views
-                .into_iter()
-                .map(|v| {
-                    (
-                        v,
-                        "skipped".into(),
-                        0.0,
-                        None,
-                        Some("already running".into()),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
+    let views: Vec<String> =
+        records::<Named>("SELECT view_name AS name FROM daznode_crm.materialized_view_registry ORDER BY view_name", &[]).into_iter().map(|v| v.name).collect();
+    if !flag("SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))", &[]) {
+        return views.into_iter().map(|v| (v, "skipped".into(), 0.0, None, Some("already running".into()))).collect();
     }
-    let out: Vec<_> = views
+    let out = views
         .into_iter()
         .map(|view| {
             pace.pause();
@@ -63,14 +45,11 @@ fn refresh_crm_materialized_views(
         .collect();
     Spi::run("DELETE FROM daznode_crm.materialized_view_refresh_log WHERE started_at < now() - interval '30 days'")
         .unwrap_or_else(|e| error!("daznode_crm: cannot prune the refresh log: {e}"));
-    TableIterator::new(out)
+    out
 }
 
 /// One view refreshed (or skipped) and its run logged: (view, mode, ms, rows, skipped_reason).
-fn refresh_and_log(
-    view: String,
-    concurrently: bool,
-) -> (String, String, f64, Option<i64>, Option<String>) {
+fn refresh_and_log(view: String, concurrently: bool) -> RefreshRow {
     let started = std::time::Instant::now();
     let (mode, n, reason, signature) = refresh_one(&view, concurrently);
     let ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
@@ -84,32 +63,12 @@ fn refresh_and_log(
 }
 
 /// (mode, rows, skipped_reason, signature of the base tables' counters)
-fn refresh_one(
-    view: &str,
-    concurrently: bool,
-) -> (String, Option<i64>, Option<String>, Option<String>) {
-    let kind = text(
-        "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
-        &[view.into()],
-    );
+fn refresh_one(view: &str, concurrently: bool) -> (String, Option<i64>, Option<String>, Option<String>) {
+    let kind = text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", &[view.into()]);
     match kind.as_deref() {
-        None => {
-            return (
-                "skipped".into(),
-                None,
-                Some("does not exist (yet)".into()),
-                None,
-            )
-        }
+        None => return ("skipped".into(), None, Some("does not exist (yet)".into()), None),
         Some("m") => {}
-        Some(_) => {
-            return (
-                "skipped".into(),
-                None,
-                Some("not a materialized view".into()),
-                None,
-            )
-        }
+        Some(_) => return ("skipped".into(), None, Some("not a materialized view".into()), None),
     }
     // Insert, update, delete and live-row counters of every table the view reads (TRUNCATE
     // resets the live count), and when statistics were last reset. The tables are found through
@@ -136,22 +95,14 @@ fn refresh_one(
          FROM pg_stat_all_tables s WHERE s.relid IN (SELECT relid FROM tables)",
         &[view.into()],
     );
-    let populated = flag(
-        "SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1)",
-        &[view.into()],
-    );
+    let populated = flag("SELECT relispopulated FROM pg_class WHERE oid = to_regclass($1)", &[view.into()]);
     let last = text(
         "SELECT signature FROM daznode_crm.materialized_view_refresh_log
          WHERE view_name = $1 AND mode IN ('concurrently', 'full') ORDER BY id DESC LIMIT 1",
         &[view.into()],
     );
     if populated && last.is_some() && last == signature {
-        return (
-            "skipped".into(),
-            None,
-            Some("base tables unchanged since the last refresh".into()),
-            signature,
-        );
+        return ("skipped".into(), None, Some("base tables unchanged since the last refresh".into()), signature);
     }
     let has_unique = flag(
         "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique AND indisvalid
@@ -161,32 +112,14 @@ fn refresh_one(
     let (mode, reason) = match (concurrently, populated, has_unique) {
         (true, true, true) => ("concurrently", None),
         (false, _, _) => ("full", Some("concurrently => false")),
-        (true, false, _) => (
-            "full",
-            Some("not populated yet: the first refresh cannot be concurrent"),
-        ),
-        (true, true, false) => (
-            "full",
-            Some("no unique index on plain columns: REFRESH CONCURRENTLY needs one"),
-        ),
+        (true, false, _) => ("full", Some("not populated yet: the first refresh cannot be concurrent")),
+        (true, true, false) => ("full", Some("no unique index on plain columns: REFRESH CONCURRENTLY needs one")),
     };
     let quoted = text("SELECT to_regclass($1)::text", &[view.into()]).unwrap_or_default();
-    Spi::run(&format!(
-        "REFRESH MATERIALIZED VIEW {}{quoted}",
-        if mode == "concurrently" {
-            "CONCURRENTLY "
-        } else {
-            ""
-        }
-    ))
-    .unwrap_or_else(|e| error!("daznode_crm: refresh of {view} failed: {e}"));
+    Spi::run(&format!("REFRESH MATERIALIZED VIEW {}{quoted}", if mode == "concurrently" { "CONCURRENTLY " } else { "" }))
+        .unwrap_or_else(|e| error!("daznode_crm: refresh of {view} failed: {e}"));
     let n = count(&format!("SELECT count(*) FROM {quoted}"), &[]);
-    (
-        mode.to_string(),
-        Some(n),
-        reason.map(str::to_string),
-        signature,
-    )
+    (mode.to_string(), Some(n), reason.map(str::to_string), signature)
 }
 
 /// Adds a materialized view to those refresh_crm_materialized_views() refreshes; returns its
@@ -235,9 +168,9 @@ fn checked_matview(view: pg_sys::Oid) -> String {
     );
     match rel.into_iter().next() {
         Some(RelationKind { kind, name }) if kind == "m" => name,
-        Some(RelationKind { name, .. }) => raise(CrmError::InvalidArgument(format!(
-            "{name} is not a materialized view: only materialized views can be registered for refresh"
-        ))),
+        Some(RelationKind { name, .. }) => {
+            raise(CrmError::InvalidArgument(format!("{name} is not a materialized view: only materialized views can be registered for refresh")))
+        }
         _ => raise(CrmError::InvalidArgument("no such relation".into())),
     }
 }
@@ -246,75 +179,43 @@ fn checked_matview(view: pg_sys::Oid) -> String {
 /// it changes nothing and says so. `SELECT * FROM daznode_crm.schedule_crm_maintenance();`
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn schedule_crm_maintenance() -> TableIterator<
-    'static,
-    (
-        name!(job_name, String),
-        name!(schedule, String),
-        name!(command, String),
-        name!(action, String),
-    ),
-> {
+fn schedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, String), name!(schedule, String), name!(command, String), name!(action, String))> {
     crate::api::server::refuse_on_standby("schedule_crm_maintenance()");
+    TableIterator::new(schedule_all())
+}
+
+/// (job_name, schedule, command, action): one row per job, or one saying pg_cron is missing.
+fn schedule_all() -> Vec<(String, String, String, String)> {
     if !pg_cron_installed() {
-        return TableIterator::new(vec![(
-            String::new(),
-            String::new(),
-            String::new(),
-            "skipped: pg_cron is not installed in this database (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron); nothing was changed".to_string(),
-        )]);
+        let why =
+            "skipped: pg_cron is not installed in this database (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron); nothing was changed";
+        return vec![(String::new(), String::new(), String::new(), why.to_string())];
     }
     let partitioned = crate::api::partitions::email_sends_partitioned();
-    TableIterator::new(
-        JOBS.iter()
-            .map(|job| {
-                let available = flag(
-                    "SELECT to_regprocedure($1) IS NOT NULL",
-                    &[job.requires.into()],
-                );
-                let action = job
-                    .verdict(available, partitioned)
-                    .map_or_else(|why| format!("skipped: {why}"), |()| schedule(job));
-                (
-                    job.name.to_string(),
-                    job.schedule.to_string(),
-                    job.command.to_string(),
-                    action,
-                )
-            })
-            .collect::<Vec<_>>(),
-    )
+    JOBS.iter()
+        .map(|job| {
+            let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);
+            let action = job.verdict(available, partitioned).map_or_else(|why| format!("skipped: {why}"), |()| schedule(job));
+            (job.name.to_string(), job.schedule.to_string(), job.command.to_string(), action)
+        })
+        .collect()
 }
 
 /// Creates or updates one job; "scheduled" or "updated". The jobs run as the CRM owner, whoever
 /// schedules them: the maintenance they run changes the owner's tables with the owner's rights
 /// (README "Security"). A superuser schedules them for the owner; anyone else, for themselves.
 fn schedule(job: &Job) -> String {
-    let existed = flag(
-        "SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)",
-        &[job.name.into()],
-    );
+    let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
     match job_user() {
         Some(user) => {
-            count(
-                "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username <> $2",
-                &[job.name.into(), user.as_str().into()],
-            );
+            count("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username <> $2", &[job.name.into(), user.as_str().into()]);
             count(
                 "SELECT cron.schedule_in_database($1, $2, $3, current_database(), $4)",
-                &[
-                    job.name.into(),
-                    job.schedule.into(),
-                    job.command.into(),
-                    user.as_str().into(),
-                ],
+                &[job.name.into(), job.schedule.into(), job.command.into(), user.as_str().into()],
             );
         }
         None => {
-            count(
-                "SELECT cron.schedule($1, $2, $3)",
-                &[job.name.into(), job.schedule.into(), job.command.into()],
-            );
+            count("SELECT cron.schedule($1, $2, $3)", &[job.name.into(), job.schedule.into(), job.command.into()]);
         }
     }
     if existed { "updated" } else { "scheduled" }.to_string()
@@ -323,34 +224,19 @@ fn schedule(job: &Job) -> String {
 /// Removes the guide's pg_cron jobs, if any.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn unschedule_crm_maintenance(
-) -> TableIterator<'static, (name!(job_name, String), name!(action, String))> {
+fn unschedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, String), name!(action, String))> {
     crate::api::server::refuse_on_standby("unschedule_crm_maintenance()");
     if !pg_cron_installed() {
-        return TableIterator::new(vec![(
-            String::new(),
-            "skipped: pg_cron is not installed in this database".to_string(),
-        )]);
+        return TableIterator::new(vec![(String::new(), "skipped: pg_cron is not installed in this database".to_string())]);
     }
     let out: Vec<_> = JOBS
         .iter()
         .map(|job| {
-            let existed = flag(
-                "SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)",
-                &[job.name.into()],
-            );
+            let existed = flag("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", &[job.name.into()]);
             if existed {
                 flag("SELECT cron.unschedule($1)", &[job.name.into()]);
             }
-            (
-                job.name.to_string(),
-                if existed {
-                    "unscheduled"
-                } else {
-                    "not scheduled"
-                }
-                .to_string(),
-            )
+            (job.name.to_string(), if existed { "unscheduled" } else { "not scheduled" }.to_string())
         })
         .collect();
     TableIterator::new(out)
@@ -367,8 +253,5 @@ fn job_user() -> Option<String> {
 }
 
 fn pg_cron_installed() -> bool {
-    flag(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')",
-        &[],
-    )
+    flag("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')", &[])
 }

@@ -15,13 +15,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 /// A result row: partition, range start and end, action, rows.
-pub type Row = (
-    Option<String>,
-    Option<TimestampWithTimeZone>,
-    Option<TimestampWithTimeZone>,
-    String,
-    Option<i64>,
-);
+pub type Row = (Option<String>, Option<TimestampWithTimeZone>, Option<TimestampWithTimeZone>, String, Option<i64>);
 
 const WHAT: &str = "cleanup_old_email_partitions()";
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
@@ -49,12 +43,8 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
         Ok::<_, pgrx::spi::Error>((row.get::<i64>(1)?, row.get::<i64>(2)?, row.get::<i64>(3)?, row.get::<i64>(4)?))
     })
     .map_err(internal)?;
-    let (Some(now), Some(cutoff), Some(retention_len), Some(month_len)) =
-        (now, cutoff, retention_len, month_len)
-    else {
-        return Err(report(CrmError::InvalidArgument(
-            "retention must be a positive interval, e.g. '12 months'".into(),
-        )));
+    let (Some(now), Some(cutoff), Some(retention_len), Some(month_len)) = (now, cutoff, retention_len, month_len) else {
+        return Err(report(CrmError::InvalidArgument("retention must be a positive interval, e.g. '12 months'".into())));
     };
     retention::validate(retention_len, month_len, o.premake, o.force).map_err(report)?;
     let app_name = text("SELECT pg_catalog.current_setting('application_name')", &[])?;
@@ -71,10 +61,7 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
     }
     // Read-only SPI until the first write: a dry run takes no transaction id, so it runs on a
     // hot standby (advisory locks work there) and writes no commit record on a primary.
-    read_flag(
-        "SELECT daznode_crm.require_crm_owner($1) IS NULL",
-        &[WHAT.into()],
-    )?;
+    read_flag("SELECT daznode_crm.require_crm_owner($1) IS NULL", &[WHAT.into()])?;
     if !read_flag("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_old_email_partitions'))", &[])? {
         return Ok(vec![(None, None, None, "skipped: already running".into(), Some(0))]);
     }
@@ -82,10 +69,7 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
     // Every partition by oid, with what it is, read from the catalog each time (never kept in
     // a temporary table, so that the dry run works on a hot standby).
     let partitions = catalog_partitions()?;
-    let mut default_rel = partitions
-        .iter()
-        .find(|p| p.kind == PartitionKind::Default)
-        .map(|p| p.qualified.clone());
+    let mut default_rel = partitions.iter().find(|p| p.kind == PartitionKind::Default).map(|p| p.qualified.clone());
     // Rows outside every partition land in the default one; the months they belong to get a
     // partition too, when still within retention (creating it moves them). Only from the
     // extension's own default partition: one that is not ours is never emptied.
@@ -101,21 +85,14 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
         None => Vec::new(),
     };
     let steps = retention::cleanup_plan(&partitions, &stuck, now, cutoff, o.premake);
-    let n_expired = steps
-        .iter()
-        .filter(|s| matches!(s, CleanupStep::Expire(_)))
-        .count() as i64;
+    let n_expired = steps.iter().filter(|s| matches!(s, CleanupStep::Expire(_))).count() as i64;
     let mut n_done = 0i64;
     let mut out = Vec::with_capacity(steps.len());
     for step in steps {
         out.push(match step {
-            CleanupStep::LeaveUnexpected(p) => (
-                Some(p.qualified.clone()),
-                p.start.map(timestamp),
-                p.end.map(timestamp),
-                format!("unexpected partition, left alone: {}", p.bound),
-                None,
-            ),
+            CleanupStep::LeaveUnexpected(p) => {
+                (Some(p.qualified.clone()), p.start.map(timestamp), p.end.map(timestamp), format!("unexpected partition, left alone: {}", p.bound), None)
+            }
             CleanupStep::CreateDefault if o.dry_run => (Some(DEFAULT.into()), None, None, "would create (default partition)".into(), Some(0)),
             CleanupStep::CreateDefault => {
                 sql("SELECT daznode_crm.refuse_foreign_object($1)", &[DEFAULT.into()])?;
@@ -128,9 +105,10 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
             CleanupStep::Expire(p) => {
                 // Rows from the statistics (counting would read the partition the drop never
                 // reads); NULL when the partition was never analyzed.
-                let rows = first_i64("SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint END FROM pg_catalog.pg_class WHERE oid = $1", &[
-                    pg_sys::Oid::from(p.oid).into(),
-                ])?;
+                let rows = first_i64(
+                    "SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint END FROM pg_catalog.pg_class WHERE oid = $1",
+                    &[pg_sys::Oid::from(p.oid).into()],
+                )?;
                 let range = (Some(p.name.clone()), p.start.map(timestamp), p.end.map(timestamp));
                 if o.dry_run {
                     (range.0, range.1, range.2, if o.archive { "would archive" } else { "would drop" }.into(), rows)
@@ -161,10 +139,7 @@ pub fn run(o: Options) -> Result<Vec<Row>, ErrorReport> {
         });
     }
     if n_done > 0 {
-        sql(
-            "SELECT pg_catalog.set_config('application_name', $1, false)",
-            &[app_name.into()],
-        )?;
+        sql("SELECT pg_catalog.set_config('application_name', $1, false)", &[app_name.into()])?;
     }
     Ok(out)
 }
@@ -173,37 +148,19 @@ const DEFAULT: &str = "crm_email_sends_default";
 
 /// Creates one month's partition; the rows of that month in the default partition move into it,
 /// the lock on the default partition keeping new ones from landing there meanwhile.
-fn create_month(
-    month: Month,
-    default_rel: Option<&str>,
-    dry_run: bool,
-) -> Result<Row, ErrorReport> {
+fn create_month(month: Month, default_rel: Option<&str>, dry_run: bool) -> Result<Row, ErrorReport> {
     let name = month.partition_name();
-    let (s, e) = (
-        timestamp(month.start_micros()),
-        timestamp(month.end_micros()),
-    );
+    let (s, e) = (timestamp(month.start_micros()), timestamp(month.end_micros()));
     let range_args = || -> [DatumWithOid<'static>; 2] { [s.into(), e.into()] };
     if dry_run {
         let moved = match default_rel {
-            Some(rel) => first_i64(
-                &format!("SELECT count(*) FROM {rel} WHERE created_at >= $1 AND created_at < $2"),
-                &range_args(),
-            )?
-            .unwrap_or(0),
+            Some(rel) => first_i64(&format!("SELECT count(*) FROM {rel} WHERE created_at >= $1 AND created_at < $2"), &range_args())?.unwrap_or(0),
             None => 0,
         };
-        let action = if moved > 0 {
-            "would create, moving rows from the default partition"
-        } else {
-            "would create"
-        };
+        let action = if moved > 0 { "would create, moving rows from the default partition" } else { "would create" };
         return Ok((Some(name), Some(s), Some(e), action.into(), Some(moved)));
     }
-    sql(
-        "SELECT daznode_crm.refuse_foreign_object($1)",
-        &[name.as_str().into()],
-    )?;
+    sql("SELECT daznode_crm.refuse_foreign_object($1)", &[name.as_str().into()])?;
     let quoted = text("SELECT pg_catalog.quote_ident($1)", &[name.as_str().into()])?;
     let create = vec![
         format!(
@@ -233,40 +190,19 @@ fn create_month(
         None => create,
     };
     if !with_lock_retries(statements, Some(range_args()))? {
-        return Ok((
-            Some(name),
-            Some(s),
-            Some(e),
-            "skipped: lock not available".into(),
-            Some(0),
-        ));
+        return Ok((Some(name), Some(s), Some(e), "skipped: lock not available".into(), Some(0)));
     }
     // Only the moved rows are in the new partition until this transaction commits.
     let moved = first_i64(&format!("SELECT count(*) FROM public.{quoted}"), &[])?.unwrap_or(0);
-    let action = if moved > 0 {
-        "created, rows moved from the default partition"
-    } else {
-        "created"
-    };
+    let action = if moved > 0 { "created, rows moved from the default partition" } else { "created" };
     Ok((Some(name), Some(s), Some(e), action.into(), Some(moved)))
 }
 
 /// `daznode_crm.run_with_lock_retries(statements, 3, lo, hi)`: false when it never got its locks
 /// (then nothing of it was done).
-fn with_lock_retries(
-    statements: Vec<String>,
-    range: Option<[DatumWithOid<'static>; 2]>,
-) -> Result<bool, ErrorReport> {
-    let [lo, hi] = range.unwrap_or_else(|| {
-        [
-            DatumWithOid::null::<TimestampWithTimeZone>(),
-            DatumWithOid::null::<TimestampWithTimeZone>(),
-        ]
-    });
-    flag(
-        "SELECT daznode_crm.run_with_lock_retries($1, 3, $2, $3)",
-        &[statements.into(), lo, hi],
-    )
+fn with_lock_retries(statements: Vec<String>, range: Option<[DatumWithOid<'static>; 2]>) -> Result<bool, ErrorReport> {
+    let [lo, hi] = range.unwrap_or_else(|| [DatumWithOid::null::<TimestampWithTimeZone>(), DatumWithOid::null::<TimestampWithTimeZone>()]);
+    flag("SELECT daznode_crm.run_with_lock_retries($1, 3, $2, $3)", &[statements.into(), lo, hi])
 }
 
 /// The partitions, from `daznode_crm.email_sends_partitions()`.
@@ -297,13 +233,9 @@ fn catalog_partitions() -> Result<Vec<CatalogPartition>, ErrorReport> {
 }
 
 fn micros_column(query: &str) -> Result<Vec<i64>, ErrorReport> {
-    Spi::connect(|c| {
-        c.select(query, None, &[])?
-            .map(|r| r.get::<i64>(1))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .map(|v| v.into_iter().flatten().collect())
-    .map_err(internal)
+    Spi::connect(|c| c.select(query, None, &[])?.map(|r| r.get::<i64>(1)).collect::<Result<Vec<_>, _>>())
+        .map(|v| v.into_iter().flatten().collect())
+        .map_err(internal)
 }
 
 /// An instant given as microseconds since the Unix epoch; beyond PostgreSQL's range, the
@@ -311,17 +243,9 @@ fn micros_column(query: &str) -> Result<Vec<i64>, ErrorReport> {
 pub fn timestamp(unix_micros: i64) -> TimestampWithTimeZone {
     let finite = match unix_micros {
         i64::MIN | i64::MAX => None,
-        t => TimestampWithTimeZone::try_from(t - PG_EPOCH_MICROS)
-            .ok()
-            .filter(TimestampWithTimeZone::is_finite),
+        t => TimestampWithTimeZone::try_from(t - PG_EPOCH_MICROS).ok().filter(TimestampWithTimeZone::is_finite),
     };
-    finite.unwrap_or_else(|| {
-        if unix_micros < 0 {
-            TimestampWithTimeZone::negative_infinity()
-        } else {
-            TimestampWithTimeZone::positive_infinity()
-        }
-    })
+    finite.unwrap_or_else(|| if unix_micros < 0 { TimestampWithTimeZone::negative_infinity() } else { TimestampWithTimeZone::positive_infinity() })
 }
 
 /// Microseconds since the Unix epoch of an instant; the infinities as i64::MIN and i64::MAX (a
@@ -342,15 +266,11 @@ fn sql(query: &str, args: &[DatumWithOid]) -> Result<(), ErrorReport> {
 
 /// A boolean from a query that writes nothing (read-only SPI).
 fn read_flag(query: &str, args: &[DatumWithOid]) -> Result<bool, ErrorReport> {
-    Spi::connect(|c| c.select(query, Some(1), args)?.first().get_one::<bool>())
-        .map(|b| b.unwrap_or(false))
-        .map_err(internal)
+    Spi::connect(|c| c.select(query, Some(1), args)?.first().get_one::<bool>()).map(|b| b.unwrap_or(false)).map_err(internal)
 }
 
 fn flag(query: &str, args: &[DatumWithOid]) -> Result<bool, ErrorReport> {
-    Spi::connect_mut(|c| c.update(query, Some(1), args)?.first().get_one::<bool>())
-        .map(|b| b.unwrap_or(false))
-        .map_err(internal)
+    Spi::connect_mut(|c| c.update(query, Some(1), args)?.first().get_one::<bool>()).map(|b| b.unwrap_or(false)).map_err(internal)
 }
 
 fn first_i64(query: &str, args: &[DatumWithOid]) -> Result<Option<i64>, ErrorReport> {
@@ -365,17 +285,11 @@ fn first_i64(query: &str, args: &[DatumWithOid]) -> Result<Option<i64>, ErrorRep
 }
 
 fn text(query: &str, args: &[DatumWithOid]) -> Result<String, ErrorReport> {
-    Spi::connect(|c| c.select(query, Some(1), args)?.first().get_one::<String>())
-        .map(|s| s.unwrap_or_default())
-        .map_err(internal)
+    Spi::connect(|c| c.select(query, Some(1), args)?.first().get_one::<String>()).map(|s| s.unwrap_or_default()).map_err(internal)
 }
 
 fn internal(e: pgrx::spi::Error) -> ErrorReport {
-    ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("daznode_crm: {WHAT}: internal query failed: {e}"),
-        "daznode_crm",
-    )
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("daznode_crm: {WHAT}: internal query failed: {e}"), "daznode_crm")
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -385,27 +299,13 @@ mod tests {
 
     #[pgrx::pg_test]
     fn instants_cross_the_boundary_as_unix_microseconds() {
-        let epoch =
-            Spi::get_one::<TimestampWithTimeZone>("SELECT '1970-01-01 00:00:00+00'::timestamptz")
-                .unwrap()
-                .unwrap();
+        let epoch = Spi::get_one::<TimestampWithTimeZone>("SELECT '1970-01-01 00:00:00+00'::timestamptz").unwrap().unwrap();
         assert_eq!(unix_micros(epoch), 0);
         assert_eq!(timestamp(0), epoch);
-        let month = Month {
-            year: 2026,
-            month: 12,
-        };
-        let literal = Spi::get_one_with_args::<TimestampWithTimeZone>(
-            "SELECT $1::text::timestamptz",
-            &[month.start_literal().into()],
-        )
-        .unwrap()
-        .unwrap();
+        let month = Month { year: 2026, month: 12 };
+        let literal = Spi::get_one_with_args::<TimestampWithTimeZone>("SELECT $1::text::timestamptz", &[month.start_literal().into()]).unwrap().unwrap();
         assert_eq!(unix_micros(literal), month.start_micros());
-        for inf in [
-            TimestampWithTimeZone::negative_infinity(),
-            TimestampWithTimeZone::positive_infinity(),
-        ] {
+        for inf in [TimestampWithTimeZone::negative_infinity(), TimestampWithTimeZone::positive_infinity()] {
             assert_eq!(timestamp(unix_micros(inf)), inf);
         }
     }

@@ -38,20 +38,10 @@ pub fn relation(name: &str) -> Option<Relation> {
             return Ok(None);
         }
         let row = t.first();
-        Ok::<_, pgrx::spi::Error>(
-            match (
-                row.get::<pg_sys::Oid>(1)?,
-                row.get::<pg_sys::Oid>(2)?,
-                row.get::<String>(3)?,
-            ) {
-                (Some(oid), Some(owner), Some(kind)) => Some(Relation {
-                    oid,
-                    owner,
-                    kind: kind.as_bytes()[0],
-                }),
-                _ => None,
-            },
-        )
+        Ok::<_, pgrx::spi::Error>(match (row.get::<pg_sys::Oid>(1)?, row.get::<pg_sys::Oid>(2)?, row.get::<String>(3)?) {
+            (Some(oid), Some(owner), Some(kind)) => Some(Relation { oid, owner, kind: kind.as_bytes()[0] }),
+            _ => None,
+        })
     })
     .unwrap_or_else(|e| error!("daznode_crm: catalog lookup of public.{name} failed: {e}"))
 }
@@ -91,22 +81,14 @@ fn rows_seen_as(role: pg_sys::Oid, table_name: &str, claims: Option<&str>, cap: 
     }
     let sql = format!(
         "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT $1) AS x",
-        crate::api::spi::text("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()])
-            .unwrap_or_default()
+        crate::api::spi::text("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()]).unwrap_or_default()
     );
-    as_role_with(
-        role,
-        &[(c"request.jwt.claims", claims.unwrap_or(""))],
-        || crate::api::spi::count(&sql, &[cap.into()]),
-    )
+    as_role_with(role, &[(c"request.jwt.claims", claims.unwrap_or(""))], || crate::api::spi::count(&sql, &[cap.into()]))
 }
 
 /// Neither a superuser nor BYPASSRLS: the policies apply to it.
 fn subject_to_rls(role: pg_sys::Oid) -> bool {
-    crate::api::spi::flag(
-        "SELECT NOT (r.rolsuper OR r.rolbypassrls) FROM pg_catalog.pg_roles r WHERE r.oid = $1",
-        &[role.into()],
-    )
+    crate::api::spi::flag("SELECT NOT (r.rolsuper OR r.rolbypassrls) FROM pg_catalog.pg_roles r WHERE r.oid = $1", &[role.into()])
 }
 
 /// What the role matrix (`core::matrix`) lets `requester` ('no JWT', 'a customer', 'support',
@@ -115,9 +97,7 @@ fn subject_to_rls(role: pg_sys::Oid) -> bool {
 #[pg_extern(immutable, parallel_safe)]
 fn matrix_expectation(table_name: &str, requester: &str) -> Option<String> {
     use daznode_crm_core::matrix::{expected_read, Requester, Visible};
-    let who = Requester::ALL
-        .into_iter()
-        .find(|r| r.as_str() == requester)?;
+    let who = Requester::ALL.into_iter().find(|r| r.as_str() == requester)?;
     expected_read(table_name, who).map(|v| match v {
         Visible::Nothing => "nothing".to_string(),
         Visible::Everything => "everything".to_string(),
@@ -149,11 +129,7 @@ pub fn as_role<T>(role: pg_sys::Oid, f: impl FnOnce() -> T) -> T {
 }
 
 /// `as_role`, with more settings in force for `f` only (as a request's `request.jwt.claims`).
-pub fn as_role_with<T>(
-    role: pg_sys::Oid,
-    settings: &[(&std::ffi::CStr, &str)],
-    f: impl FnOnce() -> T,
-) -> T {
+pub fn as_role_with<T>(role: pg_sys::Oid, settings: &[(&std::ffi::CStr, &str)], f: impl FnOnce() -> T) -> T {
     // SAFETY: the same sequence PostgreSQL's maintenance commands use (GetUserIdAndSecContext,
     // NewGUCNestLevel, SetUserIdAndSecContext, set_config_option with GUC_ACTION_SAVE, then
     // AtEOXact_GUC and the saved user back); strings are NUL-terminated and copied by the GUC code.
@@ -164,9 +140,7 @@ pub fn as_role_with<T>(
         let nest = pg_sys::NewGUCNestLevel();
         pg_sys::SetUserIdAndSecContext(
             role,
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
         );
         let app_path = CString::new(app_search_path()).expect("a setting has no NUL");
         pg_sys::set_config_option(
@@ -180,8 +154,7 @@ pub fn as_role_with<T>(
             false,
         );
         for (name, value) in settings {
-            let value = CString::new(*value)
-                .unwrap_or_else(|_| error!("daznode_crm: a setting holds a NUL byte"));
+            let value = CString::new(*value).unwrap_or_else(|_| error!("daznode_crm: a setting holds a NUL byte"));
             pg_sys::set_config_option(
                 name.as_ptr(),
                 value.as_ptr(),
@@ -212,9 +185,7 @@ pub fn app_search_path() -> String {
         let p = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
         (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
     };
-    let reset = reset
-        .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| "\"$user\", public".to_string());
+    let reset = reset.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "\"$user\", public".to_string());
     if reset.split(',').any(|p| p.trim() == "pg_catalog") {
         reset
     } else {
@@ -233,17 +204,13 @@ mod tests {
     use super::*;
 
     fn current_user() -> String {
-        Spi::get_one::<String>("SELECT current_user::text")
-            .unwrap()
-            .unwrap()
+        Spi::get_one::<String>("SELECT current_user::text").unwrap().unwrap()
     }
 
     #[pg_test]
     fn as_role_runs_as_the_role_and_comes_back() {
         Spi::run("CREATE ROLE daznode_test_owner NOLOGIN").unwrap();
-        let role = Spi::get_one::<pg_sys::Oid>("SELECT 'daznode_test_owner'::regrole::oid")
-            .unwrap()
-            .unwrap();
+        let role = Spi::get_one::<pg_sys::Oid>("SELECT 'daznode_test_owner'::regrole::oid").unwrap().unwrap();
         let before = current_user();
         let inside = as_role(role, current_user);
         assert_eq!(inside, "daznode_test_owner");
@@ -253,9 +220,7 @@ mod tests {
     #[pg_test(error = "cannot set parameter \"role\" within security-definer function")]
     fn code_run_as_a_role_cannot_set_role_back() {
         Spi::run("CREATE ROLE daznode_test_owner NOLOGIN").unwrap();
-        let role = Spi::get_one::<pg_sys::Oid>("SELECT 'daznode_test_owner'::regrole::oid")
-            .unwrap()
-            .unwrap();
+        let role = Spi::get_one::<pg_sys::Oid>("SELECT 'daznode_test_owner'::regrole::oid").unwrap().unwrap();
         as_role(role, || Spi::run("SET ROLE NONE").unwrap());
     }
 
@@ -271,9 +236,6 @@ mod tests {
         assert!(crm_table("profiles").is_some());
         assert_eq!(relation("orders").map(|r| r.kind), Some(b'v'));
         assert!(crm_table("orders").is_none(), "a view is never a CRM table");
-        assert!(
-            crm_table("subscriptions").is_none(),
-            "another role's table is never a CRM table"
-        );
+        assert!(crm_table("subscriptions").is_none(), "another role's table is never a CRM table");
     }
 }

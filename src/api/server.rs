@@ -39,29 +39,20 @@ fn statvfs(path: &str) -> Option<(u64, u64)> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    Some((
-        (st.f_bavail as u64).saturating_mul(st.f_frsize as u64),
-        st.f_fsid as u64,
-    ))
+    Some(((st.f_bavail as u64).saturating_mul(st.f_frsize as u64), st.f_fsid as u64))
 }
 
 /// Where crm_email_sends' copy goes (its tablespace, or the database's) and where the WAL goes.
 fn data_and_wal_dirs() -> Option<(String, String)> {
     // SAFETY: DataDir is set once at startup and never freed.
-    let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) }
-        .to_str()
-        .ok()?
-        .to_string();
+    let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) }.to_str().ok()?.to_string();
     let tablespace = text(
         "SELECT nullif(pg_catalog.pg_tablespace_location(coalesce(nullif(c.reltablespace, 0),
                    (SELECT d.dattablespace FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))), '')
          FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('public.crm_email_sends')",
         &[],
     );
-    Some((
-        tablespace.unwrap_or_else(|| data_dir.clone()),
-        format!("{data_dir}/pg_wal"),
-    ))
+    Some((tablespace.unwrap_or_else(|| data_dir.clone()), format!("{data_dir}/pg_wal")))
 }
 
 /// The disk preflight of step 0010: NULL when the filesystems hold the copy of crm_email_sends
@@ -72,43 +63,22 @@ fn data_and_wal_dirs() -> Option<(String, String)> {
 #[search_path(pg_catalog, pg_temp)]
 pub fn partition_disk_verdict() -> Option<String> {
     let table = count("SELECT coalesce(pg_catalog.pg_total_relation_size(pg_catalog.to_regclass('public.crm_email_sends')), 0)", &[]);
-    let inflate = text(
-        "SELECT pg_catalog.current_setting('daznode_crm.disk_need_inflate', true)",
-        &[],
-    )
-    .and_then(|v| v.trim().parse::<f64>().ok())
-    .filter(|v| v.is_finite())
-    .unwrap_or(1.0)
-    .max(1.0);
+    let inflate = text("SELECT pg_catalog.current_setting('daznode_crm.disk_need_inflate', true)", &[])
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .unwrap_or(1.0)
+        .max(1.0);
     let (data, wal) = data_and_wal_dirs()?;
     let (data_free, data_fs) = statvfs(&data)?;
     let (wal_free, wal_fs) = statvfs(&wal).unwrap_or((data_free, data_fs));
-    disk::verdict(
-        disk::need(table.max(0) as u64, inflate),
-        data_free,
-        wal_free,
-        data_fs == wal_fs,
-    )
-    .map(|why| format!("{why} ({data})"))
+    disk::verdict(disk::need(table.max(0) as u64, inflate), data_free, wal_free, data_fs == wal_fs).map(|why| format!("{why} ({data})"))
 }
 
 /// The application_name that carries a long operation's progress (`core::progress::encode`);
 /// `daznode_crm.report_progress()` sets it. `SELECT daznode_crm.progress_name('0010', 'copying', 10, 100, 1764650000);`
 #[pg_extern(immutable, parallel_safe, strict)]
-fn progress_name(
-    operation: &str,
-    phase: &str,
-    done: i64,
-    estimated: i64,
-    started_epoch: i64,
-) -> String {
-    progress::encode(&Progress {
-        operation: operation.into(),
-        phase: phase.into(),
-        done,
-        estimated,
-        started: started_epoch,
-    })
+fn progress_name(operation: &str, phase: &str, done: i64, estimated: i64, started_epoch: i64) -> String {
+    progress::encode(&Progress { operation: operation.into(), phase: phase.into(), done, estimated, started: started_epoch })
 }
 
 /// The progress an application_name carries (no row for any other name), times as Unix
@@ -131,16 +101,7 @@ fn progress_of(
     let Some(p) = application_name.and_then(progress::decode) else {
         return TableIterator::new(Vec::new());
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let end = progress::estimated_end(&p, now);
-    TableIterator::new(vec![(
-        p.operation,
-        p.phase,
-        p.done,
-        (p.estimated > 0).then_some(p.estimated),
-        p.started,
-        end,
-    )])
+    TableIterator::new(vec![(p.operation, p.phase, p.done, (p.estimated > 0).then_some(p.estimated), p.started, end)])
 }

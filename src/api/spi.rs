@@ -42,20 +42,13 @@ pub fn flag(sql: &str, args: &[DatumWithOid]) -> bool {
 /// an internal error naming the query, never a silent default.
 pub fn records<T: DeserializeOwned>(sql: &str, args: &[DatumWithOid]) -> Vec<T> {
     let wrapped = format!("SELECT pg_catalog.to_jsonb(q) FROM ({sql}) AS q");
-    let values = Spi::connect(|client| {
-        client
-            .select(&wrapped, None, args)?
-            .map(|row| row.get::<pgrx::JsonB>(1))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"));
+    let values = Spi::connect(|client| client.select(&wrapped, None, args)?.map(|row| row.get::<pgrx::JsonB>(1)).collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"));
     values
         .into_iter()
         .map(|v| serde_json::from_value(v.map_or(serde_json::Value::Null, |j| j.0)))
         .collect::<Result<Vec<T>, _>>()
-        .unwrap_or_else(|e| {
-            error!("daznode_crm: internal query returned an unexpected row: {e}: {sql}")
-        })
+        .unwrap_or_else(|e| error!("daznode_crm: internal query returned an unexpected row: {e}: {sql}"))
 }
 
 /// Is `public.<table>` a table of the CRM owner (`security::crm_table`)? A view or someone

@@ -19,10 +19,7 @@ fn in_pg_cron() -> bool {
 
 /// The factor in effect in this session; a bad setting is an error (22023).
 fn factor() -> f64 {
-    let setting = text(
-        "SELECT pg_catalog.current_setting('daznode_crm.maintenance_yield', true)",
-        &[],
-    );
+    let setting = text("SELECT pg_catalog.current_setting('daznode_crm.maintenance_yield', true)", &[]);
     throttle::effective_factor(setting.as_deref(), in_pg_cron()).unwrap_or_else(|e| raise(e))
 }
 
@@ -45,21 +42,14 @@ impl Yielder {
     /// Reads the factor once, at the start of the run (a bad setting stops the run before it
     /// does anything).
     pub fn new() -> Self {
-        Yielder {
-            factor: factor(),
-            since: Instant::now(),
-        }
+        Yielder { factor: factor(), since: Instant::now() }
     }
 
     /// Sleeps `factor` times as long as the work since the last pause took.
     pub fn pause(&mut self) {
         let pause = throttle::pause_after(self.since.elapsed(), self.factor);
         if !pause.is_zero() {
-            Spi::run_with_args(
-                "SELECT pg_catalog.pg_sleep($1)",
-                &[pause.as_secs_f64().into()],
-            )
-            .unwrap_or_else(|e| error!("daznode_crm: {e}"));
+            Spi::run_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.as_secs_f64().into()]).unwrap_or_else(|e| error!("daznode_crm: {e}"));
         }
         self.since = Instant::now();
     }

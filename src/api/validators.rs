@@ -32,9 +32,7 @@ fn is_valid_lightning_pubkey(pubkey: &str) -> bool {
 /// NULL when valid, else why not: `'not a point on secp256k1 (x^3+7 is not a square)'`, …
 #[pg_extern(immutable, strict, parallel_safe)]
 fn lightning_pubkey_validation_error(pubkey: &str) -> Option<&'static str> {
-    pubkey::validate_lightning_pubkey(pubkey)
-        .err()
-        .map(|e| e.reason())
+    pubkey::validate_lightning_pubkey(pubkey).err().map(|e| e.reason())
 }
 
 /// Lower-case hex, trimmed; NULL for '' (the app's "no key").
@@ -72,14 +70,8 @@ ALTER FUNCTION @extschema@.lightning_pubkey_validation_error(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.normalize_lightning_pubkey(text) LEAKPROOF;
 "#,
     name = "validators_leakproof",
-    requires = [
-        is_valid_email,
-        email_validation_error,
-        normalize_email,
-        is_valid_lightning_pubkey,
-        lightning_pubkey_validation_error,
-        normalize_lightning_pubkey
-    ],
+    requires =
+        [is_valid_email, email_validation_error, normalize_email, is_valid_lightning_pubkey, lightning_pubkey_validation_error, normalize_lightning_pubkey],
 );
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -95,41 +87,18 @@ mod tests {
 
     #[pg_test]
     fn validators_answer_in_sql() {
-        assert!(one_bool(
-            "SELECT daznode_crm.is_valid_email('Alice@Example.com')"
-        ));
+        assert!(one_bool("SELECT daznode_crm.is_valid_email('Alice@Example.com')"));
         assert!(!one_bool("SELECT daznode_crm.is_valid_email('a..b@x.io')"));
-        assert_eq!(
-            Spi::get_one::<String>("SELECT daznode_crm.email_validation_error('.a@-x..fr')")
-                .unwrap(),
-            Some("leading dot in local part".to_string())
-        );
-        assert!(one_bool(&format!(
-            "SELECT daznode_crm.is_valid_lightning_pubkey(upper('{G}'))"
-        )));
-        assert_eq!(
-            Spi::get_one::<String>(&format!(
-                "SELECT daznode_crm.normalize_lightning_pubkey(upper('{G}'))"
-            ))
-            .unwrap(),
-            Some(G.to_string())
-        );
-        assert_eq!(
-            Spi::get_one::<String>("SELECT daznode_crm.normalize_lightning_pubkey('')").unwrap(),
-            None
-        );
+        assert_eq!(Spi::get_one::<String>("SELECT daznode_crm.email_validation_error('.a@-x..fr')").unwrap(), Some("leading dot in local part".to_string()));
+        assert!(one_bool(&format!("SELECT daznode_crm.is_valid_lightning_pubkey(upper('{G}'))")));
+        assert_eq!(Spi::get_one::<String>(&format!("SELECT daznode_crm.normalize_lightning_pubkey(upper('{G}'))")).unwrap(), Some(G.to_string()));
+        assert_eq!(Spi::get_one::<String>("SELECT daznode_crm.normalize_lightning_pubkey('')").unwrap(), None);
     }
 
     #[pg_test]
     fn strict_functions_return_null_on_null() {
-        assert_eq!(
-            Spi::get_one::<bool>("SELECT daznode_crm.is_valid_email(NULL)").unwrap(),
-            None
-        );
-        assert_eq!(
-            Spi::get_one::<bool>("SELECT daznode_crm.is_valid_lightning_pubkey(NULL)").unwrap(),
-            None
-        );
+        assert_eq!(Spi::get_one::<bool>("SELECT daznode_crm.is_valid_email(NULL)").unwrap(), None);
+        assert_eq!(Spi::get_one::<bool>("SELECT daznode_crm.is_valid_lightning_pubkey(NULL)").unwrap(), None);
     }
 
     #[pg_test]
@@ -146,23 +115,14 @@ mod tests {
         assert_eq!(n, 6);
     }
 
-    #[pg_test(
-        error = "value for domain daznode_crm.email violates check constraint \"is_valid_email\""
-    )]
+    #[pg_test(error = "value for domain daznode_crm.email violates check constraint \"is_valid_email\"")]
     fn email_domain_rejects_bad_address() {
-        Spi::run("CREATE TEMP TABLE t (e daznode_crm.email); INSERT INTO t VALUES ('a@b')")
-            .unwrap();
+        Spi::run("CREATE TEMP TABLE t (e daznode_crm.email); INSERT INTO t VALUES ('a@b')").unwrap();
     }
 
-    #[pg_test(
-        error = "value for domain daznode_crm.lightning_pubkey violates check constraint \"is_valid_lightning_pubkey\""
-    )]
+    #[pg_test(error = "value for domain daznode_crm.lightning_pubkey violates check constraint \"is_valid_lightning_pubkey\"")]
     fn pubkey_domain_rejects_off_curve_key() {
-        Spi::run(&format!(
-            "CREATE TEMP TABLE t (k daznode_crm.lightning_pubkey); INSERT INTO t VALUES ('02{:064x}')",
-            5
-        ))
-        .unwrap();
+        Spi::run(&format!("CREATE TEMP TABLE t (k daznode_crm.lightning_pubkey); INSERT INTO t VALUES ('02{:064x}')", 5)).unwrap();
     }
 
     #[pg_test]
@@ -172,22 +132,13 @@ mod tests {
              INSERT INTO t VALUES ('jörg@bücher.de', '{G}'), (NULL, NULL)"
         ))
         .unwrap();
-        assert_eq!(
-            Spi::get_one::<i64>("SELECT count(*) FROM t").unwrap(),
-            Some(2)
-        );
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM t").unwrap(), Some(2));
     }
 
     #[pg_test]
     fn huge_input_is_an_answer_not_an_error() {
-        assert!(!one_bool(
-            "SELECT daznode_crm.is_valid_email(repeat('a', 10 * 1024 * 1024))"
-        ));
-        assert!(!one_bool(
-            "SELECT daznode_crm.is_valid_lightning_pubkey(repeat('f', 10 * 1024 * 1024))"
-        ));
-        assert!(!one_bool(
-            "SELECT daznode_crm.is_valid_email(E'a\\x01b@x.io')"
-        ));
+        assert!(!one_bool("SELECT daznode_crm.is_valid_email(repeat('a', 10 * 1024 * 1024))"));
+        assert!(!one_bool("SELECT daznode_crm.is_valid_lightning_pubkey(repeat('f', 10 * 1024 * 1024))"));
+        assert!(!one_bool("SELECT daznode_crm.is_valid_email(E'a\\x01b@x.io')"));
     }
 }
