@@ -2503,9 +2503,6 @@ BEGIN
 END
 $fn$;
 
--- The views on crm_email_sends, rebuilt on whatever table has that name now (the stats view is
--- replaced, the materialized view recreated WITH NO DATA and filled by the caller once
--- committed). Anything else still reading `old` stops the caller's transaction.
 -- The app's views, materialized views and triggers on crm_email_sends (not the guide's), kept
 -- across the swap: their definitions are read while `rel` still carries the name
 -- crm_email_sends, so that, run again after the renames, they resolve to the table that carries
@@ -2605,6 +2602,9 @@ BEGIN
 END
 $fn$;
 
+-- The views on crm_email_sends, rebuilt on whatever table has that name now (the stats view is
+-- replaced, the materialized view recreated WITH NO DATA and filled by the caller once
+-- committed). Anything else still reading `old` stops the caller's transaction.
 CREATE FUNCTION @extschema@.repoint_email_sends_views(old regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE

@@ -9,6 +9,14 @@ WHERE check_name NOT IN ('server_version', 'privileges', 'database_size', 'table
   AND check_name NOT LIKE 'extension:%'
 ORDER BY check_name;
 
+-- A users_backup next to users (step 0004 renames users to that name): one ERROR, saying what
+-- to rename.
+CREATE TABLE public.users (id uuid);
+CREATE TABLE public.users_backup (id uuid);
+SELECT check_name, status, recommendation FROM daznode_crm.run_pre_migration_diagnostic()
+WHERE details LIKE '%users\_backup exists%' OR check_name LIKE '%users\_backup%';
+DROP TABLE public.users, public.users_backup;
+
 SELECT table_name, column_name, action, rows FROM daznode_crm.cleanup_orphaned_records(dry_run => true);
 
 SELECT area, object, metric, value, status FROM daznode_crm.diagnose_crm_performance()
