@@ -895,7 +895,7 @@ DECLARE
     s record;
     result jsonb;
     t0 timestamptz;
-    attempt int;
+    locked boolean;
     max_attempts constant int := 5;
     applied int := 0;
     refused text;
@@ -911,7 +911,7 @@ BEGIN
         CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.schema_migrations m WHERE m.step = s.step);
         RAISE NOTICE 'daznode_crm: applying % (%)', s.step, s.summary;
         t0 := pg_catalog.clock_timestamp();
-        attempt := 1;
+        locked := NULL;
         IF s.is_procedure THEN
             -- A procedure step commits its own transactions (an online copy): called directly,
             -- outside any exception block, which would forbid its COMMITs. It takes its locks
@@ -926,30 +926,27 @@ BEGIN
             PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('daznode_crm.migrate procedure step'));
             CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.schema_migrations m WHERE m.step = s.step);
         ELSE
-        LOOP
+            -- The step and its ledger row, in one subtransaction of run_with_lock_retries() (the
+            -- one lock-retry loop): both or neither. Whatever else stops the step (an object of
+            -- another role in the way, a right the owner lacks, a legacy shape no step expects, an
+            -- app trigger that fails) undoes it, and the reason is kept as a finding below. A
+            -- cancel is not caught.
             BEGIN
-                PERFORM @extschema@.set_lock_timeout_for_attempt(attempt);
-                EXECUTE format('SELECT @extschema@.%I()', s.function_name) INTO result;
-                EXIT;
-            EXCEPTION WHEN lock_not_available THEN
-                IF attempt >= max_attempts THEN
-                    RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
-                        USING ERRCODE = 'lock_not_available',
-                              HINT = 'A long transaction (or an anti-wraparound autovacuum) holds a lock on a CRM table: see SELECT * FROM daznode_crm.run_pre_migration_diagnostic() or pg_locks, then CALL daznode_crm.migrate() again.';
-                END IF;
-                RAISE NOTICE 'daznode_crm: % waited % for a lock (attempt %/%), retrying',
-                    s.step, @extschema@.migration_lock_timeout(), attempt, max_attempts;
-                PERFORM @extschema@.lock_retry_pause(attempt);
-                attempt := attempt + 1;
-            WHEN OTHERS THEN
-                -- Whatever stopped the step (an object of another role in the way, a right the
-                -- owner lacks, a legacy shape no step expects, an app trigger that fails): the
-                -- step is undone, and the reason kept as a finding below. A cancel is not caught.
+                locked := @extschema@.run_with_lock_retries(ARRAY[pg_catalog.format(
+                    'INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result) '
+                    'SELECT %L, %L, (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = ''daznode_crm''), '
+                    'pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - %L::timestamptz) * 1000, 1), r.result '
+                    'FROM (SELECT @extschema@.%I() AS result OFFSET 0) AS r',
+                    s.step, s.target, t0, s.function_name)], max_attempts);
+            EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT,
                     refused_state = RETURNED_SQLSTATE, refused_context = PG_EXCEPTION_CONTEXT;
-                EXIT;
             END;
-        END LOOP;
+            IF locked IS FALSE THEN
+                RAISE EXCEPTION 'daznode_crm: % could not take its locks in % attempts', s.step, max_attempts
+                    USING ERRCODE = 'lock_not_available',
+                          HINT = 'A long transaction (or an anti-wraparound autovacuum) holds a lock on a CRM table: see SELECT * FROM daznode_crm.run_pre_migration_diagnostic() or pg_locks, then CALL daznode_crm.migrate() again.';
+            END IF;
         IF refused IS NOT NULL THEN
             -- Never a raw PostgreSQL error: ours say what to do; any other is named as the step's,
             -- with where it came from (an app trigger, a legacy function) and its SQLSTATE kept.
@@ -968,10 +965,16 @@ BEGIN
                                            CASE WHEN refused_state = '42501' THEN 'refused' ELSE 'step_failed' END);
         END IF;
         END IF;
-        INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
-        VALUES (s.step, s.target,
-                (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
-                pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+        IF s.is_procedure THEN
+            INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
+            VALUES (s.step, s.target,
+                    (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
+                    pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+        ELSE
+            -- The ledger is append-only (the maintenance role may not UPDATE it): the row was
+            -- written with the step, its duration measured once the step had returned.
+            SELECT m.result INTO result FROM @extschema@.schema_migrations m WHERE m.step = s.step;
+        END IF;
         RAISE NOTICE 'daznode_crm: % done in % ms: %', s.step,
             pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result;
         applied := applied + 1;

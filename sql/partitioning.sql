@@ -281,10 +281,12 @@ BEGIN
 END
 $fn$;
 
--- Runs `statements` in one subtransaction under the short migration lock_timeout, each with
--- `lo` and `hi` as $1 and $2 (unused by most), retrying up to `attempts` times when a lock is not
--- available. False when it never got its locks: then nothing of it was done. The locks taken stay
--- held until the caller's transaction ends.
+-- The one lock-retry loop (migrate()'s steps, the swap, the retention cleanup): runs
+-- `statements` in one subtransaction under the short migration lock_timeout, each with `lo` and
+-- `hi` as $1 and $2 (unused by most), retrying up to `attempts` times when a lock is not
+-- available. False when it never got its locks: then nothing of it was done. Any other error
+-- undoes the subtransaction and goes to the caller. The locks taken stay held until the caller's
+-- transaction ends.
 CREATE FUNCTION @extschema@.run_with_lock_retries(statements text[], attempts int,
     lo timestamptz DEFAULT NULL, hi timestamptz DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
@@ -300,6 +302,7 @@ BEGIN
             RETURN true;
         EXCEPTION WHEN lock_not_available THEN
             IF attempt < attempts THEN
+                RAISE NOTICE 'daznode_crm: waited % for a lock (attempt %/%), retrying', @extschema@.migration_lock_timeout(), attempt, attempts;
                 PERFORM @extschema@.lock_retry_pause(attempt);
             END IF;
         END;

@@ -250,4 +250,20 @@ autovacuum_in_the_way vac_owned_db "a non-superuser CRM owner" \
     "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d vac_owned_db -c "CALL daznode_crm.migrate()"
 quiet postgres -c "ALTER SYSTEM RESET autovacuum_naptime" -c "SELECT pg_reload_conf()"
 
+echo "# a lock held by another session for longer than every attempt"
+legacy_db locked_db 50 200
+# SHARE on profiles stops every write to it: step 0002's UPDATE cannot start.
+psql_at "$DIR" "$PORT" locked_db -q -c "BEGIN" -c "LOCK TABLE public.profiles IN SHARE MODE" -c "SELECT pg_sleep(30)" -c "COMMIT" >/dev/null 2>&1 &
+holder=$!
+wait_for locked_db "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'public.profiles'::regclass AND mode = 'ShareLock' AND granted)"
+out=$(psql_at "$DIR" "$PORT" locked_db -v ON_ERROR_STOP=0 -c "SET client_min_messages = notice" -c "SET daznode_crm.lock_timeout = '100ms'" \
+    -c "CALL daznode_crm.migrate()" -c "\\echo :LAST_ERROR_SQLSTATE" 2>&1)
+expect_eq "migrate() retries 4 times, then stops with 55P03 naming the step; the steps before it stay applied, it does not" \
+    "$(grep -c 'retrying' <<<"$out")|$(grep -c 'could not take its locks in 5 attempts' <<<"$out")|$(tail -1 <<<"$out")|$(q locked_db -c "SELECT count(*) > 0, bool_and(step < '0002') FROM daznode_crm.schema_migrations")" \
+    "4|1|55P03|t|t"
+psql_at "$DIR" "$PORT" locked_db -q -c "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = 'public.profiles'::regclass AND mode = 'ShareLock'" >/dev/null
+wait "$holder" 2>/dev/null
+expect_eq "once the lock is gone, the next migrate() applies the rest" \
+    "$(psql_at "$DIR" "$PORT" locked_db -c "SET client_min_messages = error" -c "CALL daznode_crm.migrate()" 2>&1 | grep -c ERROR)|$(q locked_db -c "SELECT count(*) FROM daznode_crm.pending_migrations('latest')")" "0|0"
+
 summary
