@@ -54,14 +54,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.sen
     @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
     @extschema@.delivery_rate(bigint, bigint) TO PUBLIC;
 
--- src/api/security.rs:181
+-- src/api/security.rs:180
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
 
--- src/api/migrations.rs:163
+-- src/api/migrations.rs:175
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
 CREATE  FUNCTION "check_concurrent_indexes_status"() RETURNS TABLE (
 	"index_name" TEXT,  /* String */
@@ -74,7 +74,7 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_concurrent_indexes_status_wrapper';
 
--- src/api/partitions.rs:15
+-- src/api/partitions.rs:14
 -- daznode_crm::api::partitions::cleanup_old_email_partitions
 CREATE  FUNCTION "cleanup_old_email_partitions"(
 	"retention" interval DEFAULT '12 months', /* Option < Interval > */
@@ -94,7 +94,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_old_email_partitions_wrapper';
 
--- src/api/cleanup.rs:15
+-- src/api/cleanup.rs:16
 -- daznode_crm::api::cleanup::cleanup_orphaned_records
 CREATE  FUNCTION "cleanup_orphaned_records"(
 	"dry_run" bool DEFAULT false /* bool */
@@ -109,21 +109,21 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_orphaned_records_wrapper';
 
--- src/api/migrations.rs:155
+-- src/api/migrations.rs:167
 -- daznode_crm::api::migrations::concurrent_index_plan
 CREATE  FUNCTION "concurrent_index_plan"() RETURNS SETOF TEXT /* String */
 STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'concurrent_index_plan_wrapper';
 
--- src/api/security.rs:66
+-- src/api/security.rs:67
 -- daznode_crm::api::security::crm_owner
 CREATE  FUNCTION "crm_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
 STRICT STABLE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
 
--- src/api/security.rs:118
+-- src/api/security.rs:117
 -- daznode_crm::api::security::crm_table_oid
 CREATE  FUNCTION "crm_table_oid"(
 	"name" TEXT /* & str */
@@ -132,7 +132,7 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_table_oid_wrapper';
 
--- src/api/migrations.rs:79
+-- src/api/migrations.rs:89
 -- daznode_crm::api::migrations::crm_tables
 CREATE  FUNCTION "crm_tables"() RETURNS TEXT[] /* Vec < String > */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -162,7 +162,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'diagnose_crm_performance_wrapper';
 
--- src/api/partitions.rs:46
+-- src/api/partitions.rs:44
 -- daznode_crm::api::partitions::email_sends_partition_months
 CREATE  FUNCTION "email_sends_partition_months"(
 	"first" timestamp with time zone, /* Option < TimestampWithTimeZone > */
@@ -176,7 +176,7 @@ IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_sends_partition_months_wrapper';
 
--- src/api/diagnostic.rs:29
+-- src/api/diagnostic.rs:30
 -- daznode_crm::api::diagnostic::guide_api
 CREATE  FUNCTION "guide_api"() RETURNS TABLE (
 	"name" TEXT,  /* & '_ str */
@@ -187,19 +187,19 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_api_wrapper';
 
--- src/api/diagnostic.rs:22
+-- src/api/diagnostic.rs:23
 -- daznode_crm::api::diagnostic::guide_function_names
 CREATE  FUNCTION "guide_function_names"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'guide_function_names_wrapper';
 
--- src/api/migrations.rs:123
+-- src/api/migrations.rs:135
 -- daznode_crm::api::migrations::interim_index_sql
 CREATE  FUNCTION "interim_index_sql"(
 	"index_name" TEXT, /* & str */
 	"concurrently" bool /* bool */
-) RETURNS TEXT /* Option < String > */
+) RETURNS TEXT /* Result < Option < String > > */
 STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'interim_index_sql_wrapper';
@@ -226,13 +226,13 @@ AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
 -- src/api/throttle.rs:29
 -- daznode_crm::api::throttle::maintenance_yield
-CREATE  FUNCTION "maintenance_yield"() RETURNS double precision /* f64 */
+CREATE  FUNCTION "maintenance_yield"() RETURNS double precision /* Result < f64 > */
 STRICT STABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
 
--- src/api/security.rs:97
+-- src/api/security.rs:96
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
 	"table_name" TEXT, /* & str */
@@ -273,7 +273,7 @@ ALTER FUNCTION @extschema@.is_valid_lightning_pubkey(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.lightning_pubkey_validation_error(text) LEAKPROOF;
 ALTER FUNCTION @extschema@.normalize_lightning_pubkey(text) LEAKPROOF;
 
--- src/api/server.rs:62
+-- src/api/server.rs:63
 -- daznode_crm::api::server::partition_disk_verdict
 CREATE  FUNCTION "partition_disk_verdict"() RETURNS TEXT /* Option < String > */
 STRICT VOLATILE SECURITY DEFINER
@@ -306,7 +306,8 @@ CREATE  FUNCTION "planned_indexes"() RETURNS TABLE (
 	"definition" TEXT,  /* String */
 	"purpose" TEXT,  /* String */
 	"create_sql" TEXT,  /* String */
-	"blocker_sql" TEXT  /* Option < String > */
+	"blocker_sql" TEXT,  /* Option < String > */
+	"duplicates_sql" TEXT  /* Option < String > */
 )
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
@@ -319,7 +320,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'profile_owner_columns_wrapper';
 
--- src/api/server.rs:79
+-- src/api/server.rs:80
 -- daznode_crm::api::server::progress_name
 CREATE  FUNCTION "progress_name"(
 	"operation" TEXT, /* & str */
@@ -332,7 +333,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_name_wrapper';
 
--- src/api/server.rs:87
+-- src/api/server.rs:88
 -- daznode_crm::api::server::progress_of
 CREATE  FUNCTION "progress_of"(
 	"application_name" TEXT /* Option < & str > */
@@ -348,7 +349,7 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_of_wrapper';
 
--- src/api/access.rs:136
+-- src/api/access.rs:134
 -- daznode_crm::api::access::refresh_auto_update_segments
 CREATE  FUNCTION "refresh_auto_update_segments"() RETURNS TABLE (
 	"segment_id" uuid,  /* pgrx :: Uuid */
@@ -363,7 +364,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_auto_update_segments_wrapper';
 
--- src/api/refresh.rs:15
+-- src/api/refresh.rs:14
 -- daznode_crm::api::refresh::refresh_crm_materialized_views
 CREATE  FUNCTION "refresh_crm_materialized_views"(
 	"concurrently" bool DEFAULT true /* bool */
@@ -393,36 +394,36 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_segment_wrapper';
 
--- src/api/server.rs:28
+-- src/api/server.rs:29
 -- daznode_crm::api::server::refuse_on_standby
 CREATE  FUNCTION "refuse_on_standby"(
 	"what" TEXT /* & str */
-) RETURNS void
+) RETURNS VOID /* Result < () > */
 STRICT VOLATILE PARALLEL SAFE 
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
 
--- src/api/refresh.rs:127
+-- src/api/refresh.rs:128
 -- daznode_crm::api::refresh::register_crm_materialized_view
 
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
 
--- src/api/security.rs:74
+-- src/api/security.rs:75
 -- daznode_crm::api::security::rows_seen_as
 CREATE  FUNCTION "rows_seen_as"(
 	"role" oid, /* pg_sys :: Oid */
 	"table_name" TEXT, /* & str */
 	"claims" TEXT, /* Option < & str > */
 	"cap" bigint /* i64 */
-) RETURNS bigint /* i64 */
+) RETURNS bigint /* Result < i64 > */
 VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
--- src/api/diagnostic.rs:37
+-- src/api/diagnostic.rs:38
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
 CREATE  FUNCTION "run_pre_migration_diagnostic"() RETURNS TABLE (
 	"check_name" TEXT,  /* String */
@@ -436,7 +437,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
 
--- src/api/refresh.rs:180
+-- src/api/refresh.rs:179
 -- daznode_crm::api::refresh::schedule_crm_maintenance
 CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -449,14 +450,14 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'schedule_crm_maintenance_wrapper';
 
--- src/api/migrations.rs:73
+-- src/api/migrations.rs:83
 -- daznode_crm::api::migrations::small_table_rows
 CREATE  FUNCTION "small_table_rows"() RETURNS double precision /* f64 */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'small_table_rows_wrapper';
 
--- src/api/migrations.rs:179
+-- src/api/migrations.rs:193
 -- requires:
 --   rates
 --   migration_steps
@@ -788,10 +789,10 @@ BEGIN
     -- The app's triggers fire on the rows changed here: they see the app's search_path (behind
     -- pg_catalog), not ours, so that their unqualified calls resolve as in the app.
     PERFORM pg_catalog.set_config('search_path', @extschema@.app_search_path(), true);
-    CREATE TEMP TABLE email_groups ON COMMIT DROP AS
-    SELECT @extschema@.normalize_email(email) AS normalized, count(*) AS n, array_agg(id ORDER BY id) AS ids
-    FROM public.profiles
-    GROUP BY 1 HAVING count(*) > 1;
+    -- Duplicates are those of the unique planned index on the normalized email (one definition,
+    -- in Rust: PlannedIndex::duplicate_groups_sql, which the diagnostic counts too).
+    EXECUTE format('CREATE TEMP TABLE email_groups ON COMMIT DROP AS SELECT key AS normalized, n, ids FROM (%s) AS d',
+                   (SELECT p.duplicates_sql FROM @extschema@.planned_indexes() AS p WHERE p.index_name = 'profiles_email_normalized_key'));
 
     INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
     SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'email_case_collision',
@@ -844,12 +845,12 @@ BEGIN
     WHERE NOT @extschema@.is_valid_lightning_pubkey(pubkey);
     GET DIAGNOSTICS n_invalid_pubkeys = ROW_COUNT;
 
-    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
-    SELECT '0002_normalize_profiles', 'public.profiles', p.id::text, 'pubkey_duplicate',
-           format('pubkey %s is also the key of %s other profile(s)', p.pubkey, d.n - 1)
-    FROM (SELECT pubkey, count(*) AS n FROM public.profiles
-          WHERE pubkey IS NOT NULL GROUP BY pubkey HAVING count(*) > 1) AS d
-    JOIN public.profiles p ON p.pubkey = d.pubkey;
+    EXECUTE format(
+        $q$INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+           SELECT '0002_normalize_profiles', 'public.profiles', p.id::text, 'pubkey_duplicate',
+                  format('pubkey %%s is also the key of %%s other profile(s)', p.pubkey, d.n - 1)
+           FROM (%s) AS d JOIN public.profiles p ON p.id = ANY (d.ids)$q$,
+        (SELECT p.duplicates_sql FROM @extschema@.planned_indexes() AS p WHERE p.index_name = 'profiles_pubkey_normalized_key'));
     GET DIAGNOSTICS n_pubkey_duplicates = ROW_COUNT;
     RAISE NOTICE 'daznode_crm: reported % invalid emails, % invalid pubkeys, % profiles sharing a pubkey',
         n_invalid_emails, n_invalid_pubkeys, n_pubkey_duplicates;
@@ -1465,7 +1466,7 @@ REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
--- src/api/refresh.rs:144
+-- src/api/refresh.rs:145
 -- daznode_crm::api::refresh::unregister_crm_materialized_view
 
 CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean

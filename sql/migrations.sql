@@ -318,10 +318,10 @@ BEGIN
     -- The app's triggers fire on the rows changed here: they see the app's search_path (behind
     -- pg_catalog), not ours, so that their unqualified calls resolve as in the app.
     PERFORM pg_catalog.set_config('search_path', @extschema@.app_search_path(), true);
-    CREATE TEMP TABLE email_groups ON COMMIT DROP AS
-    SELECT @extschema@.normalize_email(email) AS normalized, count(*) AS n, array_agg(id ORDER BY id) AS ids
-    FROM public.profiles
-    GROUP BY 1 HAVING count(*) > 1;
+    -- Duplicates are those of the unique planned index on the normalized email (one definition,
+    -- in Rust: PlannedIndex::duplicate_groups_sql, which the diagnostic counts too).
+    EXECUTE format('CREATE TEMP TABLE email_groups ON COMMIT DROP AS SELECT key AS normalized, n, ids FROM (%s) AS d',
+                   (SELECT p.duplicates_sql FROM @extschema@.planned_indexes() AS p WHERE p.index_name = 'profiles_email_normalized_key'));
 
     INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
     SELECT '0002_normalize_profiles', 'public.profiles', id::text, 'email_case_collision',
@@ -374,12 +374,12 @@ BEGIN
     WHERE NOT @extschema@.is_valid_lightning_pubkey(pubkey);
     GET DIAGNOSTICS n_invalid_pubkeys = ROW_COUNT;
 
-    INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
-    SELECT '0002_normalize_profiles', 'public.profiles', p.id::text, 'pubkey_duplicate',
-           format('pubkey %s is also the key of %s other profile(s)', p.pubkey, d.n - 1)
-    FROM (SELECT pubkey, count(*) AS n FROM public.profiles
-          WHERE pubkey IS NOT NULL GROUP BY pubkey HAVING count(*) > 1) AS d
-    JOIN public.profiles p ON p.pubkey = d.pubkey;
+    EXECUTE format(
+        $q$INSERT INTO @extschema@.migration_findings (step, table_name, row_id, kind, detail)
+           SELECT '0002_normalize_profiles', 'public.profiles', p.id::text, 'pubkey_duplicate',
+                  format('pubkey %%s is also the key of %%s other profile(s)', p.pubkey, d.n - 1)
+           FROM (%s) AS d JOIN public.profiles p ON p.id = ANY (d.ids)$q$,
+        (SELECT p.duplicates_sql FROM @extschema@.planned_indexes() AS p WHERE p.index_name = 'profiles_pubkey_normalized_key'));
     GET DIAGNOSTICS n_pubkey_duplicates = ROW_COUNT;
     RAISE NOTICE 'daznode_crm: reported % invalid emails, % invalid pubkeys, % profiles sharing a pubkey',
         n_invalid_emails, n_invalid_pubkeys, n_pubkey_duplicates;

@@ -21,9 +21,6 @@ pub struct PlannedIndex {
     pub definition: &'static str,
     /// Why the planner wants it.
     pub purpose: &'static str,
-    /// For unique indexes: a query counting the groups that would violate it. While it is
-    /// non-zero the index is not planned (a failed concurrent build leaves an invalid index).
-    pub blocker: Option<&'static str>,
 }
 
 impl PlannedIndex {
@@ -46,18 +43,31 @@ impl PlannedIndex {
         format!("{}_interim", self.name)
     }
 
-    /// The ids (text) of the rows the interim index leaves out: every row of a duplicate group
-    /// but the one with the smallest id. None for a non-unique index.
-    pub fn left_out_sql(&self) -> Option<String> {
+    /// The groups of rows that share this unique index's key, the one definition of "duplicate
+    /// emails" and "duplicate pubkeys" (the diagnostic counts them, step 0002 reports them, the
+    /// interim index leaves them out): columns key, n, ids (uuid[], smallest first). NULL keys
+    /// never collide. None for a non-unique index.
+    pub fn duplicate_groups_sql(&self) -> Option<String> {
         self.unique.then(|| {
             let key = &self.definition[1..self.definition.len() - 1];
             format!(
-                "SELECT coalesce(array_agg(d.id::text ORDER BY d.id), '{{}}') FROM \
-                 (SELECT t.id, row_number() OVER (PARTITION BY {key} ORDER BY t.id) AS n FROM public.{} t WHERE {key} IS NOT NULL) d \
-                 WHERE d.n > 1",
+                "SELECT {key} AS key, count(*) AS n, array_agg(t.id ORDER BY t.id) AS ids FROM public.{} t WHERE {key} IS NOT NULL GROUP BY 1 HAVING count(*) > 1",
                 quote_ident(self.table)
             )
         })
+    }
+
+    /// A query counting the duplicate groups: while it is non-zero the index is not planned (a
+    /// failed concurrent build leaves an invalid index). None for a non-unique index.
+    pub fn blocker_sql(&self) -> Option<String> {
+        self.duplicate_groups_sql().map(|groups| format!("SELECT count(*) FROM ({groups}) AS d"))
+    }
+
+    /// The ids (text) of the rows the interim index leaves out: every row of a duplicate group
+    /// but the one with the smallest id. None for a non-unique index.
+    pub fn left_out_sql(&self) -> Option<String> {
+        self.duplicate_groups_sql()
+            .map(|groups| format!("SELECT coalesce(array_agg(id::text ORDER BY id), '{{}}') FROM ({groups}) AS d, unnest(d.ids[2:]) AS id"))
     }
 
     /// The interim index leaving out `left_out` (uuids, checked here since DDL takes no
@@ -85,6 +95,15 @@ impl PlannedIndex {
     }
 }
 
+/// The unique planned index whose key defines duplicate emails, and the one for node public keys.
+pub const EMAIL_KEY_INDEX: &str = "profiles_email_normalized_key";
+pub const PUBKEY_KEY_INDEX: &str = "profiles_pubkey_normalized_key";
+
+/// The planned index named `name`.
+pub fn planned(name: &str) -> Option<&'static PlannedIndex> {
+    PLANNED_INDEXES.iter().find(|i| i.name == name)
+}
+
 pub const PLANNED_INDEXES: &[PlannedIndex] = &[
     PlannedIndex {
         name: "profiles_email_normalized_key",
@@ -92,9 +111,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: true,
         definition: "(daznode_crm.normalize_email(email))",
         purpose: "emails unique whatever their case; case-insensitive lookup by email",
-        blocker: Some(
-            "SELECT count(*) FROM (SELECT 1 FROM public.profiles GROUP BY daznode_crm.normalize_email(email) HAVING count(*) > 1) AS d",
-        ),
     },
     PlannedIndex {
         name: "profiles_pubkey_normalized_key",
@@ -102,9 +118,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: true,
         definition: "(daznode_crm.normalize_lightning_pubkey(pubkey))",
         purpose: "node public keys unique whatever their case ('' and NULL excluded)",
-        blocker: Some(
-            "SELECT count(*) FROM (SELECT 1 FROM public.profiles WHERE daznode_crm.normalize_lightning_pubkey(pubkey) IS NOT NULL GROUP BY daznode_crm.normalize_lightning_pubkey(pubkey) HAVING count(*) > 1) AS d",
-        ),
     },
     PlannedIndex {
         name: "idx_profiles_created_at",
@@ -112,7 +125,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(created_at DESC, id)",
         purpose: "React Admin profile list sorted by created_at DESC, id (id breaks the ties of rows copied at one instant)",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_profiles_segmentation",
@@ -120,7 +132,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(email_verified, created_at DESC, id)",
         purpose: "segments on email_verified and created_days_ago; admin lists sorted by created_at DESC, id and counts by index-only scan (RLS reads id)",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_profiles_updated_at",
@@ -128,7 +139,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(updated_at DESC)",
         purpose: "segments on recent activity (last_login_days)",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_segment_members_customer",
@@ -136,7 +146,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(customer_id)",
         purpose: "foreign key to profiles (ON DELETE CASCADE) and a customer's segments",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_segment_members_segment_added",
@@ -144,7 +153,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(segment_id, added_at DESC)",
         purpose: "a segment's members newest first (the admin list), without sorting the whole segment",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_campaigns_status_created",
@@ -152,7 +160,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(status, created_at DESC, id)",
         purpose: "campaign list filtered by status, newest first (id breaks ties)",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_campaigns_created_by",
@@ -160,7 +167,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(created_by)",
         purpose: "foreign key to profiles",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_campaigns_template",
@@ -168,7 +174,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(template_id)",
         purpose: "foreign key to templates (ON DELETE SET NULL)",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_email_sends_campaign_customer",
@@ -176,7 +181,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(campaign_id, customer_id)",
         purpose: "delivery webhooks update by (campaign_id, customer_id); foreign key to campaigns",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_email_sends_customer",
@@ -184,7 +188,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(customer_id)",
         purpose: "foreign key to profiles (ON DELETE CASCADE) and a customer's history",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_email_sends_campaign_stats",
@@ -192,7 +195,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(campaign_id) INCLUDE (status, sent_at, opened_at, clicked_at, bounced_at)",
         purpose: "campaign statistics from the *_at timestamps by index-only scan",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_orders_user_created",
@@ -200,7 +202,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(user_id, created_at DESC)",
         purpose: "foreign key to profiles; segments on orders (count, total, last order)",
-        blocker: None,
     },
     PlannedIndex {
         name: "idx_subscriptions_user_status",
@@ -208,7 +209,6 @@ pub const PLANNED_INDEXES: &[PlannedIndex] = &[
         unique: false,
         definition: "(user_id, status)",
         purpose: "foreign key to profiles; segments on subscription plan and status",
-        blocker: None,
     },
 ];
 
@@ -347,7 +347,7 @@ mod tests {
         for (i, idx) in PLANNED_INDEXES.iter().enumerate() {
             assert!(idx.name.len() <= 63 && quote_ident(idx.name) == idx.name, "{}", idx.name);
             assert!(PLANNED_INDEXES[..i].iter().all(|o| o.name != idx.name), "duplicate {}", idx.name);
-            assert_eq!(idx.unique, idx.blocker.is_some(), "{}: unique indexes need a blocker query", idx.name);
+            assert_eq!(idx.unique, idx.blocker_sql().is_some(), "{}: unique indexes need a blocker query", idx.name);
         }
     }
 
@@ -399,8 +399,13 @@ mod tests {
              (daznode_crm.normalize_email(email)) WHERE id <> ALL ('{0f8fad5b-d9cb-469f-a165-70867728950e,7c9e6679-7425-40de-944b-e07fc1f90ae7}'::uuid[])"
         );
         assert!(email.interim_create_sql(&["x'); DROP TABLE t; --".to_string()], true).is_err());
-        assert!(email.left_out_sql().unwrap().contains("PARTITION BY daznode_crm.normalize_email(email)"));
+        assert!(email.duplicate_groups_sql().unwrap().contains("GROUP BY 1 HAVING count(*) > 1"));
+        assert!(email.left_out_sql().unwrap().contains("FROM public.profiles t WHERE daznode_crm.normalize_email(email) IS NOT NULL"));
+        assert!(email.blocker_sql().unwrap().starts_with("SELECT count(*) FROM (SELECT daznode_crm.normalize_email(email) AS key"));
         assert_eq!(PLANNED_INDEXES[2].left_out_sql(), None);
+        for name in [EMAIL_KEY_INDEX, PUBKEY_KEY_INDEX] {
+            assert!(planned(name).is_some_and(|i| i.unique), "{name}");
+        }
         // Blocked: only the interim index, rebuilt when invalid, never the full one.
         let due = Interim { status: Missing, create_sql: Some(create.clone()) };
         assert_eq!(statements_for(email, Missing, 3, &due), vec![create.clone()]);

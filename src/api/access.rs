@@ -3,7 +3,7 @@
 //! compiled by `daznode_crm_core::segments`).
 
 use crate::api::caller::{caller_id, caller_role_is, role_of};
-use crate::api::errors::raise;
+use crate::api::errors::{internal, invalid, OrReport, Result};
 use crate::api::security::{as_role, crm_owner};
 use crate::api::spi::table_exists;
 use daznode_crm_core::segments::{self, Param};
@@ -61,22 +61,20 @@ fn is_admin_user_about(user_id: default!(Option<pgrx::Uuid>, "NULL")) -> Option<
 /// `SELECT * FROM daznode_crm.refresh_segment('…segment id…');`
 #[pg_extern(volatile, strict, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn refresh_segment(segment_id: pgrx::Uuid) -> TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))> {
-    crate::api::server::refuse_on_standby("refresh_segment()");
-    let owner = segment_tables_owner().unwrap_or_else(|why| raise(CrmError::InvalidArgument(why)));
-    let criteria = segment_criteria(owner, segment_id)
-        .unwrap_or_else(|| raise(CrmError::InvalidArgument(format!("no segment with id {segment_id}"))))
-        .unwrap_or_else(|e| raise(e));
-    let compiled = segments::compile(&criteria, 2).unwrap_or_else(|e| raise(e));
+fn refresh_segment(segment_id: pgrx::Uuid) -> Result<TableIterator<'static, (name!(added, i64), name!(removed, i64), name!(members, i64))>> {
+    crate::api::server::refuse_on_standby("refresh_segment()")?;
+    let owner = segment_tables_owner().map_err(invalid)?;
+    let criteria = segment_criteria(owner, segment_id)?.ok_or_else(|| invalid(format!("no segment with id {segment_id}")))?.or_report()?;
+    let compiled = segments::compile(&criteria, 2).or_report()?;
     if let Some(t) = compiled.tables.iter().find(|t| !table_exists(t)) {
-        raise(CrmError::InvalidArgument(format!("segment {segment_id} reads public.{t}, which is not a table of the CRM owner")));
+        return Err(invalid(format!("segment {segment_id} reads public.{t}, which is not a table of the CRM owner")));
     }
-    TableIterator::new(vec![as_role(owner, || refresh_by_difference(segment_id, &compiled))])
+    Ok(TableIterator::new(vec![as_role(owner, || refresh_by_difference(segment_id, &compiled))?]))
 }
 
 /// The owner of the segment tables and profiles, which the refresh reads and writes as them
 /// (`security::as_role`); an error when one is missing or is not a table of the CRM owner.
-fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
+fn segment_tables_owner() -> std::result::Result<pg_sys::Oid, String> {
     for t in ["crm_customer_segments", "crm_customer_segment_members", "profiles"] {
         if !table_exists(t) {
             return Err(format!("public.{t} is missing or is not a table of the CRM owner: segments cannot be refreshed"));
@@ -87,7 +85,7 @@ fn segment_tables_owner() -> Result<pg_sys::Oid, String> {
 
 /// A segment's criteria, read as text and checked for size and depth before conversion
 /// (`segments::parse`); None when there is no such segment.
-fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Option<Result<serde_json::Value, CrmError>> {
+fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Result<Option<std::result::Result<serde_json::Value, CrmError>>> {
     let text = as_role(owner, || {
         Spi::connect(|client| {
             let t = client.select("SELECT coalesce(criteria::text, 'null') FROM public.crm_customer_segments WHERE id = $1", Some(1), &[segment_id.into()])?;
@@ -96,13 +94,13 @@ fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Option<Result
             }
             t.first().get_one::<String>()
         })
-        .unwrap_or_else(|e| error!("daznode_crm: reading segment {segment_id} failed: {e}"))
+        .map_err(|e| internal(format!("reading segment {segment_id} failed: {e}")))
     })?;
-    Some(segments::parse(&text))
+    Ok(text.map(|text| segments::parse(&text)))
 }
 
 /// (added, removed, members) after bringing the membership in line with `compiled`.
-fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) -> (i64, i64, i64) {
+fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) -> Result<(i64, i64, i64)> {
     let sql = format!(
         "WITH target AS (SELECT p.id FROM public.profiles p WHERE {pred}),
               added AS (INSERT INTO public.crm_customer_segment_members (segment_id, customer_id)
@@ -127,7 +125,7 @@ fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) 
         let t = client.update(&sql, Some(1), &args)?.first();
         Ok::<_, pgrx::spi::Error>((t.get::<i64>(1)?.unwrap_or(0), t.get::<i64>(2)?.unwrap_or(0), t.get::<i64>(3)?.unwrap_or(0)))
     })
-    .unwrap_or_else(|e| error!("daznode_crm: refresh of segment {segment_id} failed: {e}"))
+    .map_err(|e| internal(format!("refresh of segment {segment_id} failed: {e}")))
 }
 
 /// Refreshes every segment with auto_update, by difference; what the refresh job runs. A segment
@@ -135,29 +133,27 @@ fn refresh_by_difference(segment_id: pgrx::Uuid, compiled: &segments::Compiled) 
 /// stops the others.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn refresh_auto_update_segments() -> TableIterator<
-    'static,
-    (name!(segment_id, pgrx::Uuid), name!(name, String), name!(added, i64), name!(removed, i64), name!(members, i64), name!(problem, Option<String>)),
+fn refresh_auto_update_segments() -> Result<
+    TableIterator<
+        'static,
+        (name!(segment_id, pgrx::Uuid), name!(name, String), name!(added, i64), name!(removed, i64), name!(members, i64), name!(problem, Option<String>)),
+    >,
 > {
-    crate::api::server::refuse_on_standby("refresh_auto_update_segments()");
-    let mut pace = crate::api::throttle::Yielder::new();
+    crate::api::server::refuse_on_standby("refresh_auto_update_segments()")?;
+    let mut pace = crate::api::throttle::Yielder::new()?;
     let Ok(owner) = segment_tables_owner() else {
-        return TableIterator::new(Vec::new());
+        return Ok(TableIterator::new(Vec::new()));
     };
-    let segments = auto_update_segments(owner);
-    TableIterator::new(
-        segments
-            .into_iter()
-            .filter_map(|(id, name)| {
-                pace.pause();
-                refresh_auto_segment(owner, id, name)
-            })
-            .collect::<Vec<_>>(),
-    )
+    let mut out = Vec::new();
+    for (id, name) in auto_update_segments(owner)? {
+        pace.pause()?;
+        out.extend(refresh_auto_segment(owner, id, name)?);
+    }
+    Ok(TableIterator::new(out))
 }
 
 /// The segments with `auto_update`, by name, read as their owner.
-fn auto_update_segments(owner: pg_sys::Oid) -> Vec<(pgrx::Uuid, String)> {
+fn auto_update_segments(owner: pg_sys::Oid) -> Result<Vec<(pgrx::Uuid, String)>> {
     as_role(owner, || {
         Spi::connect(|client| {
             let mut out = Vec::new();
@@ -168,22 +164,24 @@ fn auto_update_segments(owner: pg_sys::Oid) -> Vec<(pgrx::Uuid, String)> {
             }
             Ok::<_, pgrx::spi::Error>(out)
         })
-        .unwrap_or_else(|e| error!("daznode_crm: {e}"))
+        .map_err(|e| internal(format!("reading the auto_update segments failed: {e}")))
     })
 }
 
 /// One segment refreshed by difference; its criteria that do not compile, or read a table that
 /// is not the CRM owner's, are reported in `problem` and change nothing. None when the segment
 /// is gone.
-fn refresh_auto_segment(owner: pg_sys::Oid, id: pgrx::Uuid, name: String) -> Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)> {
-    let compiled =
-        segment_criteria(owner, id)?.and_then(|c| segments::compile(&c, 2)).and_then(|compiled| match compiled.tables.iter().find(|t| !table_exists(t)) {
-            Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
-            None => Ok(compiled),
-        });
-    Some(match compiled {
+fn refresh_auto_segment(owner: pg_sys::Oid, id: pgrx::Uuid, name: String) -> Result<Option<(pgrx::Uuid, String, i64, i64, i64, Option<String>)>> {
+    let Some(criteria) = segment_criteria(owner, id)? else {
+        return Ok(None);
+    };
+    let compiled = criteria.and_then(|c| segments::compile(&c, 2)).and_then(|compiled| match compiled.tables.iter().find(|t| !table_exists(t)) {
+        Some(t) => Err(CrmError::InvalidArgument(format!("reads public.{t}, which is not a table of the CRM owner"))),
+        None => Ok(compiled),
+    });
+    Ok(Some(match compiled {
         Ok(compiled) => {
-            let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled));
+            let (added, removed, members) = as_role(owner, || refresh_by_difference(id, &compiled))?;
             if added + removed > 0 {
                 notice!("daznode_crm: segment {name}: +{added} -{removed} ({members} members)");
             }
@@ -193,5 +191,5 @@ fn refresh_auto_segment(owner: pg_sys::Oid, id: pgrx::Uuid, name: String) -> Opt
             warning!("daznode_crm: segment {name} skipped: {e}");
             (id, name, 0, 0, 0, Some(e.to_string()))
         }
-    })
+    }))
 }

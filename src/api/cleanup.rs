@@ -2,6 +2,7 @@
 //! the diagnostic) with row locks only, under a short lock_timeout, in the caller's transaction:
 //! all of it or none of it.
 
+use crate::api::errors::{internal, Result};
 use crate::api::security::{as_role, crm_owner};
 use crate::api::spi::{column_exists, count};
 use daznode_crm_core::orphans::{Inapplicable, OrphanRule, RuleRun, ORPHAN_RULES};
@@ -16,25 +17,25 @@ type Row = (String, String, String, i64);
 #[search_path(pg_catalog, pg_temp)]
 fn cleanup_orphaned_records(
     dry_run: default!(bool, false),
-) -> TableIterator<'static, (name!(table_name, String), name!(column_name, String), name!(action, String), name!(rows, i64))> {
+) -> Result<TableIterator<'static, (name!(table_name, String), name!(column_name, String), name!(action, String), name!(rows, i64))>> {
     if !dry_run {
-        crate::api::server::refuse_on_standby("cleanup_orphaned_records()");
+        crate::api::server::refuse_on_standby("cleanup_orphaned_records()")?;
     }
-    TableIterator::new(run_rules(dry_run))
+    Ok(TableIterator::new(run_rules(dry_run)?))
 }
 
 /// Every rule, paced, one run at a time (a second waits for the first), waiting at most
 /// lock_timeout for row and table locks. Read-only SPI until a rule deletes: a dry run works on
 /// a hot standby, which has no transaction id to give.
-fn run_rules(dry_run: bool) -> Vec<Row> {
-    let mut pace = crate::api::throttle::Yielder::new();
+fn run_rules(dry_run: bool) -> Result<Vec<Row>> {
+    let mut pace = crate::api::throttle::Yielder::new()?;
     crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
     crate::api::spi::text("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)", &[]);
     let owner = crm_owner();
     ORPHAN_RULES
         .iter()
         .map(|rule| {
-            pace.pause();
+            pace.pause()?;
             apply(rule, owner, dry_run)
         })
         .collect()
@@ -42,30 +43,30 @@ fn run_rules(dry_run: bool) -> Vec<Row> {
 
 /// One rule, as `OrphanRule::run` says. Its statement runs as the tables' owner
 /// (`security::as_role`): their triggers run with the rights they were written for, never ours.
-fn apply(rule: &OrphanRule, owner: Option<pg_sys::Oid>, dry_run: bool) -> Row {
+fn apply(rule: &OrphanRule, owner: Option<pg_sys::Oid>, dry_run: bool) -> Result<Row> {
     let table = format!("public.{}", rule.child_table);
     let skip = |why: String| (table.clone(), rule.child_column.to_string(), format!("skipped: {why}"), 0);
     let Some(owner) = owner else {
-        return skip("column does not exist".to_string());
+        return Ok(skip("column does not exist".to_string()));
     };
     let parents = match rule.applicable(column_exists) {
         Ok(p) => p,
-        Err(Inapplicable::ChildColumnMissing) => return skip("column does not exist".to_string()),
+        Err(Inapplicable::ChildColumnMissing) => return Ok(skip("column does not exist".to_string())),
         Err(Inapplicable::ParentMissing(why)) => {
             warning!("daznode_crm: {table}.{}: rule skipped: {why}", rule.child_column);
-            return skip(why);
+            return Ok(skip(why));
         }
     };
     let (action, n) = as_role(owner, || match rule.run(dry_run, &parents) {
         RuleRun::Apply { sql, label } => {
             let n = Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as i64))
-                .unwrap_or_else(|e| error!("daznode_crm: cleanup of {table}.{} failed: {e}", rule.child_column));
-            (label.to_string(), n)
+                .map_err(|e| internal(format!("cleanup of {table}.{} failed: {e}", rule.child_column)))?;
+            Ok((label.to_string(), n))
         }
-        RuleRun::Count { sql, label } => (label, count(&sql, &[])),
-    });
+        RuleRun::Count { sql, label } => Ok((label, count(&sql, &[]))),
+    })?;
     if n > 0 {
         notice!("daznode_crm: {table}.{}: {action}: {n} row(s)", rule.child_column);
     }
-    (table, rule.child_column.to_string(), action, n)
+    Ok((table, rule.child_column.to_string(), action, n))
 }

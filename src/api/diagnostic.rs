@@ -2,11 +2,12 @@
 //! half-migrated or migrated database. It measures here and judges with
 //! `daznode_crm_core::diagnostics`; missing objects are reported, never an error.
 
+use crate::api::errors::Result;
 use crate::api::security::{crm_owner, relation};
 use crate::api::spi::{app_count, column_exists, count, flag, records, table_exists, text};
 use daznode_crm_core::catalog::{self, ExposedColumns, HeldLock, LegacyFunction, Named, ObjectInTheWay, OpenTransaction, PolicyReadError};
 use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status, TableShape};
-use daznode_crm_core::indexes::PLANNED_INDEXES;
+use daznode_crm_core::indexes::{self, EMAIL_KEY_INDEX, PLANNED_INDEXES, PUBKEY_KEY_INDEX};
 use daznode_crm_core::migrations;
 use daznode_crm_core::orphans::{Inapplicable, OrphanAction, ORPHAN_RULES};
 use daznode_crm_core::schema::CRM_TABLES;
@@ -36,32 +37,34 @@ fn guide_api() -> TableIterator<'static, (name!(name, &'static str), name!(targe
 /// `SELECT * FROM daznode_crm.run_pre_migration_diagnostic();`
 #[pg_extern(stable, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn run_pre_migration_diagnostic() -> TableIterator<
-    'static,
-    (name!(check_name, String), name!(status, String), name!(details, String), name!(affected_rows, Option<i64>), name!(recommendation, Option<String>)),
+fn run_pre_migration_diagnostic() -> Result<
+    TableIterator<
+        'static,
+        (name!(check_name, String), name!(status, String), name!(details, String), name!(affected_rows, Option<i64>), name!(recommendation, Option<String>)),
+    >,
 > {
     let rows: Vec<DiagnosticRow> =
-        all_checks().into_iter().map(|c| (c.name, c.status.as_str().to_string(), c.details, c.affected_rows, c.recommendation)).collect();
-    TableIterator::new(rows)
+        all_checks()?.into_iter().map(|c| (c.name, c.status.as_str().to_string(), c.details, c.affected_rows, c.recommendation)).collect();
+    Ok(TableIterator::new(rows))
 }
 
 /// Every check, most severe first. Paced (`throttle`): a pause after each group of checks and
 /// after each orphan rule.
-fn all_checks() -> Vec<Check> {
+fn all_checks() -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let mut pace = crate::api::throttle::Yielder::new();
+    let mut pace = crate::api::throttle::Yielder::new()?;
     standby_and_disk(&mut checks);
     server_and_privileges(&mut checks);
     schema_shape(&mut checks);
-    pending_steps(&mut checks);
-    orphans(&mut checks, &mut pace);
+    pending_steps(&mut checks)?;
+    orphans(&mut checks, &mut pace)?;
     let groups: [fn(&mut Vec<Check>); 7] = [profile_values, users_vs_profiles, constraints_indexes_collisions, sizes, blockers, live_app, extensions];
     for group in groups {
-        pace.pause();
+        pace.pause()?;
         group(&mut checks);
     }
     sort_checks(&mut checks);
-    checks
+    Ok(checks)
 }
 
 fn server_and_privileges(checks: &mut Vec<Check>) {
@@ -149,8 +152,8 @@ fn schema_shape(checks: &mut Vec<Check>) {
     checks.push(Check::new("schema_shape", status, shape).rows(present.len() as i64));
 }
 
-fn pending_steps(checks: &mut Vec<Check>) {
-    let applied = crate::api::migrations::applied_steps();
+fn pending_steps(checks: &mut Vec<Check>) -> Result<()> {
+    let applied = crate::api::migrations::applied_steps()?;
     let applied_refs: Vec<&str> = applied.iter().map(String::as_str).collect();
     match migrations::plan("latest", &applied_refs) {
         Ok(pending) if pending.is_empty() => checks.push(Check::new("pending_migrations", Status::Ok, "every step is applied")),
@@ -161,11 +164,12 @@ fn pending_steps(checks: &mut Vec<Check>) {
         ),
         Err(e) => checks.push(Check::new("pending_migrations", Status::Error, e.to_string())),
     }
+    Ok(())
 }
 
-fn orphans(checks: &mut Vec<Check>, pace: &mut crate::api::throttle::Yielder) {
+fn orphans(checks: &mut Vec<Check>, pace: &mut crate::api::throttle::Yielder) -> Result<()> {
     for rule in ORPHAN_RULES {
-        pace.pause();
+        pace.pause()?;
         let name = format!("orphans: {}.{}", rule.child_table, rule.child_column);
         let parents = match rule.applicable(column_exists) {
             Ok(p) => p,
@@ -190,22 +194,27 @@ fn orphans(checks: &mut Vec<Check>, pace: &mut crate::api::throttle::Yielder) {
         }
         checks.push(check);
     }
+    Ok(())
+}
+
+/// The groups of profiles sharing the key of a unique planned index (`PlannedIndex::duplicate_groups_sql`,
+/// the definition step 0002 reports and the interim index leaves out).
+fn duplicate_keys(index: &str, name: &str, what: &str) -> Check {
+    let index = indexes::planned(index).expect("a unique planned index");
+    let (Some(count), Some(groups)) = (index.blocker_sql(), index.duplicate_groups_sql()) else { unreachable!("a unique planned index") };
+    let n = app_count(&count, &[]);
+    Check::new(name, count_status(n, Status::Warning), format!("{n} {what}")).rows(n).recommend(format!("{groups};"))
 }
 
 fn profile_values(checks: &mut Vec<Check>) {
     if !column_exists("profiles", "email") {
         return;
     }
-    let dup_groups = app_count("SELECT count(*) FROM (SELECT 1 FROM public.profiles GROUP BY daznode_crm.normalize_email(email) HAVING count(*) > 1) d", &[]);
-    checks.push(
-        Check::new(
-            "duplicate_emails",
-            count_status(dup_groups, Status::Warning),
-            format!("{dup_groups} email(s) shared by several profiles once trimmed and lower-cased; migrate() reports them and leaves them for you"),
-        )
-        .rows(dup_groups)
-        .recommend("SELECT daznode_crm.normalize_email(email), array_agg(id) FROM public.profiles GROUP BY 1 HAVING count(*) > 1;"),
-    );
+    checks.push(duplicate_keys(
+        EMAIL_KEY_INDEX,
+        "duplicate_emails",
+        "email(s) shared by several profiles once trimmed and lower-cased; migrate() reports them and leaves them for you",
+    ));
     let invalid = app_count("SELECT count(*) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email)", &[]);
     checks.push(
         Check::new("invalid_emails", count_status(invalid, Status::Warning), format!("{invalid} profile email(s) rejected by daznode_crm.is_valid_email()"))
@@ -213,22 +222,7 @@ fn profile_values(checks: &mut Vec<Check>) {
             .recommend("SELECT id, email, daznode_crm.email_validation_error(email) FROM public.profiles WHERE NOT daznode_crm.is_valid_email(email);"),
     );
     if column_exists("profiles", "pubkey") {
-        let dup_keys = app_count(
-            "SELECT count(*) FROM (SELECT 1 FROM public.profiles WHERE daznode_crm.normalize_lightning_pubkey(pubkey) IS NOT NULL
-                                   GROUP BY daznode_crm.normalize_lightning_pubkey(pubkey) HAVING count(*) > 1) d",
-            &[],
-        );
-        checks.push(
-            Check::new(
-                "duplicate_pubkeys",
-                count_status(dup_keys, Status::Warning),
-                format!("{dup_keys} node public key(s) shared by several profiles, case ignored"),
-            )
-            .rows(dup_keys)
-            .recommend(
-                "SELECT daznode_crm.normalize_lightning_pubkey(pubkey), array_agg(id) FROM public.profiles WHERE pubkey <> '' GROUP BY 1 HAVING count(*) > 1;",
-            ),
-        );
+        checks.push(duplicate_keys(PUBKEY_KEY_INDEX, "duplicate_pubkeys", "node public key(s) shared by several profiles, case ignored"));
         let empty = app_count("SELECT count(*) FROM public.profiles WHERE btrim(pubkey) = ''", &[]);
         checks.push(
             Check::new(

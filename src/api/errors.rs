@@ -3,19 +3,37 @@
 
 use daznode_crm_core::CrmError;
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-/// `CrmError` as a PostgreSQL error report, for functions that return `Result<_, ErrorReport>`
-/// (pgrx raises it with its own SQLSTATE).
+/// What a function that can fail returns: pgrx raises the report, with its SQLSTATE, at the
+/// boundary (a `#[pg_extern]` returning `Result<_, ErrorReport>`).
+pub type Result<T> = std::result::Result<T, ErrorReport>;
+
+/// `CrmError` as a PostgreSQL error report. (`From<CrmError> for ErrorReport` cannot be written
+/// here: both types belong to other crates; `.map_err(report)` or `.or_report()` converts.)
 pub fn report(err: CrmError) -> ErrorReport {
     ErrorReport::new(error_code(err.sqlstate()), err.to_string(), "daznode_crm")
 }
 
-/// Raises `err` at once.
-pub fn raise(err: CrmError) -> ! {
-    report(err).report(PgLogLevel::ERROR);
-    unreachable!("an ERROR does not return")
+/// An invalid argument (22023).
+pub fn invalid(msg: impl Into<String>) -> ErrorReport {
+    report(CrmError::InvalidArgument(msg.into()))
+}
+
+/// A failure that is ours, not the caller's (XX000): an internal query, or what it returned.
+pub fn internal(what: impl std::fmt::Display) -> ErrorReport {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("daznode_crm: {what}"), "daznode_crm")
+}
+
+/// Core results as reports.
+pub trait OrReport<T> {
+    fn or_report(self) -> Result<T>;
+}
+
+impl<T> OrReport<T> for std::result::Result<T, CrmError> {
+    fn or_report(self) -> Result<T> {
+        self.map_err(report)
+    }
 }
 
 /// PostgreSQL's encoding of a five-character SQLSTATE (MAKE_SQLSTATE in utils/elog.h).

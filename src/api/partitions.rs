@@ -1,10 +1,9 @@
 //! The partitions of crm_email_sends: the monthly retention cleanup (`api::retention`, planned by
 //! `daznode_crm_core::retention`) and the months step 0010 creates (sql/partitioning.sql).
 
-use crate::api::errors::raise;
+use crate::api::errors::{invalid, Result};
 use crate::api::retention::{self, Options, Row};
 use daznode_crm_core::retention::{months_from, DEFAULT_PREMAKE};
-use daznode_crm_core::CrmError;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 
@@ -20,24 +19,23 @@ fn cleanup_old_email_partitions(
     dry_run: default!(Option<bool>, false),
     archive: default!(Option<bool>, false),
     force: default!(Option<bool>, false),
-) -> TableIterator<
-    'static,
-    (
-        name!(partition_name, Option<String>),
-        name!(range_start, Option<TimestampWithTimeZone>),
-        name!(range_end, Option<TimestampWithTimeZone>),
-        name!(action, String),
-        name!(rows, Option<i64>),
-    ),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(partition_name, Option<String>),
+            name!(range_start, Option<TimestampWithTimeZone>),
+            name!(range_end, Option<TimestampWithTimeZone>),
+            name!(action, String),
+            name!(rows, Option<i64>),
+        ),
+    >,
 > {
     let (Some(retention), Some(premake), Some(dry_run), Some(archive), Some(force)) = (retention, premake, dry_run, archive, force) else {
-        raise(CrmError::InvalidArgument("daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL".into()));
+        return Err(invalid("daznode_crm: arguments of cleanup_old_email_partitions() must not be NULL"));
     };
-    let rows: Vec<Row> = retention::run(Options { retention, premake, dry_run, archive, force }).unwrap_or_else(|e| {
-        e.report(PgLogLevel::ERROR);
-        unreachable!()
-    });
-    TableIterator::new(rows)
+    let rows: Vec<Row> = retention::run(Options { retention, premake, dry_run, archive, force })?;
+    Ok(TableIterator::new(rows))
 }
 
 /// The monthly partitions step 0010 creates: from the month of `first` (the oldest send, or now)

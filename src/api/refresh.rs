@@ -1,11 +1,10 @@
 //! `refresh_crm_materialized_views(concurrently)` and the registry of the views it refreshes,
 //! and the pg_cron scheduling of the guide's jobs.
 
-use crate::api::errors::raise;
+use crate::api::errors::{internal, invalid, Result};
 use crate::api::spi::{count, flag, records, text};
 use daznode_crm_core::catalog::{Named, RelationKind};
 use daznode_crm_core::jobs::{Job, JOBS};
-use daznode_crm_core::CrmError;
 use pgrx::prelude::*;
 
 /// Refreshes every registered CRM materialized view whose base tables changed since its last
@@ -16,12 +15,14 @@ use pgrx::prelude::*;
 #[search_path(pg_catalog, pg_temp)]
 fn refresh_crm_materialized_views(
     concurrently: default!(bool, true),
-) -> TableIterator<
-    'static,
-    (name!(view_name, String), name!(mode, String), name!(duration_ms, f64), name!(rows, Option<i64>), name!(skipped_reason, Option<String>)),
+) -> Result<
+    TableIterator<
+        'static,
+        (name!(view_name, String), name!(mode, String), name!(duration_ms, f64), name!(rows, Option<i64>), name!(skipped_reason, Option<String>)),
+    >,
 > {
-    crate::api::server::refuse_on_standby("refresh_crm_materialized_views()");
-    TableIterator::new(refresh_all(concurrently))
+    crate::api::server::refuse_on_standby("refresh_crm_materialized_views()")?;
+    Ok(TableIterator::new(refresh_all(concurrently)?))
 }
 
 /// (view, mode, ms, rows, skipped_reason): one row per registered view.
@@ -29,46 +30,46 @@ type RefreshRow = (String, String, f64, Option<i64>, Option<String>);
 
 /// Every registered view, one at a time and paced, unless another run holds the lock; then the
 /// log's rows older than 30 days go.
-fn refresh_all(concurrently: bool) -> Vec<RefreshRow> {
-    let mut pace = crate::api::throttle::Yielder::new();
+fn refresh_all(concurrently: bool) -> Result<Vec<RefreshRow>> {
+    let mut pace = crate::api::throttle::Yielder::new()?;
     let views: Vec<String> =
         records::<Named>("SELECT view_name AS name FROM daznode_crm.materialized_view_registry ORDER BY view_name", &[]).into_iter().map(|v| v.name).collect();
     if !flag("SELECT pg_try_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))", &[]) {
-        return views.into_iter().map(|v| (v, "skipped".into(), 0.0, None, Some("already running".into()))).collect();
+        return Ok(views.into_iter().map(|v| (v, "skipped".into(), 0.0, None, Some("already running".into()))).collect());
     }
     let out = views
         .into_iter()
         .map(|view| {
-            pace.pause();
+            pace.pause()?;
             refresh_and_log(view, concurrently)
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Spi::run("DELETE FROM daznode_crm.materialized_view_refresh_log WHERE started_at < now() - interval '30 days'")
-        .unwrap_or_else(|e| error!("daznode_crm: cannot prune the refresh log: {e}"));
-    out
+        .map_err(|e| internal(format!("cannot prune the refresh log: {e}")))?;
+    Ok(out)
 }
 
 /// One view refreshed (or skipped) and its run logged: (view, mode, ms, rows, skipped_reason).
-fn refresh_and_log(view: String, concurrently: bool) -> RefreshRow {
+fn refresh_and_log(view: String, concurrently: bool) -> Result<RefreshRow> {
     let started = std::time::Instant::now();
-    let (mode, n, reason, signature) = refresh_one(&view, concurrently);
+    let (mode, n, reason, signature) = refresh_one(&view, concurrently)?;
     let ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
     Spi::run_with_args(
         "INSERT INTO daznode_crm.materialized_view_refresh_log (view_name, started_at, duration_ms, rows, mode, skipped_reason, signature)
          VALUES ($1, clock_timestamp() - make_interval(secs => $2 / 1000.0), $2, $3, $4, $5, $6)",
         &[view.as_str().into(), ms.into(), n.into(), mode.as_str().into(), reason.clone().into(), signature.into()],
     )
-    .unwrap_or_else(|e| error!("daznode_crm: cannot log the refresh of {view}: {e}"));
-    (view, mode, ms, n, reason)
+    .map_err(|e| internal(format!("cannot log the refresh of {view}: {e}")))?;
+    Ok((view, mode, ms, n, reason))
 }
 
 /// (mode, rows, skipped_reason, signature of the base tables' counters)
-fn refresh_one(view: &str, concurrently: bool) -> (String, Option<i64>, Option<String>, Option<String>) {
+fn refresh_one(view: &str, concurrently: bool) -> Result<(String, Option<i64>, Option<String>, Option<String>)> {
     let kind = text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", &[view.into()]);
     match kind.as_deref() {
-        None => return ("skipped".into(), None, Some("does not exist (yet)".into()), None),
+        None => return Ok(("skipped".into(), None, Some("does not exist (yet)".into()), None)),
         Some("m") => {}
-        Some(_) => return ("skipped".into(), None, Some("not a materialized view".into()), None),
+        Some(_) => return Ok(("skipped".into(), None, Some("not a materialized view".into()), None)),
     }
     // Insert, update, delete and live-row counters of every table the view reads (TRUNCATE
     // resets the live count), and when statistics were last reset. The tables are found through
@@ -102,7 +103,7 @@ fn refresh_one(view: &str, concurrently: bool) -> (String, Option<i64>, Option<S
         &[view.into()],
     );
     if populated && last.is_some() && last == signature {
-        return ("skipped".into(), None, Some("base tables unchanged since the last refresh".into()), signature);
+        return Ok(("skipped".into(), None, Some("base tables unchanged since the last refresh".into()), signature));
     }
     let has_unique = flag(
         "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique AND indisvalid
@@ -117,9 +118,9 @@ fn refresh_one(view: &str, concurrently: bool) -> (String, Option<i64>, Option<S
     };
     let quoted = text("SELECT to_regclass($1)::text", &[view.into()]).unwrap_or_default();
     Spi::run(&format!("REFRESH MATERIALIZED VIEW {}{quoted}", if mode == "concurrently" { "CONCURRENTLY " } else { "" }))
-        .unwrap_or_else(|e| error!("daznode_crm: refresh of {view} failed: {e}"));
+        .map_err(|e| internal(format!("refresh of {view} failed: {e}")))?;
     let n = count(&format!("SELECT count(*) FROM {quoted}"), &[]);
-    (mode.to_string(), Some(n), reason.map(str::to_string), signature)
+    Ok((mode.to_string(), Some(n), reason.map(str::to_string), signature))
 }
 
 /// Adds a materialized view to those refresh_crm_materialized_views() refreshes; returns its
@@ -129,15 +130,15 @@ CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURN
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
-fn register_crm_materialized_view(view: pg_sys::Oid) -> String {
-    crate::api::server::refuse_on_standby("register_crm_materialized_view()");
-    let name = checked_matview(view);
+fn register_crm_materialized_view(view: pg_sys::Oid) -> Result<String> {
+    crate::api::server::refuse_on_standby("register_crm_materialized_view()")?;
+    let name = checked_matview(view)?;
     Spi::run_with_args(
         "INSERT INTO daznode_crm.materialized_view_registry (view_name) VALUES ($1) ON CONFLICT (view_name) DO NOTHING",
         &[name.as_str().into()],
     )
-    .unwrap_or_else(|e| error!("daznode_crm: {e}"));
-    name
+    .map_err(|e| internal(format!("cannot register {name}: {e}")))?;
+    Ok(name)
 }
 
 /// Removes a registered view (a built-in one too: it is re-added by a reinstall only).
@@ -146,32 +147,30 @@ CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETU
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 "#)]
-fn unregister_crm_materialized_view(view: pg_sys::Oid) -> bool {
-    crate::api::server::refuse_on_standby("unregister_crm_materialized_view()");
+fn unregister_crm_materialized_view(view: pg_sys::Oid) -> Result<bool> {
+    crate::api::server::refuse_on_standby("unregister_crm_materialized_view()")?;
     let name = text("SELECT $1::regclass::text", &[view.into()]).unwrap_or_default();
     let qualified = text(
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         &[view.into()],
     )
     .unwrap_or(name);
-    count(
+    Ok(count(
         "WITH d AS (DELETE FROM daznode_crm.materialized_view_registry WHERE view_name = $1 RETURNING 1) SELECT count(*) FROM d",
         &[qualified.as_str().into()],
-    ) > 0
+    ) > 0)
 }
 
-fn checked_matview(view: pg_sys::Oid) -> String {
+fn checked_matview(view: pg_sys::Oid) -> Result<String> {
     let rel: Vec<RelationKind> = records(
         "SELECT c.relkind::text AS kind, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         &[view.into()],
     );
     match rel.into_iter().next() {
-        Some(RelationKind { kind, name }) if kind == "m" => name,
-        Some(RelationKind { name, .. }) => {
-            raise(CrmError::InvalidArgument(format!("{name} is not a materialized view: only materialized views can be registered for refresh")))
-        }
-        _ => raise(CrmError::InvalidArgument("no such relation".into())),
+        Some(RelationKind { kind, name }) if kind == "m" => Ok(name),
+        Some(RelationKind { name, .. }) => Err(invalid(format!("{name} is not a materialized view: only materialized views can be registered for refresh"))),
+        _ => Err(invalid("no such relation")),
     }
 }
 
@@ -179,9 +178,10 @@ fn checked_matview(view: pg_sys::Oid) -> String {
 /// it changes nothing and says so. `SELECT * FROM daznode_crm.schedule_crm_maintenance();`
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn schedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, String), name!(schedule, String), name!(command, String), name!(action, String))> {
-    crate::api::server::refuse_on_standby("schedule_crm_maintenance()");
-    TableIterator::new(schedule_all())
+fn schedule_crm_maintenance(
+) -> Result<TableIterator<'static, (name!(job_name, String), name!(schedule, String), name!(command, String), name!(action, String))>> {
+    crate::api::server::refuse_on_standby("schedule_crm_maintenance()")?;
+    Ok(TableIterator::new(schedule_all()))
 }
 
 /// (job_name, schedule, command, action): one row per job, or one saying pg_cron is missing.
@@ -224,10 +224,10 @@ fn schedule(job: &Job) -> String {
 /// Removes the guide's pg_cron jobs, if any.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn unschedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, String), name!(action, String))> {
-    crate::api::server::refuse_on_standby("unschedule_crm_maintenance()");
+fn unschedule_crm_maintenance() -> Result<TableIterator<'static, (name!(job_name, String), name!(action, String))>> {
+    crate::api::server::refuse_on_standby("unschedule_crm_maintenance()")?;
     if !pg_cron_installed() {
-        return TableIterator::new(vec![(String::new(), "skipped: pg_cron is not installed in this database".to_string())]);
+        return Ok(TableIterator::new(vec![(String::new(), "skipped: pg_cron is not installed in this database".to_string())]));
     }
     let out: Vec<_> = JOBS
         .iter()
@@ -239,7 +239,7 @@ fn unschedule_crm_maintenance() -> TableIterator<'static, (name!(job_name, Strin
             (job.name.to_string(), if existed { "unscheduled" } else { "not scheduled" }.to_string())
         })
         .collect();
-    TableIterator::new(out)
+    Ok(TableIterator::new(out))
 }
 
 /// The CRM owner's name when a superuser schedules jobs for it; None to schedule as the caller.

@@ -289,7 +289,7 @@ fn text(query: &str, args: &[DatumWithOid]) -> Result<String, ErrorReport> {
 }
 
 fn internal(e: pgrx::spi::Error) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("daznode_crm: {WHAT}: internal query failed: {e}"), "daznode_crm")
+    crate::api::errors::internal(format!("{WHAT}: internal query failed: {e}"))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

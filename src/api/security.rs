@@ -6,6 +6,7 @@
 //! superuser our SECURITY DEFINER functions belong to. Tables are found by oid and checked to be
 //! tables (no view, foreign table or other relation kind), owned by the CRM owner.
 
+use crate::api::errors::{invalid, Result};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CString;
@@ -72,18 +73,16 @@ fn crm_owner_sql() -> Option<pg_sys::Oid> {
 /// BYPASSRLS) with the JWT `claims` sees them through its policies: step 0008's self-check of
 /// the role matrix. Only a count comes out. `SELECT daznode_crm.rows_seen_as('anon', 'profiles', NULL, 100);`
 #[pg_extern(volatile)]
-fn rows_seen_as(role: pg_sys::Oid, table_name: &str, claims: Option<&str>, cap: i64) -> i64 {
-    let Some(table) = crm_table(table_name) else {
-        error!("daznode_crm: public.{table_name} is not a table of the CRM owner");
-    };
+fn rows_seen_as(role: pg_sys::Oid, table_name: &str, claims: Option<&str>, cap: i64) -> Result<i64> {
+    let table = crm_table(table_name).ok_or_else(|| invalid(format!("daznode_crm: public.{table_name} is not a table of the CRM owner")))?;
     if !subject_to_rls(role) {
-        error!("daznode_crm: rows_seen_as() reads only as roles subject to row-level security");
+        return Err(invalid("daznode_crm: rows_seen_as() reads only as roles subject to row-level security"));
     }
     let sql = format!(
         "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT $1) AS x",
         crate::api::spi::text("SELECT $1::pg_catalog.regclass::text", &[table.oid.into()]).unwrap_or_default()
     );
-    as_role_with(role, &[(c"request.jwt.claims", claims.unwrap_or(""))], || crate::api::spi::count(&sql, &[cap.into()]))
+    Ok(as_role_with(role, &[(c"request.jwt.claims", claims.unwrap_or(""))], || crate::api::spi::count(&sql, &[cap.into()])))
 }
 
 /// Neither a superuser nor BYPASSRLS: the policies apply to it.

@@ -2,7 +2,7 @@
 //! under the data and the WAL have to hold the partitioning copy (`core::disk`), and long
 //! operations report their progress where any session sees it (`core::progress`).
 
-use crate::api::errors::raise;
+use crate::api::errors::{report, Result};
 use crate::api::spi::{count, text};
 use daznode_crm_core::disk;
 use daznode_crm_core::progress::{self, Progress};
@@ -17,18 +17,19 @@ pub fn on_standby() -> bool {
 }
 
 /// Stops a function that writes, at once, on a hot standby: SQLSTATE 25006, naming it.
-pub fn refuse_on_standby(what: &str) {
+pub fn refuse_on_standby(what: &str) -> Result<()> {
     if on_standby() {
-        raise(CrmError::OnStandby(what.to_string()));
+        return Err(report(CrmError::OnStandby(what.to_string())));
     }
+    Ok(())
 }
 
 /// The SQL face of `refuse_on_standby`, for the PL/pgSQL procedures (migrate(), the partition
 /// maintenance). `SELECT daznode_crm.refuse_on_standby('migrate()');`
 #[pg_extern(volatile, parallel_safe, strict, name = "refuse_on_standby")]
 #[search_path(pg_catalog, pg_temp)]
-fn refuse_on_standby_sql(what: &str) {
-    refuse_on_standby(what);
+fn refuse_on_standby_sql(what: &str) -> Result<()> {
+    refuse_on_standby(what)
 }
 
 /// Free bytes (for an unprivileged writer) and the filesystem id under `path`.

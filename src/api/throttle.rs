@@ -2,7 +2,7 @@
 //! sleeps in `pg_sleep` (wait event PgSleep, cancellable like any statement) for `factor` times
 //! as long as the unit took.
 
-use crate::api::errors::raise;
+use crate::api::errors::{internal, OrReport, Result};
 use crate::api::spi::{flag, text};
 use daznode_crm_core::throttle;
 use pgrx::prelude::*;
@@ -18,9 +18,9 @@ fn in_pg_cron() -> bool {
 }
 
 /// The factor in effect in this session; a bad setting is an error (22023).
-fn factor() -> f64 {
+fn factor() -> Result<f64> {
     let setting = text("SELECT pg_catalog.current_setting('daznode_crm.maintenance_yield', true)", &[]);
-    throttle::effective_factor(setting.as_deref(), in_pg_cron()).unwrap_or_else(|e| raise(e))
+    throttle::effective_factor(setting.as_deref(), in_pg_cron()).or_report()
 }
 
 /// The yield factor maintenance functions apply in this session: `daznode_crm.maintenance_yield`
@@ -28,7 +28,7 @@ fn factor() -> f64 {
 /// `SET daznode_crm.maintenance_yield = 1; SELECT daznode_crm.maintenance_yield();` gives 1.
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
-fn maintenance_yield() -> f64 {
+fn maintenance_yield() -> Result<f64> {
     factor()
 }
 
@@ -41,16 +41,17 @@ pub struct Yielder {
 impl Yielder {
     /// Reads the factor once, at the start of the run (a bad setting stops the run before it
     /// does anything).
-    pub fn new() -> Self {
-        Yielder { factor: factor(), since: Instant::now() }
+    pub fn new() -> Result<Self> {
+        Ok(Yielder { factor: factor()?, since: Instant::now() })
     }
 
     /// Sleeps `factor` times as long as the work since the last pause took.
-    pub fn pause(&mut self) {
+    pub fn pause(&mut self) -> Result<()> {
         let pause = throttle::pause_after(self.since.elapsed(), self.factor);
         if !pause.is_zero() {
-            Spi::run_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.as_secs_f64().into()]).unwrap_or_else(|e| error!("daznode_crm: {e}"));
+            Spi::run_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.as_secs_f64().into()]).map_err(|e| internal(format!("pause failed: {e}")))?;
         }
         self.since = Instant::now();
+        Ok(())
     }
 }
