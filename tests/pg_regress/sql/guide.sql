@@ -5,27 +5,16 @@
 -- wrappers step 0000 puts in public. Snippets whose output changes from run to run (sizes,
 -- timings) run with their output discarded; what they returned is shown by a count after them.
 -- In a database of its own, so that the other files keep an unmigrated one.
-SET client_min_messages = warning;
-CREATE DATABASE daznode_crm_guide;
-\c daznode_crm_guide
-SET client_min_messages = warning;
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'guide_owner') THEN CREATE ROLE guide_owner NOLOGIN; END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'guide_dba') THEN CREATE ROLE guide_dba NOLOGIN; END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'guide_api') THEN CREATE ROLE guide_api NOLOGIN; END IF;
-END $$;
-CREATE EXTENSION daznode_crm;
-GRANT daznode_crm_maintenance TO guide_owner, guide_dba;
-GRANT CREATE ON DATABASE daznode_crm_guide TO guide_owner;
-GRANT CREATE ON SCHEMA public TO guide_owner;
-
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'guide_api') THEN CREATE ROLE guide_api NOLOGIN; END IF; END $$;
 -- The owner migrates an empty database, then the app writes a few rows: an admin, a customer,
 -- and a campaign of 5 sends counted by hand: 4 sent (e never left), 3 delivered (a, c, d: b
 -- bounced, e failed), 2 opened (a's click implies its open, d), 1 clicked, 1 bounced, 1 failed;
 -- so open rate 2/3 and click rate 1/3 of the delivered, bounce 1/4 and delivery 3/4 of the sent.
-SET ROLE guide_owner;
-CALL daznode_crm.migrate();
+\set db daznode_crm_guide
+\set owner guide_owner
+\set other guide_dba
+\getenv abs_srcdir PG_ABS_SRCDIR
+\i :abs_srcdir/sql/owned_database.psql
 SELECT step, result ->> 'skipped' AS skipped FROM daznode_crm.migration_status WHERE step = '0000_guide_api';
 INSERT INTO public.profiles (id, email, nom, prenom) VALUES
     ('00000000-0000-4000-8000-000000000001', 'admin@daznode.io', 'Admin', 'Ada'),

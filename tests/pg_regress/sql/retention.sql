@@ -2,21 +2,11 @@
 -- retention of crm_email_sends, as its owner runs it from pg_cron. Months are shown as offsets
 -- from the current UTC month (0 is this month, -14 fourteen months ago), so that the output is
 -- the same whatever the day it runs. In a database of its own.
-SET client_min_messages = warning;
-CREATE DATABASE daznode_crm_retention;
-\c daznode_crm_retention
-SET client_min_messages = warning;
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'retention_owner') THEN CREATE ROLE retention_owner NOLOGIN; END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'retention_other') THEN CREATE ROLE retention_other NOLOGIN; END IF;
-END $$;
-CREATE EXTENSION daznode_crm;
-GRANT daznode_crm_maintenance TO retention_owner, retention_other;
-GRANT CREATE ON DATABASE daznode_crm_retention TO retention_owner;
-GRANT CREATE ON SCHEMA public TO retention_owner;
-SET ROLE retention_owner;
-CALL daznode_crm.migrate();
+\set db daznode_crm_retention
+\set owner retention_owner
+\set other retention_other
+\getenv abs_srcdir PG_ABS_SRCDIR
+\i :abs_srcdir/sql/owned_database.psql
 INSERT INTO public.crm_email_campaigns (id, name, subject, content) VALUES ('00000000-0000-4000-8000-0000000000c1', 'Old and new', 's', 'c');
 -- One send in the middle of each month, from 14 months ago to this month.
 INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at)
