@@ -42,12 +42,8 @@ CREATE FUNCTION @extschema@.bounce_rate(bounced bigint, sent bigint) RETURNS num
 LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN @extschema@.percent_of(bounced, sent);
 CREATE FUNCTION @extschema@.delivery_rate(delivered bigint, sent bigint) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN @extschema@.percent_of(delivered, sent);
--- Pure arithmetic on the caller's own values: for everyone (the views' readers call them).
-REVOKE ALL ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.send_is_delivered(timestamptz, timestamptz, text),
-    @extschema@.send_is_opened(timestamptz, timestamptz, timestamptz), @extschema@.send_is_clicked(timestamptz, timestamptz),
-    @extschema@.send_is_bounced(timestamptz), @extschema@.send_is_failed(text), @extschema@.percent_of(bigint, bigint),
-    @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
-    @extschema@.delivery_rate(bigint, bigint) FROM PUBLIC;
+-- Pure arithmetic on the caller's own values: for everyone (the views' readers call them),
+-- granted here explicitly rather than left to the default.
 GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.send_is_delivered(timestamptz, timestamptz, text),
     @extschema@.send_is_opened(timestamptz, timestamptz, timestamptz), @extschema@.send_is_clicked(timestamptz, timestamptz),
     @extschema@.send_is_bounced(timestamptz), @extschema@.send_is_failed(text), @extschema@.percent_of(bigint, bigint),
