@@ -3,7 +3,8 @@
 //! Layers (see ARCHITECTURE.md): `daznode_crm_core` (the `core/` crate) holds the rules, the
 //! plans and the arithmetic in plain Rust; `api` holds the `#[pg_extern]` functions, one module
 //! per SQL area, which read the catalog (queries in `sql/catalog/`, rows typed as
-//! `daznode_crm_core::catalog` records) and run what the core decides; `sql/` holds hand-written
+//! `daznode_crm_core::catalog` records) and run what the core decides, returning its errors as
+//! `api::errors::Result` with the core's SQLSTATE; `sql/` holds hand-written
 //! SQL (the migration steps, `migrate()`, step 0010's online copy and its rollback, in PL/pgSQL)
 //! and the versioned upgrade scripts.
 

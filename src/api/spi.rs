@@ -1,5 +1,7 @@
 //! Small read helpers over SPI. Values always travel as `$n` arguments; identifiers in the SQL
-//! text come from the core's checked lists, quoted by `quote_ident`.
+//! text come from the core's checked lists, quoted by `quote_ident`. Their queries are ours: one
+//! that fails is a bug, not a caller's mistake, and stops at once as XX000 naming the query
+//! (every caller-facing error is an `errors::Result` with its own SQLSTATE).
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
