@@ -66,7 +66,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.conc
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
     @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
     @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text),
-    @extschema@.make_room_for_view(text, text), @extschema@.legacy_profile_checks() TO daznode_crm_maintenance;
+    @extschema@.make_room_for_view(text, text), @extschema@.legacy_profile_checks(),
+    @extschema@.record_step(text, text, timestamptz, jsonb) TO daznode_crm_maintenance;
 GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_maintenance;
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;

@@ -883,6 +883,17 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp
 RETURN pg_sleep(0.2 * attempt);
 REVOKE ALL ON FUNCTION @extschema@.set_lock_timeout_for_attempt(int), @extschema@.lock_retry_pause(int) FROM PUBLIC;
 
+-- The ledger row of a step that returned `result`, started at `t0`: the one INSERT into
+-- schema_migrations. Its arguments are evaluated first, so called as
+-- record_step(..., step_fn()) it measures the step's whole duration, in the step's transaction.
+CREATE FUNCTION @extschema@.record_step(step text, target text, t0 timestamptz, result jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
+VALUES (step, target, (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
+        pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.record_step(text, text, timestamptz, jsonb) FROM PUBLIC;
+
 -- Applies the pending steps of `target` ('latest', 'safe', 'complete' or a step name), each in
 -- its own transaction: a failed or cancelled step leaves the database as it was before that
 -- step, and the next CALL resumes. A procedure, not a function, because only a procedure can
@@ -933,11 +944,7 @@ BEGIN
             -- cancel is not caught.
             BEGIN
                 locked := @extschema@.run_with_lock_retries(ARRAY[pg_catalog.format(
-                    'INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result) '
-                    'SELECT %L, %L, (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = ''daznode_crm''), '
-                    'pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - %L::timestamptz) * 1000, 1), r.result '
-                    'FROM (SELECT @extschema@.%I() AS result OFFSET 0) AS r',
-                    s.step, s.target, t0, s.function_name)], max_attempts);
+                    'SELECT @extschema@.record_step(%L, %L, %L, @extschema@.%I())', s.step, s.target, t0, s.function_name)], max_attempts);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT,
                     refused_state = RETURNED_SQLSTATE, refused_context = PG_EXCEPTION_CONTEXT;
@@ -966,10 +973,7 @@ BEGIN
         END IF;
         END IF;
         IF s.is_procedure THEN
-            INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
-            VALUES (s.step, s.target,
-                    (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
-                    pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+            PERFORM @extschema@.record_step(s.step, s.target, t0, result);
         ELSE
             -- The ledger is append-only (the maintenance role may not UPDATE it): the row was
             -- written with the step, its duration measured once the step had returned.

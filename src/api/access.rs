@@ -4,8 +4,7 @@
 
 use crate::api::caller::{caller_id, caller_role_is, role_of};
 use crate::api::errors::{internal, invalid, OrReport, Result};
-use crate::api::security::{as_role, crm_owner};
-use crate::api::spi::table_exists;
+use crate::api::security::{as_role, crm_owner, table_exists};
 use daznode_crm_core::segments::{self, Param};
 use daznode_crm_core::CrmError;
 use pgrx::datum::DatumWithOid;

@@ -3,8 +3,8 @@
 //! all of it or none of it.
 
 use crate::api::errors::{internal, Result};
-use crate::api::security::{as_role, crm_owner};
-use crate::api::spi::{column_exists, count};
+use crate::api::security::{as_role, column_exists, crm_owner};
+use crate::api::spi::count;
 use daznode_crm_core::orphans::{Inapplicable, OrphanRule, RuleRun, ORPHAN_RULES};
 use pgrx::prelude::*;
 

@@ -3,8 +3,8 @@
 //! `daznode_crm_core::diagnostics`; missing objects are reported, never an error.
 
 use crate::api::errors::Result;
-use crate::api::security::{crm_owner, relation};
-use crate::api::spi::{app_count, column_exists, count, flag, records, table_exists, text};
+use crate::api::security::{app_count, column_exists, crm_owner, relation, table_exists};
+use crate::api::spi::{count, flag, records, text};
 use daznode_crm_core::catalog::{self, ExposedColumns, HeldLock, LegacyFunction, Named, ObjectInTheWay, OpenTransaction, PolicyReadError};
 use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status, TableShape};
 use daznode_crm_core::indexes::{self, EMAIL_KEY_INDEX, PLANNED_INDEXES, PUBKEY_KEY_INDEX};
@@ -139,7 +139,7 @@ fn schema_shape(checks: &mut Vec<Check>) {
     let legacy_checks = if table_exists("profiles") { count("SELECT cardinality(daznode_crm.legacy_profile_checks())", &[]) } else { 0 };
     let native = table_exists("profiles")
         && flag("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass AND conname = 'profiles_email_valid')", &[]);
-    let partitioned = crate::api::partitions::email_sends_partitioned();
+    let partitioned = crate::api::retention::email_sends_partitioned();
     let (status, shape) = match (present.len(), legacy_checks > 0 || table_exists("users"), native, partitioned) {
         (0, _, _, _) => (Status::Info, "empty: migrate() will create the whole schema"),
         (n, _, _, _) if n < CRM_TABLES.len() => (Status::Warning, "partial: some CRM tables are missing; migrate() creates them"),
@@ -437,7 +437,7 @@ fn standby_and_disk(checks: &mut Vec<Check>) {
         );
         return;
     }
-    if !table_exists("crm_email_sends") || crate::api::partitions::email_sends_partitioned() {
+    if !table_exists("crm_email_sends") || crate::api::retention::email_sends_partitioned() {
         return;
     }
     match crate::api::server::partition_disk_verdict() {

@@ -49,9 +49,3 @@ fn email_sends_partition_months(
     let months = months_from(first.map(retention::unix_micros), retention::unix_micros(now), DEFAULT_PREMAKE);
     TableIterator::new(months.into_iter().map(|m| (m.partition_name(), retention::timestamp(m.start_micros()), retention::timestamp(m.end_micros()))))
 }
-
-/// Whether public.crm_email_sends is partitioned, asked of the one SQL helper every caller uses
-/// (`daznode_crm.email_sends_partitioned()`, sql/partitioning.sql).
-pub fn email_sends_partitioned() -> bool {
-    crate::api::spi::flag("SELECT daznode_crm.email_sends_partitioned()", &[])
-}

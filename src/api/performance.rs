@@ -199,7 +199,7 @@ fn matviews(out: &mut Vec<PerfRow>) {
 }
 
 fn partitions(out: &mut Vec<PerfRow>) {
-    if !crate::api::partitions::email_sends_partitioned() {
+    if !crate::api::retention::email_sends_partitioned() {
         out.push(row(
             "partitions",
             "public.crm_email_sends",

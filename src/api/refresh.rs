@@ -191,7 +191,7 @@ fn schedule_all() -> Vec<(String, String, String, String)> {
             "skipped: pg_cron is not installed in this database (shared_preload_libraries = 'pg_cron', then CREATE EXTENSION pg_cron); nothing was changed";
         return vec![(String::new(), String::new(), String::new(), why.to_string())];
     }
-    let partitioned = crate::api::partitions::email_sends_partitioned();
+    let partitioned = crate::api::retention::email_sends_partitioned();
     JOBS.iter()
         .map(|job| {
             let available = flag("SELECT to_regprocedure($1) IS NOT NULL", &[job.requires.into()]);

@@ -6,7 +6,6 @@
 //! `regclass` text or through `quote_ident`, values as `$n`.
 
 use crate::api::errors::report;
-use crate::api::partitions::email_sends_partitioned;
 use daznode_crm_core::retention::{self, CatalogPartition, CleanupStep, Month, PartitionKind};
 use daznode_crm_core::CrmError;
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
@@ -290,6 +289,12 @@ fn text(query: &str, args: &[DatumWithOid]) -> Result<String, ErrorReport> {
 
 fn internal(e: pgrx::spi::Error) -> ErrorReport {
     crate::api::errors::internal(format!("{WHAT}: internal query failed: {e}"))
+}
+
+/// Whether public.crm_email_sends is partitioned, asked of the one SQL helper every caller uses
+/// (`daznode_crm.email_sends_partitioned()`, sql/partitioning.sql).
+pub fn email_sends_partitioned() -> bool {
+    crate::api::spi::flag("SELECT daznode_crm.email_sends_partitioned()", &[])
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -7,6 +7,8 @@
 //! tables (no view, foreign table or other relation kind), owned by the CRM owner.
 
 use crate::api::errors::{invalid, Result};
+use crate::api::spi::{count, flag};
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CString;
@@ -195,6 +197,30 @@ pub fn app_search_path() -> String {
 /// Runs `f` as the CRM owner; None (and `f` not run) when there is no CRM table.
 pub fn as_crm_owner<T>(f: impl FnOnce() -> T) -> Option<T> {
     crm_owner().map(|owner| as_role(owner, f))
+}
+
+/// One bigint from a query on application tables, run as the CRM owner: 0 when
+/// there is no CRM table.
+pub fn app_count(sql: &str, args: &[DatumWithOid]) -> i64 {
+    as_crm_owner(|| count(sql, args)).unwrap_or(0)
+}
+
+/// Is `public.<table>` a table of the CRM owner (`crm_table`)? A view or someone
+/// else's table of that name counts as absent: the extension never reads it.
+pub fn table_exists(table: &str) -> bool {
+    crm_table(table).is_some()
+}
+
+/// Does the CRM table `public.<table>` (as `table_exists` sees it) have `column`?
+pub fn column_exists(table: &str, column: &str) -> bool {
+    let Some(rel) = crm_table(table) else {
+        return false;
+    };
+    flag(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                        WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+        &[rel.oid.into(), column.into()],
+    )
 }
 
 #[cfg(any(test, feature = "pg_test"))]

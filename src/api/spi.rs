@@ -19,12 +19,6 @@ pub fn first<T: IntoDatum + FromDatum>(sql: &str, args: &[DatumWithOid]) -> Opti
     .unwrap_or_else(|e| error!("daznode_crm: internal query failed: {e}: {sql}"))
 }
 
-/// One bigint from a query on application tables, run as the CRM owner (`security`): 0 when
-/// there is no CRM table.
-pub fn app_count(sql: &str, args: &[DatumWithOid]) -> i64 {
-    crate::api::security::as_crm_owner(|| count(sql, args)).unwrap_or(0)
-}
-
 /// One bigint (no row or NULL as 0).
 pub fn count(sql: &str, args: &[DatumWithOid]) -> i64 {
     first::<i64>(sql, args).unwrap_or(0)
@@ -51,24 +45,6 @@ pub fn records<T: DeserializeOwned>(sql: &str, args: &[DatumWithOid]) -> Vec<T> 
         .map(|v| serde_json::from_value(v.map_or(serde_json::Value::Null, |j| j.0)))
         .collect::<Result<Vec<T>, _>>()
         .unwrap_or_else(|e| error!("daznode_crm: internal query returned an unexpected row: {e}: {sql}"))
-}
-
-/// Is `public.<table>` a table of the CRM owner (`security::crm_table`)? A view or someone
-/// else's table of that name counts as absent: the extension never reads it.
-pub fn table_exists(table: &str) -> bool {
-    crate::api::security::crm_table(table).is_some()
-}
-
-/// Does the CRM table `public.<table>` (as `table_exists` sees it) have `column`?
-pub fn column_exists(table: &str, column: &str) -> bool {
-    let Some(rel) = crate::api::security::crm_table(table) else {
-        return false;
-    };
-    flag(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                        WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
-        &[rel.oid.into(), column.into()],
-    )
 }
 
 #[cfg(any(test, feature = "pg_test"))]
