@@ -79,12 +79,7 @@ fn server_and_privileges(checks: &mut Vec<Check>) {
     let caller = unsafe { pgrx::pg_sys::GetOuterUserId() };
     let caller_name = role_name(caller);
     let is_super = |r: pgrx::pg_sys::Oid| flag("SELECT rolsuper FROM pg_roles WHERE oid = $1", &[r.into()]);
-    let other_owners = count(
-        "SELECT count(DISTINCT c.relowner) FROM unnest($1::text[]) AS t(name)
-         JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t.name))
-         WHERE c.relkind IN ('r', 'p') AND c.relowner <> $2",
-        &[CRM_TABLES.to_vec().into(), crm_owner().unwrap_or(caller).into()],
-    );
+    let other_owners = count(include_str!("../../sql/catalog/other_owners.sql"), &[CRM_TABLES.to_vec().into(), crm_owner().unwrap_or(caller).into()]);
     let check = match crm_owner() {
         None => Check::new("privileges", Status::Ok, format!("no CRM table yet: {caller_name} will own what migrate() creates")),
         Some(owner) if owner == caller || (is_super(owner) && is_super(caller)) => Check::new(
@@ -298,13 +293,7 @@ fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
     let mut collisions = Vec::new();
     // A users_backup next to users is objects_in_the_way()'s ("in the way of 0004"), not repeated here.
     for idx in PLANNED_INDEXES {
-        let other = text(
-            "SELECT c.relname || ' on ' || coalesce(t.relname, '?') FROM pg_class c
-             LEFT JOIN pg_index i ON i.indexrelid = c.oid LEFT JOIN pg_class t ON t.oid = i.indrelid
-             WHERE c.relnamespace = 'public'::regnamespace AND c.relname = $1
-               AND (c.relkind <> 'i' OR t.relname IS DISTINCT FROM $2)",
-            &[idx.name.into(), idx.table.into()],
-        );
+        let other = text(include_str!("../../sql/catalog/name_taken.sql"), &[idx.name.into(), idx.table.into()]);
         if let Some(other) = other {
             collisions.push(format!("the planned index name {} is taken by {other}", quote_ident(idx.name)));
         }
@@ -321,11 +310,7 @@ fn constraints_indexes_collisions(checks: &mut Vec<Check>) {
 fn sizes(checks: &mut Vec<Check>) {
     let db = text("SELECT pg_size_pretty(pg_database_size(current_database()))", &[]).unwrap_or_default();
     checks.push(Check::new("database_size", Status::Info, db));
-    let per_table = text(
-        "SELECT string_agg(format('%s %s (%s rows est.)', t, pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint), ', ' ORDER BY pg_total_relation_size(c.oid) DESC)
-         FROM unnest($1::text[]) t JOIN pg_class c ON c.oid = to_regclass('public.' || quote_ident(t))",
-        &[CRM_TABLES.to_vec().into()],
-    );
+    let per_table = text(include_str!("../../sql/catalog/table_sizes.sql"), &[CRM_TABLES.to_vec().into()]);
     checks.push(Check::new("table_sizes", Status::Info, per_table.unwrap_or_else(|| "no CRM table".into())));
 }
 
@@ -352,13 +337,7 @@ fn live_app(checks: &mut Vec<Check>) {
                 )),
         );
     }
-    let open = text(
-        "SELECT string_agg(t, ', ' ORDER BY t) FROM unnest($1::text[]) t
-         WHERE daznode_crm.crm_table_oid(t) IS NOT NULL
-           AND NOT (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = daznode_crm.crm_table_oid(t))
-           AND EXISTS (SELECT 1 FROM daznode_crm.api_roles(daznode_crm.crm_table_oid(t)))",
-        &[CRM_TABLES.to_vec().into()],
-    );
+    let open = text(include_str!("../../sql/catalog/tables_without_rls.sql"), &[CRM_TABLES.to_vec().into()]);
     if let Some(tables) = open {
         checks.push(
             Check::new("row-level security: off", Status::Error, format!("API roles may read every row of {tables}: row-level security is off there"))
@@ -393,13 +372,7 @@ fn live_app(checks: &mut Vec<Check>) {
     // The app's triggers fire on the rows the steps change (0002 and 0004 on profiles, the cleanup
     // and 0010 on the others), under the app's own search_path; one that fails stops its step,
     // which then changes nothing and names it (kind step_failed).
-    let triggers = text(
-        "SELECT string_agg(format('%s on %s', t.tgname, t.tgrelid::regclass), ', ' ORDER BY t.tgrelid::regclass::text, t.tgname)
-         FROM pg_trigger t
-         WHERE NOT t.tgisinternal AND t.tgname NOT LIKE 'daznode\\_%'
-           AND t.tgrelid IN (SELECT daznode_crm.crm_table_oid(x) FROM unnest($1::text[]) x)",
-        &[CRM_TABLES.to_vec().into()],
-    );
+    let triggers = text(include_str!("../../sql/catalog/app_triggers.sql"), &[CRM_TABLES.to_vec().into()]);
     if let Some(list) = triggers {
         checks.push(
             Check::new(
