@@ -50,7 +50,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.send_is_sent(timestamptz), @extschema@.sen
     @extschema@.open_rate(bigint, bigint), @extschema@.click_rate(bigint, bigint), @extschema@.bounce_rate(bigint, bigint),
     @extschema@.delivery_rate(bigint, bigint) TO PUBLIC;
 
--- src/api/security.rs:180
+-- src/api/security.rs:182
 -- daznode_crm::api::security::app_search_path
 CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
@@ -112,14 +112,14 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'concurrent_index_plan_wrapper';
 
--- src/api/security.rs:67
+-- src/api/security.rs:69
 -- daznode_crm::api::security::crm_owner
 CREATE  FUNCTION "crm_owner"() RETURNS oid /* Option < pg_sys :: Oid > */
 STRICT STABLE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_owner_sql_wrapper';
 
--- src/api/security.rs:117
+-- src/api/security.rs:119
 -- daznode_crm::api::security::crm_table_oid
 CREATE  FUNCTION "crm_table_oid"(
 	"name" TEXT /* & str */
@@ -135,7 +135,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'crm_tables_wrapper';
 
--- src/api/access.rs:19
+-- src/api/access.rs:18
 -- daznode_crm::api::access::current_user_id
 CREATE  FUNCTION "current_user_id"() RETURNS uuid /* Option < pgrx :: Uuid > */
 STRICT STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -200,7 +200,7 @@ STRICT STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'interim_index_sql_wrapper';
 
--- src/api/access.rs:35
+-- src/api/access.rs:34
 -- daznode_crm::api::access::is_admin_user
 CREATE  FUNCTION "is_admin_user"(
 	"allowed_roles" TEXT[] DEFAULT NULL /* :: std :: option :: Option < pgrx :: Array < '_, & '_ str > > */
@@ -210,7 +210,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'is_admin_user_wrapper';
 
--- src/api/access.rs:48
+-- src/api/access.rs:47
 -- daznode_crm::api::access::is_admin_user_about
 CREATE  FUNCTION "is_admin_user_about"(
 	"user_id" uuid DEFAULT NULL /* Option < pgrx :: Uuid > */
@@ -228,7 +228,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
 
--- src/api/security.rs:96
+-- src/api/security.rs:98
 -- daznode_crm::api::security::matrix_expectation
 CREATE  FUNCTION "matrix_expectation"(
 	"table_name" TEXT, /* & str */
@@ -309,7 +309,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'planned_indexes_wrapper';
 
--- src/api/access.rs:27
+-- src/api/access.rs:26
 -- daznode_crm::api::access::profile_owner_columns
 CREATE  FUNCTION "profile_owner_columns"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -345,7 +345,7 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_of_wrapper';
 
--- src/api/access.rs:134
+-- src/api/access.rs:133
 -- daznode_crm::api::access::refresh_auto_update_segments
 CREATE  FUNCTION "refresh_auto_update_segments"() RETURNS TABLE (
 	"segment_id" uuid,  /* pgrx :: Uuid */
@@ -376,7 +376,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refresh_crm_materialized_views_wrapper';
 
--- src/api/access.rs:62
+-- src/api/access.rs:61
 -- daznode_crm::api::access::refresh_segment
 CREATE  FUNCTION "refresh_segment"(
 	"segment_id" uuid /* pgrx :: Uuid */
@@ -400,14 +400,14 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'refuse_on_standby_sql_wrapper';
 
--- src/api/refresh.rs:128
+-- src/api/refresh.rs:109
 -- daznode_crm::api::refresh::register_crm_materialized_view
 
 CREATE FUNCTION @extschema@.register_crm_materialized_view(view regclass) RETURNS text
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'register_crm_materialized_view_wrapper';
 
--- src/api/security.rs:75
+-- src/api/security.rs:77
 -- daznode_crm::api::security::rows_seen_as
 CREATE  FUNCTION "rows_seen_as"(
 	"role" oid, /* pg_sys :: Oid */
@@ -433,7 +433,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_pre_migration_diagnostic_wrapper';
 
--- src/api/refresh.rs:179
+-- src/api/refresh.rs:160
 -- daznode_crm::api::refresh::schedule_crm_maintenance
 CREATE  FUNCTION "schedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1350,6 +1350,17 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp
 RETURN pg_sleep(0.2 * attempt);
 REVOKE ALL ON FUNCTION @extschema@.set_lock_timeout_for_attempt(int), @extschema@.lock_retry_pause(int) FROM PUBLIC;
 
+-- The ledger row of a step that returned `result`, started at `t0`: the one INSERT into
+-- schema_migrations. Its arguments are evaluated first, so called as
+-- record_step(..., step_fn()) it measures the step's whole duration, in the step's transaction.
+CREATE FUNCTION @extschema@.record_step(step text, target text, t0 timestamptz, result jsonb) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
+VALUES (step, target, (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
+        pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.record_step(text, text, timestamptz, jsonb) FROM PUBLIC;
+
 -- Applies the pending steps of `target` ('latest', 'safe', 'complete' or a step name), each in
 -- its own transaction: a failed or cancelled step leaves the database as it was before that
 -- step, and the next CALL resumes. A procedure, not a function, because only a procedure can
@@ -1400,11 +1411,7 @@ BEGIN
             -- cancel is not caught.
             BEGIN
                 locked := @extschema@.run_with_lock_retries(ARRAY[pg_catalog.format(
-                    'INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result) '
-                    'SELECT %L, %L, (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = ''daznode_crm''), '
-                    'pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - %L::timestamptz) * 1000, 1), r.result '
-                    'FROM (SELECT @extschema@.%I() AS result OFFSET 0) AS r',
-                    s.step, s.target, t0, s.function_name)], max_attempts);
+                    'SELECT @extschema@.record_step(%L, %L, %L, @extschema@.%I())', s.step, s.target, t0, s.function_name)], max_attempts);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS refused = MESSAGE_TEXT, refused_hint = PG_EXCEPTION_HINT,
                     refused_state = RETURNED_SQLSTATE, refused_context = PG_EXCEPTION_CONTEXT;
@@ -1433,10 +1440,7 @@ BEGIN
         END IF;
         END IF;
         IF s.is_procedure THEN
-            INSERT INTO @extschema@.schema_migrations (step, target, extension_version, duration_ms, result)
-            VALUES (s.step, s.target,
-                    (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'daznode_crm'),
-                    pg_catalog.round(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - t0) * 1000, 1), result);
+            PERFORM @extschema@.record_step(s.step, s.target, t0, result);
         ELSE
             -- The ledger is append-only (the maintenance role may not UPDATE it): the row was
             -- written with the step, its duration measured once the step had returned.
@@ -1462,14 +1466,14 @@ REVOKE ALL ON @extschema@.migration_status FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pending_migrations(text), @extschema@.concurrent_index_plan(), @extschema@.interim_index_sql(text, boolean),
     @extschema@.check_concurrent_indexes_status() FROM PUBLIC;
 
--- src/api/refresh.rs:145
+-- src/api/refresh.rs:126
 -- daznode_crm::api::refresh::unregister_crm_materialized_view
 
 CREATE FUNCTION @extschema@.unregister_crm_materialized_view(view regclass) RETURNS boolean
 VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_crm_materialized_view_wrapper';
 
--- src/api/refresh.rs:225
+-- src/api/refresh.rs:206
 -- daznode_crm::api::refresh::unschedule_crm_maintenance
 CREATE  FUNCTION "unschedule_crm_maintenance"() RETURNS TABLE (
 	"job_name" TEXT,  /* String */
@@ -1561,7 +1565,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.conc
     @extschema@.step_native_constraints(), @extschema@.step_consolidate_users(),
     @extschema@.step_validate_constraints(), @extschema@.step_indexes(), @extschema@.step_stats_views(),
     @extschema@.lock_down(regclass), @extschema@.require_crm_owner(text), @extschema@.refuse_foreign_object(text),
-    @extschema@.make_room_for_view(text, text), @extschema@.legacy_profile_checks() TO daznode_crm_maintenance;
+    @extschema@.make_room_for_view(text, text), @extschema@.legacy_profile_checks(),
+    @extschema@.record_step(text, text, timestamptz, jsonb) TO daznode_crm_maintenance;
 GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_maintenance;
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
