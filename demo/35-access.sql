@@ -16,6 +16,11 @@ SELECT (SELECT count(*) FROM public.profiles) AS profiles, (SELECT count(*) FROM
 \echo 'The admin reads campaign analytics (rates from the *_at timestamps):'
 SELECT name, recipients, delivered, opened, clicked, bounced, open_rate, click_rate, bounce_rate
 FROM public.crm_campaigns_analytics_mv ORDER BY name LIMIT 3;
+\echo 'Live counts (step 0011): a webhook marks a send of "Campagne 1" clicked; the admin''s next read counts it, with no refresh:'
+SELECT name, opened, clicked FROM public.crm_campaigns_analytics_mv WHERE name = 'Campagne 1';
+UPDATE public.crm_email_sends SET status = 'clicked', opened_at = coalesce(opened_at, now()), clicked_at = now()
+WHERE id = (SELECT id FROM public.crm_email_sends WHERE campaign_id = md5('camp1')::uuid AND clicked_at IS NULL AND bounced_at IS NULL AND sent_at IS NOT NULL LIMIT 1);
+SELECT name, opened, clicked FROM public.crm_campaigns_analytics_mv WHERE name = 'Campagne 1';
 \echo 'Sessions keep the roles they looked up; a trigger on admin_roles tells them to forget. Demoted to support, profile2 no longer sees segments (this session: at once; others: at their next transaction):'
 RESET ROLE;
 UPDATE public.admin_roles SET role = 'support' WHERE user_id = md5('profile2')::uuid;

@@ -21,7 +21,7 @@ SELECT cron.schedule(
   'SELECT cleanup_old_email_partitions();'
 );
 SELECT jobname, schedule, command, username FROM cron.job ORDER BY jobname;
-\echo '(daznode_crm.schedule_crm_maintenance() schedules the same two, qualified, plus the 15-minute segment refresh.)'
+\echo '(daznode_crm.schedule_crm_maintenance() schedules the same two, qualified, plus the 15-minute segment refresh and the fold of the live campaign counts every minute.)'
 \echo 'What each job runs, run once now as pg_cron would (the job owner, its default search_path):'
 SELECT refresh_crm_materialized_views();
 SELECT partition_name, action, rows FROM cleanup_old_email_partitions() WHERE action <> 'kept';

@@ -630,32 +630,8 @@ BEGIN
     END IF;
     IF to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL THEN
         -- populate => false when the partitioning swap rebuilds it: filled after the swap commits.
-        EXECUTE 'CREATE MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv AS '
-            || $mv$
-        WITH counts AS (
-            SELECT e.campaign_id,
-                   count(*) AS recipients,
-                   count(*) FILTER (WHERE @extschema@.send_is_sent(e.sent_at)) AS sent,
-                   count(*) FILTER (WHERE @extschema@.send_is_delivered(e.sent_at, e.bounced_at, e.status)) AS delivered,
-                   count(*) FILTER (WHERE @extschema@.send_is_opened(e.opened_at, e.clicked_at, e.bounced_at)) AS opened,
-                   count(*) FILTER (WHERE @extschema@.send_is_clicked(e.clicked_at, e.bounced_at)) AS clicked,
-                   count(*) FILTER (WHERE @extschema@.send_is_bounced(e.bounced_at)) AS bounced,
-                   count(*) FILTER (WHERE @extschema@.send_is_failed(e.status)) AS failed
-            FROM public.crm_email_sends e
-            GROUP BY e.campaign_id
-        )
-        SELECT c.id, c.name, c.subject, c.status, c.scheduled_at, c.sent_at, c.created_at,
-               coalesce(k.recipients, 0) AS recipients, coalesce(k.sent, 0) AS sent,
-               coalesce(k.delivered, 0) AS delivered, coalesce(k.opened, 0) AS opened,
-               coalesce(k.clicked, 0) AS clicked, coalesce(k.bounced, 0) AS bounced,
-               coalesce(k.failed, 0) AS failed,
-               @extschema@.open_rate(k.opened, k.delivered) AS open_rate,
-               @extschema@.click_rate(k.clicked, k.delivered) AS click_rate,
-               @extschema@.bounce_rate(k.bounced, k.sent) AS bounce_rate,
-               @extschema@.delivery_rate(k.delivered, k.sent) AS delivery_rate
-        FROM public.crm_email_campaigns c
-        LEFT JOIN counts k ON k.campaign_id = c.id
-$mv$
+        -- The columns and counts of core/src/analytics.rs (the live counts of step 0011 have the same).
+        EXECUTE 'CREATE MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv AS ' || @extschema@.campaign_counts_sql('analytics_from_rows')
             || CASE WHEN populate THEN '' ELSE ' WITH NO DATA' END;
         CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON crm_private.crm_campaigns_analytics_mv (id);
         CREATE INDEX crm_campaigns_analytics_mv_created ON crm_private.crm_campaigns_analytics_mv (created_at DESC, id);

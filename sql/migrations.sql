@@ -931,6 +931,8 @@ BEGIN
             result := NULL;
             IF s.function_name = 'step_partition_email_sends' THEN
                 CALL @extschema@.step_partition_email_sends(result, force);
+            ELSIF s.function_name = 'step_live_campaign_counts' THEN
+                CALL @extschema@.step_live_campaign_counts(result);
             ELSE
                 RAISE EXCEPTION 'daznode_crm: no way to call procedure step %', s.step;
             END IF;

@@ -264,6 +264,8 @@ BEGIN
     IF had_mv THEN
         PERFORM @extschema@.step_analytics_views(false);
     END IF;
+    -- The live campaign counter (step 0011) follows the name: the copy never fired it.
+    PERFORM @extschema@.move_send_counter(old);
     -- The app's own (saved by save_app_dependents() before the renames) follow the table.
     moved := @extschema@.restore_app_dependents(old);
     IF cardinality(moved) > 0 THEN

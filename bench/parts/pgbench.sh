@@ -1,4 +1,4 @@
-# pgbench runs that report latency percentiles: -M prepared, 2 clients, a fixed duration, every
+# pgbench runs that report latency percentiles: -M prepared, 2 clients (PGBENCH_CLIENTS), a fixed duration, every
 # transaction logged. Sourced by parts.
 
 # pgbench_pct DB USER SECONDS SCRIPT [pgbench args...] → "transactions|p50|p95|p99" in ms.
@@ -8,7 +8,7 @@ pgbench_pct() {
     local db=$1 user=$2 secs=$3 script=$4; shift 4
     local dir
     dir=$(mktemp -d "$BENCH_DIR/pgbench.XXXXXX")
-    if ! "$PG_BIN/pgbench" -n -h "$BENCH_DIR" -p "$BENCH_PORT" -U "$user" -M prepared -c 2 -j 2 -T "$secs" \
+    if ! "$PG_BIN/pgbench" -n -h "$BENCH_DIR" -p "$BENCH_PORT" -U "$user" -M prepared -c "${PGBENCH_CLIENTS:-2}" -j "${PGBENCH_CLIENTS:-2}" -T "$secs" \
             -f "$script" -l --log-prefix="$dir/log" "$@" "$db" >"$dir/out" 2>&1 \
        || grep -qE "aborted|error" "$dir/out"; then
         echo "pgbench failed on $script:" >&2

@@ -159,6 +159,45 @@ pub struct BlockCounts {
     pub read: i64,
 }
 
+/// The live campaign counts of step 0011: `sql/catalog/live_counts.sql`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LiveCounts {
+    pub owner: i64,
+    /// The counter's triggers public.crm_email_sends carries, enabled always.
+    pub triggers: Vec<String>,
+}
+
+impl LiveCounts {
+    /// The counter's triggers that are missing or not enabled always: writes they would have
+    /// counted are not (an ERROR: the counts drift from the rows).
+    pub fn missing_triggers(&self) -> Vec<&'static str> {
+        crate::analytics::TRIGGERS.iter().copied().filter(|t| !self.triggers.iter().any(|h| h == t)).collect()
+    }
+}
+
+/// What waits for the fold: `sql/catalog/pending_deltas.sql`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingDeltas {
+    pub pending: i64,
+    pub oldest_secs: Option<f64>,
+}
+
+impl PendingDeltas {
+    /// (status, value, recommendation): behind when the oldest delta waited past
+    /// `FOLD_BEHIND_SECS` (the fold job is not running).
+    pub fn verdict(&self) -> (Status, String, Option<String>) {
+        let status = crate::diagnostics::fold_status(self.oldest_secs);
+        let value = match self.oldest_secs {
+            Some(s) => format!("{} deltas, the oldest {:.0} s old", self.pending, s),
+            None => "0 deltas".to_string(),
+        };
+        let rec = (status != Status::Ok).then(|| {
+            "SELECT daznode_crm.fold_campaign_counts(); then SELECT daznode_crm.schedule_crm_maintenance() (job daznode-crm-fold-campaign-counts)".to_string()
+        });
+        (status, value, rec)
+    }
+}
+
 /// One CRM table's statistics: `sql/catalog/table_stats.sql`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TableStats {
@@ -249,6 +288,19 @@ pub struct SlowStatement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_counts_verdicts() {
+        let all = LiveCounts { owner: 10, triggers: crate::analytics::TRIGGERS.iter().map(|t| t.to_string()).collect() };
+        assert!(all.missing_triggers().is_empty());
+        let one = LiveCounts { owner: 10, triggers: vec!["daznode_count_sends".into()] };
+        assert_eq!(one.missing_triggers(), vec!["daznode_count_sends_ins", "daznode_count_sends_del"]);
+        let idle = PendingDeltas { pending: 0, oldest_secs: None }.verdict();
+        assert_eq!((idle.0, idle.1.as_str(), idle.2), (Status::Ok, "0 deltas", None));
+        let behind = PendingDeltas { pending: 4000, oldest_secs: Some(3600.0) }.verdict();
+        assert_eq!((behind.0, behind.1.as_str()), (Status::Warning, "4000 deltas, the oldest 3600 s old"));
+        assert!(behind.2.unwrap().contains("fold_campaign_counts()"));
+    }
 
     fn tx(pid: i32, secs: f64) -> OpenTransaction {
         OpenTransaction { pid, usename: Some("app".into()), application_name: Some(String::new()), open_secs: secs }

@@ -43,6 +43,18 @@ pub const LONG_TRANSACTION_SECS: f64 = 300.0;
 /// A CRM materialized view refreshed longer ago than this is stale (the guide refreshes hourly).
 pub const MATVIEW_STALE_SECS: f64 = 2.0 * 3600.0;
 /// PostgreSQL 15 is the oldest major the extension is built and tested for (Cargo.toml features).
+/// The live campaign counts' oldest pending delta: older than this, the fold job has missed ten
+/// runs (reads stay exact, but each one sums more deltas).
+pub const FOLD_BEHIND_SECS: f64 = 600.0;
+
+/// The fold is behind when its oldest pending delta is older than `FOLD_BEHIND_SECS`.
+pub fn fold_status(oldest_delta_secs: Option<f64>) -> Status {
+    match oldest_delta_secs {
+        Some(s) if s > FOLD_BEHIND_SECS => Status::Warning,
+        _ => Status::Ok,
+    }
+}
+
 pub const MIN_SERVER_VERSION_NUM: i64 = 150_000;
 
 /// One row of a diagnostic.
@@ -303,6 +315,13 @@ impl TableShape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fold_ten_minutes_behind_is_a_warning() {
+        assert_eq!(fold_status(None), Status::Ok);
+        assert_eq!(fold_status(Some(59.0)), Status::Ok);
+        assert_eq!(fold_status(Some(FOLD_BEHIND_SECS + 1.0)), Status::Warning);
+    }
 
     #[test]
     fn table_shapes() {

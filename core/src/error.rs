@@ -8,6 +8,9 @@ pub enum CrmError {
     UnknownAppliedStep(String),
     /// A function that writes was called on a hot standby (SQLSTATE 25006); it names itself.
     OnStandby(String),
+    /// An object the extension would use belongs to another role than the CRM owner (SQLSTATE
+    /// 42501); the message names it.
+    ForeignObject(String),
 }
 
 impl CrmError {
@@ -17,6 +20,7 @@ impl CrmError {
             CrmError::InvalidArgument(_) => "22023",
             CrmError::UnknownAppliedStep(_) => "55000",
             CrmError::OnStandby(_) => "25006",
+            CrmError::ForeignObject(_) => "42501",
         }
     }
 }
@@ -24,7 +28,7 @@ impl CrmError {
 impl std::fmt::Display for CrmError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CrmError::InvalidArgument(msg) => f.write_str(msg),
+            CrmError::InvalidArgument(msg) | CrmError::ForeignObject(msg) => f.write_str(msg),
             CrmError::UnknownAppliedStep(step) => write!(
                 f,
                 "daznode_crm.schema_migrations records step {step:?}, which this version of daznode_crm does not know: \

@@ -1,6 +1,7 @@
 //! The pure core of daznode_crm: no pgrx, no PostgreSQL. Everything here is unit-tested with
 //! plain `cargo test -p daznode_crm_core`; the extension's `api` layer only adapts it to SQL.
 
+pub mod analytics;
 pub mod caller;
 pub mod catalog;
 pub mod diagnostics;

@@ -123,6 +123,13 @@ pub const STEPS: &[Step] = &[
         since: "0.2.0",
         summary: "crm_email_sends partitioned by month on created_at, copied online; the old table kept in sync as crm_email_sends_backup",
     },
+    Step {
+        name: "0011_live_campaign_counts",
+        target: Target::Safe,
+        procedure: true,
+        since: "0.2.0",
+        summary: "campaign analytics always current: statement triggers append per-campaign deltas, folded by a job; the admins' source reads both, and the campaigns materialized view goes",
+    },
 ];
 
 /// The steps to apply, in order, for `target`: `'latest'` and `'safe'` mean every safe step,

@@ -1,6 +1,7 @@
 //! The SQL API: thin `#[pg_extern]` wrappers over `daznode_crm_core`, one module per area.
 
 mod access;
+mod analytics;
 mod caller;
 mod cleanup;
 mod diagnostic;
@@ -71,4 +72,10 @@ extension_sql_file!(
         server::progress_name,
         server::progress_of,
     ],
+);
+
+extension_sql_file!(
+    "../../sql/analytics.sql",
+    name = "analytics",
+    requires = ["partitioning", analytics::campaign_counts_sql, analytics::fold_campaign_counts],
 );

@@ -45,10 +45,29 @@ fn perf_rows(tables: &[&str]) -> Vec<PerfRow> {
     indexes(&mut out, tables);
     foreign_keys(&mut out, tables);
     matviews(&mut out);
+    live_counts(&mut out);
     partitions(&mut out);
     policies(&mut out, tables);
     statements(&mut out);
     out
+}
+
+/// The live campaign counts (step 0011): every trigger of the counter in place, and how far
+/// behind the fold is.
+fn live_counts(out: &mut Vec<PerfRow>) {
+    let Some(facts) = crate::api::analytics::live_counts() else { return };
+    let missing = facts.missing_triggers();
+    let (value, status, rec) = if missing.is_empty() {
+        ("in place".to_string(), Status::Ok, None)
+    } else {
+        let rec = "SELECT daznode_crm.install_send_counter() as the CRM owner (the counts then drift from the rows: see README \"Live campaign analytics\")";
+        (format!("missing or disabled: {}", missing.join(", ")), Status::Error, Some(rec.to_string()))
+    };
+    out.push(row("analytics", "public.crm_email_sends", "live campaign counter", value, status, rec));
+    if let Some(p) = crate::api::analytics::pending_deltas() {
+        let (status, value, rec) = p.verdict();
+        out.push(row("analytics", daznode_crm_core::analytics::DELTAS_TABLE, "deltas waiting for the fold", value, status, rec));
+    }
 }
 
 fn hit_ratio(b: &BlockCounts) -> (String, Status) {

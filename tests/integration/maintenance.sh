@@ -108,29 +108,36 @@ expect_eq "an RLS policy calling a function per row is flagged, a wrapped one is
     "public.crm_email_templates: once=OK,public.crm_email_templates: per_row=WARNING"
 
 echo "# materialized views"
-# migrate() created the guide's two views; make one unpopulated, as after a restore WITH NO DATA.
-quiet legacy_db -c "REFRESH MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv WITH NO DATA"
-expect_eq "first refresh: concurrently where it can, full where it cannot, saying why" \
+# migrate() created the guide's two views; step 0011 replaced the campaigns' one by live counts
+# (unregistered, dropped). Make the other unpopulated, as after a restore WITH NO DATA.
+expect_eq "the campaigns' analytics are live counts: their materialized view is gone and unregistered" \
+    "$(q legacy_db -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL, (SELECT string_agg(view_name, ',') FROM daznode_crm.materialized_view_registry)")" \
+    "t|crm_private.crm_segments_stats_mv"
+quiet legacy_db -c "REFRESH MATERIALIZED VIEW crm_private.crm_segments_stats_mv WITH NO DATA"
+expect_eq "first refresh: full where it cannot be concurrent, saying why" \
     "$(q legacy_db -c "SELECT string_agg(view_name || '=' || mode || ':' || coalesce(skipped_reason, '-'), ' ' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()" \
          -c "SELECT pg_stat_force_next_flush()")" \
-    "crm_private.crm_campaigns_analytics_mv=full:not populated yet: the first refresh cannot be concurrent crm_private.crm_segments_stats_mv=concurrently:-"
+    "crm_private.crm_segments_stats_mv=full:not populated yet: the first refresh cannot be concurrent"
 # The refresh reads the statistics of its base tables: each session that writes flushes its own
 # before it ends (pg_stat_force_next_flush()), so that the next reads them.
 q legacy_db -c "SELECT * FROM daznode_crm.refresh_crm_materialized_views()" -c "SELECT pg_stat_force_next_flush()" >/dev/null
-expect_eq "unchanged base tables: both skipped" \
-    "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped,skipped"
+expect_eq "unchanged base tables: skipped" \
+    "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped"
 quiet legacy_db -c "DELETE FROM public.crm_customer_segment_members WHERE id IN (SELECT id FROM public.crm_customer_segment_members LIMIT 5)" \
     -c "SELECT pg_stat_force_next_flush()"
-expect_eq "a base table changed: that view is refreshed, the other skipped" \
-    "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "skipped,concurrently"
+expect_eq "a base table changed: the view is refreshed" \
+    "$(q legacy_db -c "SELECT string_agg(mode, ',' ORDER BY view_name) FROM daznode_crm.refresh_crm_materialized_views()")" "concurrently"
 psql_at "$DIR" "$PORT" legacy_db -q -c "BEGIN" -c "SELECT pg_advisory_xact_lock(hashtext('daznode_crm.refresh_crm_materialized_views'))" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
 wait_for legacy_db "$ADVISORY_HELD"
 expect_eq "a second run while one holds the lock returns at once" \
     "$(q legacy_db -c "SELECT string_agg(mode || ':' || skipped_reason, ',') FROM daznode_crm.refresh_crm_materialized_views()")" \
-    "skipped:already running,skipped:already running"
+    "skipped:already running"
 wait
-expect_eq "the log records refreshes and the diagnosis reads it (the two views of the guide)" \
-    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.diagnose_crm_performance() WHERE area = 'materialized views' AND metric = 'seconds since last refresh' AND status = 'OK'")" "2"
+expect_eq "the log records refreshes and the diagnosis reads it" \
+    "$(q legacy_db -c "SELECT count(*) FROM daznode_crm.diagnose_crm_performance() WHERE area = 'materialized views' AND metric = 'seconds since last refresh' AND status = 'OK'")" "1"
+expect_eq "the diagnosis sees the live counts' counter in place and the fold current" \
+    "$(q legacy_db -c "SELECT string_agg(metric || '=' || status, ',' ORDER BY metric) FROM daznode_crm.diagnose_crm_performance() WHERE area = 'analytics'")" \
+    "deltas waiting for the fold=OK,live campaign counter=OK"
 out=$(q legacy_db -v ON_ERROR_STOP=0 -c "SELECT daznode_crm.register_crm_materialized_view('public.profiles')" -c "\\echo :LAST_ERROR_SQLSTATE")
 expect_eq "registering a table is refused with 22023" "$(grep -c '^22023$' <<<"$out")" "1"
 expect_eq "registering another view works" \
@@ -157,9 +164,9 @@ legacy_db cron_db 200
 quiet cron_db -c "CREATE EXTENSION pg_cron"
 expect_eq "schedule_crm_maintenance() creates the refresh job, skips what this version lacks" \
     "$(q cron_db -c "SELECT string_agg(job_name || '=' || split_part(action, ':', 1), ',' ORDER BY job_name) FROM daznode_crm.schedule_crm_maintenance()")" \
-    "daznode-crm-cleanup-email-partitions=skipped,daznode-crm-refresh-materialized-views=scheduled,daznode-crm-refresh-segments=scheduled"
+    "daznode-crm-cleanup-email-partitions=skipped,daznode-crm-fold-campaign-counts=scheduled,daznode-crm-refresh-materialized-views=scheduled,daznode-crm-refresh-segments=scheduled"
 expect_eq "a second call updates, never duplicates" \
-    "$(q cron_db -c "SELECT string_agg(action, ',') FROM daznode_crm.schedule_crm_maintenance() WHERE action NOT LIKE 'skipped%'")|$(q cron_db -c "SELECT count(*) FROM cron.job")" "updated,updated|2"
+    "$(q cron_db -c "SELECT string_agg(action, ',') FROM daznode_crm.schedule_crm_maintenance() WHERE action NOT LIKE 'skipped%'")|$(q cron_db -c "SELECT count(*) FROM cron.job")" "updated,updated,updated|3"
 quiet cron_db -c "SELECT cron.alter_job(jobid, schedule => '* * * * *') FROM cron.job WHERE jobname = 'daznode-crm-refresh-materialized-views'"
 # The guide's own job, verbatim (its bare name reaches the wrapper of step 0000), then every minute.
 quiet cron_db -c "CALL daznode_crm.migrate()"
@@ -176,17 +183,20 @@ quiet cron_db -c "CREATE TABLE yield_seen (factor float8)" \
 echo "# waiting for pg_cron to run the jobs (its smallest interval is one minute)"
 for _ in $(seq 1 80); do
     [ "$(q cron_db -c "SELECT count(DISTINCT command) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%materialized%'")" -ge 2 ] &&
-        [ "$(q cron_db -c "SELECT count(*) FROM yield_seen")" -ge 1 ] && break
+        [ "$(q cron_db -c "SELECT count(*) FROM yield_seen")" -ge 1 ] &&
+        [ "$(q cron_db -c "SELECT count(*) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%fold_campaign_counts%'")" -ge 1 ] && break
     sleep 1
 done
 expect_eq "both jobs ran and succeeded: daznode_crm's, and the guide's by its bare name" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT status || ':' || command, ' / ') FROM cron.job_run_details WHERE command LIKE '%materialized%'")" \
     "succeeded:SELECT daznode_crm.refresh_crm_materialized_views() / succeeded:SELECT refresh_crm_materialized_views();"
+expect_eq "the fold of the live campaign counts ran as a job and left no delta behind" \
+    "$(q cron_db -c "SELECT string_agg(DISTINCT status, ',') FROM cron.job_run_details WHERE command LIKE '%fold_campaign_counts%'")|$(q cron_db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" "succeeded|0"
 expect_eq "in a pg_cron job, maintenance yields 3 times its work (0 in psql)" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT factor::text, ',') FROM yield_seen")|$(q cron_db -c "SELECT daznode_crm.maintenance_yield()")" "3|0"
 quiet cron_db -c "SELECT cron.unschedule('refresh-crm-stats')" -c "SELECT cron.unschedule('yield-seen')"
 expect_eq "unschedule_crm_maintenance() removes the jobs" \
     "$(q cron_db -c "SELECT string_agg(action, ',' ORDER BY job_name) FROM daznode_crm.unschedule_crm_maintenance()")|$(q cron_db -c "SELECT count(*) FROM cron.job")" \
-    "not scheduled,unscheduled,unscheduled|0"
+    "not scheduled,unscheduled,unscheduled,unscheduled|0"
 
 summary

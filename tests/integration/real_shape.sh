@@ -53,7 +53,7 @@ expect_eq "the orphan member is gone, the orphan orders are only reported" \
     "$orphans|$(q real -c "SELECT count(*) FROM public.orders WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM public.profiles)")" "0|4"
 out=$(owner real "CALL daznode_crm.migrate()")
 expect_eq "migrate() completes on the real shape (every safe step applied: 0000 to 0009)" \
-    "$(grep -c 'ERROR' <<<"$out")|$(q real -c "SELECT count(*) FROM daznode_crm.schema_migrations")" "0|10"
+    "$(grep -c 'ERROR' <<<"$out")|$(q real -c "SELECT count(*) FROM daznode_crm.schema_migrations")" "0|11"
 [ "$(grep -c ERROR <<<"$out")" = 0 ] || echo "$out" | head -5
 expect_eq "the app's score trigger ran under the app's search_path (emails normalized, scores kept)" \
     "$(q real -c "SELECT count(*) FROM public.profiles WHERE email <> lower(email) AND email NOT LIKE 'CLIENT2@%'")|$(q real -c "SELECT count(*) FROM public.profiles WHERE profile_score IS NULL")" "0|0"

@@ -51,7 +51,7 @@ expect_eq "the diagnostic tells a superuser that migrate() runs as the owner" \
     "ERROR: GRANT daznode_crm_maintenance TO app_owner; SET ROLE app_owner; CALL daznode_crm.migrate();|OK"
 expect_eq "orphan cleanup as the owner" "$(owner sec "SELECT count(*) FROM daznode_crm.cleanup_orphaned_records() WHERE action NOT LIKE 'skipped%'")" "10"
 out=$(owner sec "CALL daznode_crm.migrate()")
-expect_eq "migrate() as the owner" "$(echo "$out" | grep -c ERROR)|$(q sec -c "SELECT count(*) FROM daznode_crm.schema_migrations")" "0|10"
+expect_eq "migrate() as the owner" "$(echo "$out" | grep -c ERROR)|$(q sec -c "SELECT count(*) FROM daznode_crm.schema_migrations")" "0|11"
 "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U app_owner -d sec -v ON_ERROR_STOP=1 -f demo/30-resolve-findings.sql >/dev/null 2>&1
 expect_eq "findings resolved and every planned index built, as the owner" \
     "$(q sec -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"

@@ -44,7 +44,7 @@ caught_up() {
 }
 caught_up
 expect_eq "the standby is in recovery and has the migrated database" \
-    "$(sq sb -c "SELECT pg_is_in_recovery(), (SELECT count(*) FROM daznode_crm.schema_migrations)")" "t|11"
+    "$(sq sb -c "SELECT pg_is_in_recovery(), (SELECT count(*) FROM daznode_crm.schema_migrations)")" "t|12"
 
 echo "# functions that write stop at once on the standby (25006), naming the standby"
 for call in "SELECT * FROM daznode_crm.cleanup_orphaned_records()" \

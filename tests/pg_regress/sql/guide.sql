@@ -160,10 +160,10 @@ SELECT public.cleanup_orphaned_records();
 \set VERBOSITY default
 ROLLBACK;
 
--- The materialized views are out of PostgREST's reach and their owner's only.
+-- The materialized view and the live counts are out of PostgREST's reach and their owner's only.
 SET ROLE guide_api;
 \set VERBOSITY sqlstate
-SELECT count(*) FROM crm_private.crm_campaigns_analytics_mv;
+SELECT count(*) FROM crm_private.campaign_send_counts;
 \set VERBOSITY default
 RESET ROLE;
 

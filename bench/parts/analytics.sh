@@ -1,0 +1,94 @@
+# Part "analytics": the live campaign counts of step 0011 at the run's scale, on a database
+# migrated to 'complete' (partitioned crm_email_sends). In the same run and database:
+# - the webhook UPDATE's p95 with the counter's triggers disabled (the baseline) and enabled, at
+#   2 and 8 clients, for webhooks spread over every campaign and for webhooks of one campaign
+#   (the hot-row case), alternated baseline/feature three times (goal: <= 1.15x);
+# - the React Admin campaigns list read by an admin through public.crm_campaigns_analytics_mv
+#   (goal: p95 < 10 ms), with deltas pending and after the fold;
+# - the step's own duration (counter, rebase over every send), the fold's, and a full recount
+#   once the writers stopped (campaign_counts_drift(): goal 0 rows).
+# Sourced by bench/run.
+source bench/parts/pgbench.sh
+adb=analytics_bench
+aq() { PGOPTIONS="-c client_min_messages=warning" psql_at "$BENCH_DIR" "$BENCH_PORT" $adb "$@"; }
+psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE IF EXISTS $adb" -c "CREATE DATABASE $adb"
+sends=$((rows * 10))
+secs=$([ "$smoke" = true ] && echo 1 || echo 15)
+t0=$(date +%s%N)
+aq -q -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql >/dev/null
+aq -q -v profiles="$rows" -v sends="$sends" -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql >/dev/null
+gen_ms=$(ms_since "$t0")
+t0=$(date +%s%N)
+aq -q -c "CALL daznode_crm.migrate()" >/dev/null
+aq -q -f demo/30-resolve-findings.sql >/dev/null 2>&1
+aq -q -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" -c "CALL daznode_crm.migrate('complete')" \
+   -c "SELECT daznode_crm.finish_email_sends_partitioning(drop_backup => true)" -c "VACUUM ANALYZE" >/dev/null
+migrate_ms=$(ms_since "$t0")
+step_ms=$(aq -At -c "SELECT round(duration_ms) FROM daznode_crm.schema_migrations WHERE step = '0011_live_campaign_counts'")
+[ "$(aq -At -c "SELECT daznode_crm.email_sends_partitioned() AND to_regclass('crm_private.campaign_send_deltas') IS NOT NULL")" = t ] \
+    || { echo "analytics: the database is not partitioned with live counts" >&2; exit 1; }
+psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_admin') THEN CREATE ROLE bench_admin LOGIN; END IF; END \$\$"
+aq -q -c "GRANT USAGE ON SCHEMA public TO bench_admin" -c "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bench_admin"
+export PGOPTIONS="-c request.jwt.claim.sub=$(aq -At -c "SELECT md5('profile1')::uuid")"
+counter() { aq -q -c "ALTER TABLE public.crm_email_sends $1 TRIGGER daznode_count_sends, $1 TRIGGER daznode_count_sends_ins, $1 TRIGGER daznode_count_sends_del"; }
+
+rows_md=""
+for script in webhook webhook_one_campaign; do
+    for clients in 2 8; do
+        off=() on=()
+        for _ in 1 2 3; do
+            counter DISABLE
+            off+=("$(PGBENCH_CLIENTS=$clients pgbench_pct $adb bench_admin "$secs" "bench/sql/workload/$script.sql" -D profiles="$rows" -D sends="$sends")")
+            counter "ENABLE ALWAYS"
+            on+=("$(PGBENCH_CLIENTS=$clients pgbench_pct $adb bench_admin "$secs" "bench/sql/workload/$script.sql" -D profiles="$rows" -D sends="$sends")")
+        done
+        # The median of the three p95s of each side.
+        p95_off=$(for r in "${off[@]}"; do f "$r" 3; done | sort -n | sed -n 2p)
+        p95_on=$(for r in "${on[@]}"; do f "$r" 3; done | sort -n | sed -n 2p)
+        tx_off=$(for r in "${off[@]}"; do f "$r" 1; done | awk '{ s += $1 } END { print s }')
+        tx_on=$(for r in "${on[@]}"; do f "$r" 1; done | awk '{ s += $1 } END { print s }')
+        x=$(ratio "$p95_on" "$p95_off")
+        met=$(awk -v x="$x" 'BEGIN { print (x != "-" && x <= 1.15) ? "yes" : "**no**" }')
+        rows_md+="| $script | $clients | $tx_off | $p95_off | $tx_on | $p95_on | **$x** | ≤ 1.15 | $met |
+"
+    done
+done
+# The baseline runs were not counted: the rebase adds them (recount minus counts, one snapshot).
+aq -q -c "SELECT daznode_crm.rebase_campaign_counts()" >/dev/null
+
+pending=$(aq -At -c "SELECT count(*) FROM crm_private.campaign_send_deltas")
+list_pending=$(pgbench_pct $adb bench_admin "$secs" bench/sql/workload/campaigns_list.sql)
+t0=$(date +%s%N)
+folded=$(aq -At -c "SELECT daznode_crm.fold_campaign_counts()")
+fold_ms=$(ms_since "$t0")
+list_folded=$(pgbench_pct $adb bench_admin "$secs" bench/sql/workload/campaigns_list.sql)
+t0=$(date +%s%N)
+drift=$(aq -At -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")
+recount_ms=$(ms_since "$t0")
+[ "$drift" = 0 ] || { echo "analytics: the live counts differ from a recount for $drift campaigns" >&2; exit 1; }
+
+cat >"$out" <<MD
+## Live campaign analytics (step 0011)
+
+$meta
+
+$rows sends per 10 profiles: $sends sends, 500 campaigns; crm_email_sends partitioned by month.
+Generation $((gen_ms / 1000)) s; migrate() to 'complete' $((migrate_ms / 1000)) s, of which step
+0011 (the counter, then one recount of every send in one snapshot) $((step_ms / 1000)) s.
+
+**Webhook UPDATE p95 (ms), counter off (baseline) and on**, same database, alternated three times
+($secs s each; the median of the three p95s; transactions summed). \`webhook\` spreads over every
+campaign; \`webhook_one_campaign\` updates sends of a single campaign (every statement adds to
+the same campaign's counts: the hot-row case).
+
+| script | clients | tx off | p95 off | tx on | p95 on | ratio | goal | met |
+|---|---|---|---|---|---|---|---|---|
+$rows_md
+**Reads.** The campaigns list (25 newest, as an admin, through public.crm_campaigns_analytics_mv):
+p95 $(f "$list_pending" 3) ms with $pending deltas pending, $(f "$list_folded" 3) ms after the fold (goal < 10 ms).
+The fold of those deltas into $folded campaigns' counts: $fold_ms ms. A full recount
+(\`campaign_counts_drift()\`, once the writers stopped): $drift campaigns differ, in $recount_ms ms
+(the full refresh of the old materialized view cost about as much, every hour).
+MD
+unset PGOPTIONS
+psql_at "$BENCH_DIR" "$BENCH_PORT" postgres -q -c "DROP DATABASE $adb"

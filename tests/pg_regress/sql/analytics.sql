@@ -1,0 +1,97 @@
+-- The live campaign counts (step 0011): the admins' source public.crm_campaigns_analytics_mv is
+-- current after every commit, whatever the write, with no refresh; the fold changes nothing a
+-- reader sees; campaign_counts_drift() (recount minus counts) is empty throughout. In a database
+-- of its own, migrated by its owner.
+\set db daznode_crm_analytics
+\set owner analytics_owner
+\set other analytics_other
+\getenv abs_srcdir PG_ABS_SRCDIR
+\i :abs_srcdir/sql/owned_database.psql
+SELECT step, result ->> 'campaigns_counted' AS campaigns_counted FROM daznode_crm.schema_migrations WHERE step = '0011_live_campaign_counts';
+SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') AS campaigns_matview,
+       (SELECT string_agg(tgname || ':' || tgenabled, ', ' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname LIKE 'daznode_count%') AS counter;
+INSERT INTO public.profiles (id, email) VALUES ('00000000-0000-4000-8000-0000000000a1', 'admin@daznode.io');
+INSERT INTO public.admin_roles (user_id, role) VALUES ('00000000-0000-4000-8000-0000000000a1', 'admin');
+INSERT INTO public.crm_email_campaigns (id, name, subject, content, created_at) VALUES
+    ('00000000-0000-4000-8000-0000000000c1', 'Spring', 's', 'c', '2026-03-01'),
+    ('00000000-0000-4000-8000-0000000000c2', 'Summer', 's', 'c', '2026-06-01');
+-- What the admin's React Admin list reads, through the guide's source name.
+CREATE FUNCTION pg_temp.admin_list() RETURNS TABLE (name text, recipients bigint, sent bigint, delivered bigint, opened bigint,
+    clicked bigint, bounced bigint, failed bigint, open_rate numeric, bounce_rate numeric)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-0000000000a1", "role": "authenticated"}', true);
+    RETURN QUERY SELECT a.name, a.recipients, a.sent, a.delivered, a.opened, a.clicked, a.bounced, a.failed, a.open_rate, a.bounce_rate
+                 FROM public.crm_campaigns_analytics_mv a ORDER BY a.created_at DESC, a.id;
+END $$;
+\set list 'SELECT * FROM pg_temp.admin_list()'
+\set drift 'SELECT count(*) AS drift FROM daznode_crm.campaign_counts_drift()'
+:list;
+
+-- INSERT: three sends sent, one of them already bounced.
+INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at, bounced_at) VALUES
+    ('00000000-0000-4000-8000-0000000000c1', 'a@x.io', 'sent', now(), NULL),
+    ('00000000-0000-4000-8000-0000000000c1', 'b@x.io', 'sent', now(), NULL),
+    ('00000000-0000-4000-8000-0000000000c1', 'c@x.io', 'bounced', now(), now());
+:list;
+-- UPDATE of a status and a *_at (a webhook), and an UPDATE that changes no count.
+UPDATE public.crm_email_sends SET status = 'opened', opened_at = now() WHERE email = 'a@x.io';
+UPDATE public.crm_email_sends SET email = lower(email) WHERE email = 'b@x.io';
+:list;
+-- UPDATE of campaign_id: the send moves from one campaign's counts to the other's.
+UPDATE public.crm_email_sends SET campaign_id = '00000000-0000-4000-8000-0000000000c2' WHERE email = 'b@x.io';
+:list;
+-- A failed send, in replica mode (a restore, a subscriber's session): counted too.
+SET session_replication_role = replica;
+INSERT INTO public.crm_email_sends (campaign_id, email, status) VALUES ('00000000-0000-4000-8000-0000000000c2', 'd@x.io', 'failed');
+RESET session_replication_role;
+-- A rolled-back write leaves nothing; a DELETE is subtracted.
+BEGIN;
+DELETE FROM public.crm_email_sends;
+ROLLBACK;
+DELETE FROM public.crm_email_sends WHERE email = 'c@x.io';
+:list;
+:drift;
+-- COPY, and INSERT … ON CONFLICT DO UPDATE (one row inserted, one updated to clicked).
+COPY public.crm_email_sends (id, campaign_id, email, status, sent_at) FROM stdin;
+00000000-0000-4000-8000-0000000000e1	00000000-0000-4000-8000-0000000000c2	e@x.io	sent	2026-06-02 10:00:00+00
+\.
+INSERT INTO public.crm_email_sends (id, campaign_id, email, status, sent_at) VALUES
+    ('00000000-0000-4000-8000-0000000000e1', '00000000-0000-4000-8000-0000000000c2', 'e@x.io', 'sent', now()),
+    ('00000000-0000-4000-8000-0000000000e2', '00000000-0000-4000-8000-0000000000c2', 'f@x.io', 'sent', now())
+ON CONFLICT (id) DO UPDATE SET status = 'clicked', clicked_at = now();
+:list;
+:drift;
+-- A campaign deleted: its sends go by the foreign key's cascade, and so do their counts.
+INSERT INTO public.crm_email_campaigns (id, name, subject, content) VALUES ('00000000-0000-4000-8000-0000000000c3', 'Gone', 's', 'c');
+INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at) VALUES ('00000000-0000-4000-8000-0000000000c3', 'g@x.io', 'sent', now());
+DELETE FROM public.crm_email_campaigns WHERE id = '00000000-0000-4000-8000-0000000000c3';
+:drift;
+-- The fold moves the deltas into one row per campaign; the reads do not change.
+SELECT count(*) > 0 AS deltas_before FROM crm_private.campaign_send_deltas;
+SELECT daznode_crm.fold_campaign_counts() AS campaigns_folded;
+SELECT (SELECT count(*) FROM crm_private.campaign_send_deltas) AS deltas_after, (SELECT count(*) FROM crm_private.campaign_send_counts) AS count_rows;
+:list;
+:drift;
+-- A second fold has nothing to move.
+SELECT daznode_crm.fold_campaign_counts() AS campaigns_folded;
+-- The SQL of each part is readable; an unknown part is an invalid argument.
+SELECT daznode_crm.campaign_counts_sql('fold') LIKE 'WITH moved AS (DELETE FROM crm_private.campaign_send_deltas%' AS fold_is_one_statement;
+\set VERBOSITY sqlstate
+SELECT daznode_crm.campaign_counts_sql('everything');
+\set VERBOSITY default
+SELECT daznode_crm.campaign_counts_sql('everything');
+-- Someone without the maintenance role cannot fold, nor read the counts directly.
+RESET ROLE;
+CREATE ROLE analytics_stranger;
+SET ROLE analytics_stranger;
+\set VERBOSITY sqlstate
+SELECT daznode_crm.fold_campaign_counts();
+SELECT count(*) FROM crm_private.campaign_send_counts;
+\set VERBOSITY default
+RESET ROLE;
+DROP ROLE analytics_stranger;
+
+\c daznode_crm_regress
+SET client_min_messages = warning;
+DROP DATABASE daznode_crm_analytics;
