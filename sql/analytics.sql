@@ -101,6 +101,7 @@ BEGIN
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION crm_private.crm_campaigns_analytics_for_admins() RETURNS %1$s
         LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        #variable_conflict use_column
         BEGIN
             IF (SELECT @extschema@.is_admin_user('{super_admin,admin,moderator}')) THEN
                 RETURN QUERY %2$s;

@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/mod.rs:22
+-- src/api/mod.rs:23
 -- The one definition of each count and rate of an email campaign (README "Rates"). Every view
 -- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
 -- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
@@ -56,6 +56,15 @@ CREATE  FUNCTION "app_search_path"() RETURNS TEXT /* String */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'app_search_path_wrapper';
+
+-- src/api/analytics.rs:15
+-- daznode_crm::api::analytics::campaign_counts_sql
+CREATE  FUNCTION "campaign_counts_sql"(
+	"part" TEXT /* & str */
+) RETURNS TEXT /* Result < String > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'campaign_counts_sql_wrapper';
 
 -- src/api/migrations.rs:175
 -- daznode_crm::api::migrations::check_concurrent_indexes_status
@@ -171,6 +180,14 @@ CREATE  FUNCTION "email_sends_partition_months"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'email_sends_partition_months_wrapper';
+
+-- src/api/analytics.rs:24
+-- daznode_crm::api::analytics::fold_campaign_counts
+CREATE  FUNCTION "fold_campaign_counts"() RETURNS bigint /* Result < i64 > */
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fold_campaign_counts_wrapper';
 
 -- src/api/diagnostic.rs:30
 -- daznode_crm::api::diagnostic::guide_api
@@ -1398,6 +1415,8 @@ BEGIN
             result := NULL;
             IF s.function_name = 'step_partition_email_sends' THEN
                 CALL @extschema@.step_partition_email_sends(result, force);
+            ELSIF s.function_name = 'step_live_campaign_counts' THEN
+                CALL @extschema@.step_live_campaign_counts(result);
             ELSE
                 RAISE EXCEPTION 'daznode_crm: no way to call procedure step %', s.step;
             END IF;
@@ -1484,7 +1503,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:24
+-- src/api/mod.rs:25
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1578,7 +1597,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:41
+-- src/api/mod.rs:42
 -- requires:
 --   migrations
 --   maintenance
@@ -2227,32 +2246,8 @@ BEGIN
     END IF;
     IF to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL THEN
         -- populate => false when the partitioning swap rebuilds it: filled after the swap commits.
-        EXECUTE 'CREATE MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv AS '
-            || $mv$
-        WITH counts AS (
-            SELECT e.campaign_id,
-                   count(*) AS recipients,
-                   count(*) FILTER (WHERE @extschema@.send_is_sent(e.sent_at)) AS sent,
-                   count(*) FILTER (WHERE @extschema@.send_is_delivered(e.sent_at, e.bounced_at, e.status)) AS delivered,
-                   count(*) FILTER (WHERE @extschema@.send_is_opened(e.opened_at, e.clicked_at, e.bounced_at)) AS opened,
-                   count(*) FILTER (WHERE @extschema@.send_is_clicked(e.clicked_at, e.bounced_at)) AS clicked,
-                   count(*) FILTER (WHERE @extschema@.send_is_bounced(e.bounced_at)) AS bounced,
-                   count(*) FILTER (WHERE @extschema@.send_is_failed(e.status)) AS failed
-            FROM public.crm_email_sends e
-            GROUP BY e.campaign_id
-        )
-        SELECT c.id, c.name, c.subject, c.status, c.scheduled_at, c.sent_at, c.created_at,
-               coalesce(k.recipients, 0) AS recipients, coalesce(k.sent, 0) AS sent,
-               coalesce(k.delivered, 0) AS delivered, coalesce(k.opened, 0) AS opened,
-               coalesce(k.clicked, 0) AS clicked, coalesce(k.bounced, 0) AS bounced,
-               coalesce(k.failed, 0) AS failed,
-               @extschema@.open_rate(k.opened, k.delivered) AS open_rate,
-               @extschema@.click_rate(k.clicked, k.delivered) AS click_rate,
-               @extschema@.bounce_rate(k.bounced, k.sent) AS bounce_rate,
-               @extschema@.delivery_rate(k.delivered, k.sent) AS delivery_rate
-        FROM public.crm_email_campaigns c
-        LEFT JOIN counts k ON k.campaign_id = c.id
-$mv$
+        -- The columns and counts of core/src/analytics.rs (the live counts of step 0011 have the same).
+        EXECUTE 'CREATE MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv AS ' || @extschema@.campaign_counts_sql('analytics_from_rows')
             || CASE WHEN populate THEN '' ELSE ' WITH NO DATA' END;
         CREATE UNIQUE INDEX crm_campaigns_analytics_mv_id ON crm_private.crm_campaigns_analytics_mv (id);
         CREATE INDEX crm_campaigns_analytics_mv_created ON crm_private.crm_campaigns_analytics_mv (created_at DESC, id);
@@ -2356,7 +2351,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:62
+-- src/api/mod.rs:63
 -- requires:
 --   access
 --   partitions::cleanup_old_email_partitions
@@ -2632,6 +2627,8 @@ BEGIN
     IF had_mv THEN
         PERFORM @extschema@.step_analytics_views(false);
     END IF;
+    -- The live campaign counter (step 0011) follows the name: the copy never fired it.
+    PERFORM @extschema@.move_send_counter(old);
     -- The app's own (saved by save_app_dependents() before the renames) follow the table.
     moved := @extschema@.restore_app_dependents(old);
     IF cardinality(moved) > 0 THEN
@@ -3149,3 +3146,197 @@ REVOKE ALL ON @extschema@.operation_progress FROM PUBLIC;
 GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;
+
+-- src/api/mod.rs:77
+-- requires:
+--   partitioning
+--   analytics::campaign_counts_sql
+--   analytics::fold_campaign_counts
+
+-- Step 0011: live campaign counts (README "Live campaign analytics"). The SQL comes from
+-- core/src/analytics.rs through campaign_counts_sql(part); this file puts it in place.
+--
+--   crm_private.campaign_send_deltas  appended by the statement trigger daznode_count_sends on
+--                                     public.crm_email_sends (its transition tables, new minus
+--                                     old, one row per statement and campaign): writers only
+--                                     insert, so concurrent webhooks never wait on each other
+--   crm_private.campaign_send_counts  the folded sums (fold_campaign_counts(), a pg_cron job)
+--   public.crm_campaigns_analytics_mv the guide's name, still: admins read both, summed in one
+--                                     statement, so every read is exact for its snapshot
+--
+-- Who runs what: the tables and the trigger function belong to the CRM owner (the step runs as
+-- the owner); the trigger function is SECURITY DEFINER so that a writer without rights on
+-- crm_private can still count its own writes, and does nothing but that insert.
+
+-- Creates the tables, the trigger function and the trigger (or puts back whichever is missing),
+-- in the caller's transaction. The trigger takes a brief SHARE ROW EXCLUSIVE lock on
+-- crm_email_sends, with the migration lock_timeout and retries.
+CREATE FUNCTION @extschema@.create_send_counter() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    schema_owner oid := (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'crm_private');
+    created text[] := '{}';
+BEGIN
+    IF schema_owner IS NULL OR schema_owner <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'daznode_crm: schema crm_private is missing or not the CRM owner''s; step 0009 comes first'
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'CALL daznode_crm.migrate() applies the steps in order.';
+    END IF;
+    IF to_regclass('crm_private.campaign_send_deltas') IS NULL THEN
+        created := created || 'crm_private.campaign_send_counts, crm_private.campaign_send_deltas'::text;
+    END IF;
+    EXECUTE @extschema@.campaign_counts_sql('tables');
+    PERFORM @extschema@.lock_down('crm_private.campaign_send_counts'::regclass);
+    PERFORM @extschema@.lock_down('crm_private.campaign_send_deltas'::regclass);
+    EXECUTE format('CREATE OR REPLACE FUNCTION crm_private.count_send_changes() RETURNS trigger
+                    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                   @extschema@.campaign_counts_sql('trigger_body'));
+    PERFORM @extschema@.lock_down_function('crm_private.count_send_changes()'::regprocedure);
+    IF @extschema@.install_send_counter() THEN
+        created := created || 'trigger daznode_count_sends on public.crm_email_sends'::text;
+    END IF;
+    RETURN jsonb_build_object('created', to_jsonb(created));
+END
+$fn$;
+
+-- The trigger on whatever table is public.crm_email_sends now (plain or partitioned), if the
+-- live counts are installed and it lacks it. ENABLE ALWAYS: writes in replica mode (a restore,
+-- session_replication_role = replica) are counted too. True when it created it.
+CREATE FUNCTION @extschema@.install_send_counter() RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF to_regprocedure('crm_private.count_send_changes()') IS NULL OR to_regclass('public.crm_email_sends') IS NULL
+       OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_count_sends') THEN
+        RETURN false;
+    END IF;
+    IF NOT @extschema@.run_with_lock_retries(ARRAY[
+        'CREATE TRIGGER daznode_count_sends_ins AFTER INSERT ON public.crm_email_sends REFERENCING NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION crm_private.count_send_changes()',
+        'CREATE TRIGGER daznode_count_sends AFTER UPDATE ON public.crm_email_sends REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION crm_private.count_send_changes()',
+        'CREATE TRIGGER daznode_count_sends_del AFTER DELETE ON public.crm_email_sends REFERENCING OLD TABLE AS old_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION crm_private.count_send_changes()',
+        'ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_count_sends_ins',
+        'ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_count_sends',
+        'ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_count_sends_del'], 5) THEN
+        RAISE EXCEPTION 'daznode_crm: could not lock public.crm_email_sends to add the send counter in 5 attempts'
+            USING ERRCODE = 'lock_not_available', HINT = 'A long transaction writes crm_email_sends; run again when it is done. Nothing was changed.';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+-- The swap and the rollback of step 0010 (repoint_email_sends_views(), under their lock): the
+-- counter leaves `old` and goes on the table that now carries the name. The copy and its replay
+-- never fired it, so nothing is counted twice.
+CREATE FUNCTION @extschema@.move_send_counter(old regclass) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['daznode_count_sends', 'daznode_count_sends_ins', 'daznode_count_sends_del'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = old AND tgname = t) THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', t, old);
+        END IF;
+    END LOOP;
+    RETURN @extschema@.install_send_counter();
+END
+$fn$;
+
+-- The admins' source (public.crm_campaigns_analytics_mv, same name, same columns) reads the
+-- live counts; the materialized view it read goes. In the caller's transaction.
+CREATE FUNCTION @extschema@.switch_campaigns_analytics_to_live() RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    fn regprocedure := to_regprocedure('crm_private.crm_campaigns_analytics_for_admins()');
+BEGIN
+    IF fn IS NULL THEN
+        RAISE EXCEPTION 'daznode_crm: crm_private.crm_campaigns_analytics_for_admins() is missing; step 0009 comes first'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION crm_private.crm_campaigns_analytics_for_admins() RETURNS %1$s
+        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        #variable_conflict use_column
+        BEGIN
+            IF (SELECT @extschema@.is_admin_user('{super_admin,admin,moderator}')) THEN
+                RETURN QUERY %2$s;
+            END IF;
+        END $body$$f$,
+        pg_get_function_result(fn), @extschema@.campaign_counts_sql('analytics_live'));
+    IF to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL THEN
+        PERFORM @extschema@.unregister_crm_materialized_view('crm_private.crm_campaigns_analytics_mv'::regclass);
+        DROP MATERIALIZED VIEW crm_private.crm_campaigns_analytics_mv;
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+-- The counts of every send the trigger has not seen (all of them, the first time), in one
+-- statement's snapshot. Run by the step once the trigger is committed. row_security = off: a
+-- recount that policies would filter (FORCE ROW LEVEL SECURITY) stops with an error instead of
+-- counting fewer rows.
+CREATE FUNCTION @extschema@.rebase_campaign_counts() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET row_security = off AS $fn$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE @extschema@.campaign_counts_sql('rebase');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+
+-- The step: 1. the counter, committed (from then on every write is counted); 2. in one
+-- transaction, the counts of the rows it never saw, and the admins' source switched to the live
+-- counts. Readers see the materialized view until that commit, the live counts after it. A
+-- cancel or a crash anywhere leaves either the old source or the new one; running it again
+-- completes it (the rebase adds only what is missing).
+CREATE PROCEDURE @extschema@.step_live_campaign_counts(INOUT result jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $proc$
+DECLARE
+    created jsonb;
+    rebased bigint;
+    t0 timestamptz := pg_catalog.clock_timestamp();
+    app_name text := pg_catalog.current_setting('application_name');
+BEGIN
+    PERFORM @extschema@.refuse_on_standby('migrate()');
+    PERFORM @extschema@.require_crm_owner('migrate()');
+    PERFORM @extschema@.report_progress('0011', 'counter', 0, 0, t0);
+    created := @extschema@.create_send_counter();
+    COMMIT;
+    PERFORM @extschema@.report_progress('0011', 'counting', 0, 0, t0);
+    PERFORM @extschema@.pause_for_tests('counter committed');
+    rebased := @extschema@.rebase_campaign_counts();
+    PERFORM @extschema@.switch_campaigns_analytics_to_live();
+    COMMIT;
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
+    result := pg_catalog.jsonb_build_object('created', created -> 'created', 'campaigns_counted', rebased,
+        'source', 'public.crm_campaigns_analytics_mv reads crm_private.campaign_send_counts + campaign_send_deltas',
+        'fold', 'SELECT daznode_crm.fold_campaign_counts() (a pg_cron job of schedule_crm_maintenance())');
+END
+$proc$;
+
+REVOKE ALL ON FUNCTION @extschema@.create_send_counter(), @extschema@.install_send_counter(), @extschema@.move_send_counter(regclass),
+    @extschema@.switch_campaigns_analytics_to_live(), @extschema@.rebase_campaign_counts() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.step_live_campaign_counts(jsonb) FROM PUBLIC;
+-- For the CRM owner running migrate() (invoker rights: these add no right on a table).
+GRANT EXECUTE ON FUNCTION @extschema@.create_send_counter(), @extschema@.install_send_counter(), @extschema@.move_send_counter(regclass),
+    @extschema@.switch_campaigns_analytics_to_live(), @extschema@.rebase_campaign_counts() TO daznode_crm_maintenance;
+GRANT EXECUTE ON PROCEDURE @extschema@.step_live_campaign_counts(jsonb) TO daznode_crm_maintenance;
+-- The fold (SECURITY DEFINER, run as the CRM owner) and the SQL text: the maintenance role's.
+REVOKE ALL ON FUNCTION @extschema@.fold_campaign_counts(), @extschema@.campaign_counts_sql(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.fold_campaign_counts(), @extschema@.campaign_counts_sql(text) TO daznode_crm_maintenance;
+
+-- Where the live counts and a full recount of the rows differ, per campaign (recount minus
+-- counts): no row at a quiet moment, and none in any single read (one snapshot), until a
+-- retention drop (whose history the counts keep). It reads every send: a check for the CRM owner
+-- to run when in doubt, not for a cron job. SELECT * FROM daznode_crm.campaign_counts_drift();
+CREATE FUNCTION @extschema@.campaign_counts_drift() RETURNS TABLE (campaign_id uuid, recipients bigint, sent bigint, delivered bigint,
+    opened bigint, clicked bigint, bounced bigint, failed bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET row_security = off AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE @extschema@.campaign_counts_sql('drift');
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.campaign_counts_drift() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.campaign_counts_drift() TO daznode_crm_maintenance;
