@@ -33,7 +33,7 @@ expect_eq "CREATE EXTENSION creates no application table" \
     "$(q empty_db -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" "0"
 out=$(migrate empty_db)
 expect_eq "migrate() applies every step on an empty database" \
-    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "10/11"
+    "$(q empty_db -c "SELECT count(*) FILTER (WHERE applied) || '/' || count(*) FROM daznode_crm.migration_status")" "11/12"
 expect_eq "every planned index is valid" \
     "$(q empty_db -c "SELECT string_agg(DISTINCT status, ',') FROM daznode_crm.check_concurrent_indexes_status()")" "valid"
 expect_eq "no constraint is left NOT VALID" \
@@ -47,7 +47,7 @@ quiet shapes_db -c "CREATE EXTENSION daznode_crm" -f fixtures/legacy/schema.sql 
 quiet shapes_db -v profiles=300 -v sends=3000 -f fixtures/legacy/generate.sql -f fixtures/legacy/late_constraints.sql
 before=$(checksums shapes_db | grep -vE '^(profiles|users)\|')
 out=$(migrate shapes_db)
-if grep -q "10 step(s) applied" <<<"$out"; then ok "migrate() applies every step over views of other shapes and an app trigger calling public's functions unqualified"; else not_ok "migrate() over other shapes" "$out"; fi
+if grep -q "11 step(s) applied" <<<"$out"; then ok "migrate() applies every step over views of other shapes and an app trigger calling public's functions unqualified"; else not_ok "migrate() over other shapes" "$out"; fi
 expect_eq "the campaign view nothing read is replaced; the segment view another view reads is renamed _legacy; both reported" \
     "$(q shapes_db -c "SELECT string_agg(detail, ' / ' ORDER BY table_name) FROM daznode_crm.migration_findings WHERE kind = 'legacy_view_moved'")" \
     "public.crm_campaign_stats had another shape and nothing read it: replaced / public.crm_segment_stats had another shape and public.crm_dashboard read it: renamed public.crm_segment_stats_legacy"
@@ -67,7 +67,7 @@ legacy_db legacy_db "$PROFILES" $((PROFILES * 10))
 before=$(checksums legacy_db)
 quiet legacy_db -c "CREATE SCHEMA it_before; CREATE TABLE it_before.profiles AS SELECT * FROM public.profiles; CREATE TABLE it_before.users AS SELECT * FROM public.users"
 out=$(migrate legacy_db)
-if grep -q "10 step(s) applied" <<<"$out"; then ok "migrate() applies every step on a legacy database"; else not_ok "migrate() applies every step on a legacy database" "$out"; fi
+if grep -q "11 step(s) applied" <<<"$out"; then ok "migrate() applies every step on a legacy database"; else not_ok "migrate() applies every step on a legacy database" "$out"; fi
 after=$(checksums legacy_db)
 for t in orders subscriptions admin_roles crm_customer_segments crm_customer_segment_members crm_email_templates crm_email_campaigns crm_email_sends; do
     expect_eq "$t: same rows, same content" "$(grep "^$t|" <<<"$after")" "$(grep "^$t|" <<<"$before")"
@@ -128,7 +128,7 @@ for old in $(ls sql/released | sed -nE 's/daznode_crm--(.*)\.sql/\1/p'); do
     diff_out=$(diff <(members upgrade_db) <(members empty_db))
     if [ -z "$diff_out" ]; then ok "$old upgraded has the same members and function bodies as a fresh install"; else not_ok "$old upgraded = fresh install" "$upd"$'\n'"$diff_out"; fi
     out=$(migrate upgrade_db)
-    if grep -q "10 step(s) applied" <<<"$out"; then ok "migrate() works after the upgrade from $old"; else not_ok "migrate() after upgrade from $old" "$out"; fi
+    if grep -q "11 step(s) applied" <<<"$out"; then ok "migrate() works after the upgrade from $old"; else not_ok "migrate() after upgrade from $old" "$out"; fi
     quiet postgres -c "DROP DATABASE upgrade_db"
 done
 
