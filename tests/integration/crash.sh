@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Crashes (pg_ctl stop -m immediate) at each phase of migrate('complete'), of the rollback and
-# between two partitions of cleanup_old_email_partitions(), with a writer inserting sends all
+# between two partitions of cleanup_old_email_partitions(), and a cancel and a crash of step 0011
+# between its counter's commit and its recount, with a writer inserting sends all
 # along. The operation is paused at the exact point by daznode_crm.pause_at (a setting only
 # tests use; the wait is for its pg_sleep in pg_stat_activity, never a fixed sleep). After each
 # restart: every acknowledged write is there, and the next call completes with the same content.
@@ -132,6 +133,41 @@ fi
 stop_writer
 out=$(q crash -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '3 months', force => true) WHERE action = 'dropped'")
 expect_eq "the next cleanup drops them all; every acknowledged write is there" "$out|$(lost_writes)" "$expired|0"
+
+echo "# a crash inside step 0011 (live campaign counts): after its counter committed, before the recount"
+legacy_db live11 500
+resolve_findings live11
+quiet live11 -c "CALL daznode_crm.migrate('0009_analytics_views')"
+paused_call postgres live11 "counter committed" "CALL daznode_crm.migrate()"
+if wait_paused "migrate"; then
+    quiet live11 -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND application_name LIKE 'daznode\_crm %'"
+    wait "$run" 2>/dev/null
+    expect_eq "a cancel of step 0011 after its counter committed: the counter stays, the admins still read the materialized view, the step is pending" \
+        "$(q live11 -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_count_sends%'")|$(q live11 -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL")|$(q live11 -c "SELECT count(*) FROM daznode_crm.pending_migrations()")" \
+        "3|t|1"
+else
+    not_ok "step 0011 never paused after its counter committed"
+fi
+WDB=live11
+campaign=$(q live11 -c "SELECT id FROM public.crm_email_campaigns ORDER BY id LIMIT 1")
+: >"$ACKED"
+start_writer
+paused_call postgres live11 "counter committed" "CALL daznode_crm.migrate()"
+if wait_paused "migrate"; then
+    expect_eq "another session sees step 0011 counting in operation_progress" "$(q live11 -c "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "0011:counting"
+    crash_and_restart
+    wait "$run" 2>/dev/null
+    expect_eq "crash in step 0011: the counter stays (committed), the admins still read the materialized view, the step is pending, no acknowledged write lost" \
+        "$(q live11 -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_count_sends%'")|$(q live11 -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL")|$(q live11 -c "SELECT count(*) FROM daznode_crm.pending_migrations()")|$(lost_writes)" \
+        "3|t|1|0"
+else
+    not_ok "step 0011 never paused after its counter committed"
+fi
+out=$(q live11 -c "CALL daznode_crm.migrate()")
+stop_writer
+expect_eq "the next migrate() completes step 0011 while the writer writes: the counts equal a full recount, the materialized view is gone, no acknowledged write lost" \
+    "$(grep -c ERROR <<<"$out")|$(q live11 -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")|$(q live11 -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL")|$(lost_writes)" \
+    "0|0|t|0"
 
 echo "# the same crash with the CRM owner a non-superuser (Supabase's postgres): app_owner runs migrate('complete')"
 supabase_roles
