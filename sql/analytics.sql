@@ -36,6 +36,10 @@ BEGIN
                     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
                    @extschema@.campaign_counts_sql('trigger_body'));
     PERFORM @extschema@.lock_down_function('crm_private.count_send_changes()'::regprocedure);
+    -- Its body calls the extension's send_is_* (PL/pgSQL records no such dependency): without
+    -- this, DROP EXTENSION ... CASCADE would leave triggers that fail every write of the app.
+    -- With it, the function and its triggers go with the extension.
+    ALTER FUNCTION crm_private.count_send_changes() DEPENDS ON EXTENSION daznode_crm;
     IF @extschema@.install_send_counter() THEN
         created := created || 'trigger daznode_count_sends on public.crm_email_sends'::text;
     END IF;

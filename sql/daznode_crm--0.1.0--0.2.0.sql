@@ -3191,6 +3191,10 @@ BEGIN
                     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
                    @extschema@.campaign_counts_sql('trigger_body'));
     PERFORM @extschema@.lock_down_function('crm_private.count_send_changes()'::regprocedure);
+    -- Its body calls the extension's send_is_* (PL/pgSQL records no such dependency): without
+    -- this, DROP EXTENSION ... CASCADE would leave triggers that fail every write of the app.
+    -- With it, the function and its triggers go with the extension.
+    ALTER FUNCTION crm_private.count_send_changes() DEPENDS ON EXTENSION daznode_crm;
     IF @extschema@.install_send_counter() THEN
         created := created || 'trigger daznode_count_sends on public.crm_email_sends'::text;
     END IF;
@@ -3331,9 +3335,12 @@ GRANT EXECUTE ON FUNCTION @extschema@.fold_campaign_counts(), @extschema@.campai
 -- counts): no row at a quiet moment, and none in any single read (one snapshot), until a
 -- retention drop (whose history the counts keep). It reads every send: a check for the CRM owner
 -- to run when in doubt, not for a cron job. SELECT * FROM daznode_crm.campaign_counts_drift();
+-- VOLATILE, not STABLE: its query then takes its snapshot once it holds its lock on
+-- crm_email_sends, so a partitioning swap that commits while it waits is seen whole (a STABLE
+-- function would read the new table with the caller's older snapshot).
 CREATE FUNCTION @extschema@.campaign_counts_drift() RETURNS TABLE (campaign_id uuid, recipients bigint, sent bigint, delivered bigint,
     opened bigint, clicked bigint, bounced bigint, failed bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET row_security = off AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET row_security = off AS $fn$
 BEGIN
     RETURN QUERY EXECUTE @extschema@.campaign_counts_sql('drift');
 END

@@ -147,6 +147,8 @@ for db in restored_plain restored_custom; do
         "$(q $db -c "SELECT (SELECT count(*) FROM daznode_crm.schema_migrations) || '|' || (SELECT count(*) FROM daznode_crm.migration_findings) || '|' || (SELECT count(*) FROM daznode_crm.pending_migrations())")" \
         "$(q legacy_db -c "SELECT (SELECT count(*) FROM daznode_crm.schema_migrations) || '|' || (SELECT count(*) FROM daznode_crm.migration_findings) || '|0'")"
     expect_eq "$db: the extension works" "$(q $db -c "SELECT daznode_crm.is_valid_email('a..b@x.io')")" "f"
+    expect_eq "$db: the live campaign counts came along exact, and count a new send" \
+        "$(q $db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")|$(q $db -c "WITH i AS (INSERT INTO public.crm_email_sends (campaign_id, email, status) SELECT id, 'restored@x.io', 'sent' FROM public.crm_email_campaigns LIMIT 1 RETURNING 1) SELECT count(*) FROM i")|$(q $db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" "0|1|0"
 done
 
 echo "# DROP EXTENSION never deletes customer data"
@@ -155,6 +157,8 @@ drop_out=$(psql_at "$DIR" "$PORT" drop_db -c "DROP EXTENSION daznode_crm" 2>&1)
 if grep -q "depend" <<<"$drop_out"; then ok "DROP EXTENSION refuses while constraints use the validators"; else not_ok "DROP EXTENSION refuses while constraints use the validators" "$drop_out"; fi
 quiet drop_db -c "DROP EXTENSION daznode_crm CASCADE"
 expect_eq "DROP EXTENSION … CASCADE keeps every row" "$(checksums drop_db)" "$reference"
+expect_eq "… and takes the live campaign counter with it: the app's writes to crm_email_sends still work" \
+    "$(q drop_db -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_count_sends%'")|$(q drop_db -c "WITH i AS (INSERT INTO public.crm_email_sends (campaign_id, email, status) SELECT id, 'after-drop@x.io', 'sent' FROM public.crm_email_campaigns LIMIT 1 RETURNING 1) SELECT count(*) FROM i")" "0|1"
 
 echo "# cancelled or failed mid-migration, then re-run"
 legacy_db tpl_db $((PROFILES * 5)) $((PROFILES * 50))
