@@ -200,8 +200,12 @@ for r in anon authenticated service_role; do
                       "SELECT count(*) FROM crm_private.campaign_send_deltas" "SELECT count(*) FROM crm_private.campaign_send_counts" "SELECT crm_private.count_send_changes()"; do
                api sec $r 2 "$sql"; echo; done | grep -c '42501')" "6"
 done
-expect_eq "an admin's webhook through PostgREST (authenticated) is counted by the owner's counter at once; the counts stay exact" \
-    "$(api sec authenticated 2 "WITH u AS (UPDATE public.crm_email_sends SET status = 'clicked', clicked_at = now() WHERE id IN (SELECT id FROM public.crm_email_sends WHERE clicked_at IS NULL LIMIT 3) RETURNING 1) SELECT count(*) FROM u")|$(owner sec "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" "3|0"
+# Checked on the counts alone: the partition cleanup above (and the owner's cron jobs, every
+# minute) drop old months, which changes the recount but never the counts (they keep history).
+live_sql=$(owner sec "SELECT daznode_crm.campaign_counts_sql('live')")
+clicked_before=$(owner sec "SELECT sum(clicked) FROM ($live_sql) l")
+expect_eq "an admin's webhook through PostgREST (authenticated) is counted by the owner's counter at once: 3 more clicked" \
+    "$(api sec authenticated 2 "WITH u AS (UPDATE public.crm_email_sends SET status = 'clicked', clicked_at = now() WHERE id IN (SELECT id FROM public.crm_email_sends WHERE clicked_at IS NULL AND bounced_at IS NULL AND campaign_id IS NOT NULL LIMIT 3) RETURNING 1) SELECT count(*) FROM u")|$(( $(owner sec "SELECT sum(clicked) FROM ($live_sql) l") - clicked_before ))" "3|3"
 expect_eq "after the partitioning swap, the app's statistics views still read as their reader: a customer sees no campaign" \
     "$(api sec authenticated 5 "SELECT count(*) FROM public.crm_campaign_stats")|$(q sec -c "SELECT string_agg(relname || '=' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('crm_campaign_stats', 'crm_segment_stats')")" \
     "0|crm_campaign_stats=security_invoker=true crm_segment_stats=security_invoker=true"
