@@ -47,26 +47,35 @@ BEGIN
 END
 $fn$;
 
--- The trigger on whatever table is public.crm_email_sends now (plain or partitioned), if the
--- live counts are installed and it lacks it. ENABLE ALWAYS: writes in replica mode (a restore,
--- session_replication_role = replica) are counted too. True when it created it.
+-- The counter on whatever table is public.crm_email_sends now (plain or partitioned), if the
+-- live counts are installed: each of its three triggers that is missing is created, each that is
+-- not ENABLE ALWAYS (a restore, session_replication_role = replica count too) is set so, in one
+-- subtransaction with lock retries. True when it changed anything. What the diagnostic's
+-- "missing or disabled" row tells the CRM owner to run.
 CREATE FUNCTION @extschema@.install_send_counter() RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    fn regprocedure := to_regprocedure('crm_private.count_send_changes()');
+    todo text[];
 BEGIN
-    IF to_regprocedure('crm_private.count_send_changes()') IS NULL OR to_regclass('public.crm_email_sends') IS NULL
-       OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname = 'daznode_count_sends') THEN
+    IF fn IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
         RETURN false;
     END IF;
-    IF NOT @extschema@.run_with_lock_retries(ARRAY[
-        'CREATE TRIGGER daznode_count_sends_ins AFTER INSERT ON public.crm_email_sends REFERENCING NEW TABLE AS new_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION crm_private.count_send_changes()',
-        'CREATE TRIGGER daznode_count_sends AFTER UPDATE ON public.crm_email_sends REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION crm_private.count_send_changes()',
-        'CREATE TRIGGER daznode_count_sends_del AFTER DELETE ON public.crm_email_sends REFERENCING OLD TABLE AS old_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION crm_private.count_send_changes()',
-        'ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_count_sends_ins',
-        'ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_count_sends',
-        'ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER daznode_count_sends_del'], 5) THEN
+    SELECT array_agg(u.s ORDER BY t.name, u.k) INTO todo
+    FROM (VALUES ('daznode_count_sends_ins', 'INSERT', 'NEW TABLE AS new_rows'),
+                 ('daznode_count_sends', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+                 ('daznode_count_sends_del', 'DELETE', 'OLD TABLE AS old_rows')) AS t(name, event, transition)
+    LEFT JOIN pg_trigger g ON g.tgrelid = 'public.crm_email_sends'::regclass AND g.tgname = t.name
+    CROSS JOIN LATERAL unnest(ARRAY[
+        CASE WHEN g.oid IS NULL THEN format('CREATE TRIGGER %I AFTER %s ON public.crm_email_sends REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                                            t.name, t.event, t.transition, fn) END,
+        CASE WHEN g.tgenabled IS DISTINCT FROM 'A' THEN format('ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER %I', t.name) END])
+        WITH ORDINALITY AS u(s, k)
+    WHERE u.s IS NOT NULL;
+    IF todo IS NULL THEN
+        RETURN false;
+    END IF;
+    IF NOT @extschema@.run_with_lock_retries(todo, 5) THEN
         RAISE EXCEPTION 'daznode_crm: could not lock public.crm_email_sends to add the send counter in 5 attempts'
             USING ERRCODE = 'lock_not_available', HINT = 'A long transaction writes crm_email_sends; run again when it is done. Nothing was changed.';
     END IF;
@@ -75,17 +84,16 @@ END
 $fn$;
 
 -- The swap and the rollback of step 0010 (repoint_email_sends_views(), under their lock): the
--- counter leaves `old` and goes on the table that now carries the name. The copy and its replay
--- never fired it, so nothing is counted twice.
+-- counter (every trigger of `old` that runs its function) leaves `old` and goes on the table that
+-- now carries the name. The copy and its replay never fired it, so nothing is counted twice.
 CREATE FUNCTION @extschema@.move_send_counter(old regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['daznode_count_sends', 'daznode_count_sends_ins', 'daznode_count_sends_del'] LOOP
-        IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = old AND tgname = t) THEN
-            EXECUTE format('DROP TRIGGER %I ON %s', t, old);
-        END IF;
+    FOR t IN SELECT g.tgname FROM pg_trigger g
+             WHERE g.tgrelid = old AND g.tgfoid = to_regprocedure('crm_private.count_send_changes()') LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t, old);
     END LOOP;
     RETURN @extschema@.install_send_counter();
 END

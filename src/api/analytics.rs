@@ -33,14 +33,17 @@ fn fold_campaign_counts() -> Result<i64> {
 /// The owner of the live counts' tables, None before step 0011; refused (42501) when they
 /// belong to anyone but the CRM owner.
 fn counts_owner() -> Result<Option<pg_sys::Oid>> {
-    let Some(f) = live_counts() else { return Ok(None) };
+    live_counts().map(|f| owner_of(&f)).transpose()
+}
+
+fn owner_of(f: &LiveCounts) -> Result<pg_sys::Oid> {
     if Some(f.owner) != crm_owner().map(|o| i64::from(o.to_u32())) {
         return Err(report(CrmError::ForeignObject(format!(
             "daznode_crm: {} belongs to another role than the CRM owner; not folded",
             analytics::DELTAS_TABLE
         ))));
     }
-    Ok(Some(pg_sys::Oid::from(f.owner as u32)))
+    Ok(pg_sys::Oid::from(f.owner as u32))
 }
 
 /// The live counts' catalog facts: None before step 0011.
@@ -48,9 +51,9 @@ pub fn live_counts() -> Option<LiveCounts> {
     crate::api::spi::records::<LiveCounts>(include_str!("../../sql/catalog/live_counts.sql"), &[analytics::TRIGGERS.to_vec().into()]).into_iter().next()
 }
 
-/// What waits for the fold, read as the CRM owner: None before step 0011 or when the tables are
-/// another role's.
-pub fn pending_deltas() -> Option<PendingDeltas> {
-    let owner = counts_owner().ok().flatten()?;
+/// What waits for the fold, read as the CRM owner: None when the tables (`facts`, as
+/// `live_counts()` read them) are another role's.
+pub fn pending_deltas(facts: &LiveCounts) -> Option<PendingDeltas> {
+    let owner = owner_of(facts).ok()?;
     as_role(owner, || crate::api::spi::records::<PendingDeltas>(include_str!("../../sql/catalog/pending_deltas.sql"), &[])).into_iter().next()
 }

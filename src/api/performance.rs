@@ -64,7 +64,7 @@ fn live_counts(out: &mut Vec<PerfRow>) {
         (format!("missing or disabled: {}", missing.join(", ")), Status::Error, Some(rec.to_string()))
     };
     out.push(row("analytics", "public.crm_email_sends", "live campaign counter", value, status, rec));
-    if let Some(p) = crate::api::analytics::pending_deltas() {
+    if let Some(p) = crate::api::analytics::pending_deltas(&facts) {
         let (status, value, rec) = p.verdict();
         out.push(row("analytics", daznode_crm_core::analytics::DELTAS_TABLE, "deltas waiting for the fold", value, status, rec));
     }

@@ -115,5 +115,8 @@ quiet live_db -c "ALTER TABLE public.crm_email_sends DISABLE TRIGGER daznode_cou
 expect_eq "a disabled counter trigger is an ERROR in the diagnosis" \
     "$(q live_db -c "SELECT status || ':' || value FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'live campaign counter'")" \
     "ERROR:missing or disabled: daznode_count_sends"
+quiet live_db -c "DROP TRIGGER daznode_count_sends_ins ON public.crm_email_sends"
+expect_eq "install_send_counter(), as the diagnosis says, puts back the dropped trigger and re-enables the disabled one" \
+    "$(q live_db -c "SELECT daznode_crm.install_send_counter()")|$(q live_db -c "SELECT status FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'live campaign counter'")|$(q live_db -c "SELECT daznode_crm.install_send_counter()")" "t|OK|f"
 
 summary
