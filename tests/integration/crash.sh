@@ -134,43 +134,56 @@ stop_writer
 out=$(q crash -c "SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '3 months', force => true) WHERE action = 'dropped'")
 expect_eq "the next cleanup drops them all; every acknowledged write is there" "$out|$(lost_writes)" "$expired|0"
 
-echo "# a crash inside step 0011 (live campaign counts): after its counter committed, before the recount"
+# cancel_and_crash_0011 USER DB: in DB, migrated up to step 0009 by USER (the CRM owner), step
+# 0011 is cancelled, then crashed, after its counter committed and before its recount, with the
+# writer running as USER; the next migrate() by USER completes it.
+cancel_and_crash_0011() {
+    local user=$1 db=$2
+    migrate_as() { if [ "$user" = postgres ]; then q "$db" -c "CALL daznode_crm.migrate()"; else as_login "$user" "$db" "CALL daznode_crm.migrate()"; fi; }
+    state() { echo "$(q "$db" -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_count_sends%'")|$(q "$db" -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL")|$(q "$db" -c "SELECT count(*) FROM daznode_crm.pending_migrations()")"; }
+    paused_call "$user" "$db" "counter committed" "CALL daznode_crm.migrate()"
+    if wait_paused "migrate"; then
+        quiet "$db" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND application_name LIKE 'daznode\_crm %'"
+        wait "$run" 2>/dev/null
+        expect_eq "$user: a cancel of step 0011 after its counter committed: the counter stays, the admins still read the materialized view, the step is pending" \
+            "$(state)" "3|t|1"
+    else
+        not_ok "$user: step 0011 never paused after its counter committed"
+    fi
+    WDB=$db
+    WUSER=$user
+    campaign=$(q "$db" -c "SELECT id FROM public.crm_email_campaigns ORDER BY id LIMIT 1")
+    : >"$ACKED"
+    start_writer
+    paused_call "$user" "$db" "counter committed" "CALL daznode_crm.migrate()"
+    if wait_paused "migrate"; then
+        expect_eq "$user: another session sees step 0011 counting in operation_progress" "$(q "$db" -c "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "0011:counting"
+        crash_and_restart
+        wait "$run" 2>/dev/null
+        expect_eq "$user: crash in step 0011: the counter stays (committed), the admins still read the materialized view, the step is pending, no acknowledged write lost" \
+            "$(state)|$(lost_writes)" "3|t|1|0"
+    else
+        not_ok "$user: step 0011 never paused after its counter committed"
+    fi
+    out=$(migrate_as)
+    stop_writer
+    expect_eq "$user: the next migrate() completes step 0011 while the writer writes: the counts equal a full recount, the materialized view is gone, no acknowledged write lost" \
+        "$(grep -c ERROR <<<"$out")|$(q "$db" -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")|$(q "$db" -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL")|$(lost_writes)" \
+        "0|0|t|0"
+}
+
+echo "# a cancel and a crash inside step 0011 (live campaign counts): after its counter committed, before the recount"
 legacy_db live11 500
 resolve_findings live11
 quiet live11 -c "CALL daznode_crm.migrate('0009_analytics_views')"
-paused_call postgres live11 "counter committed" "CALL daznode_crm.migrate()"
-if wait_paused "migrate"; then
-    quiet live11 -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND application_name LIKE 'daznode\_crm %'"
-    wait "$run" 2>/dev/null
-    expect_eq "a cancel of step 0011 after its counter committed: the counter stays, the admins still read the materialized view, the step is pending" \
-        "$(q live11 -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_count_sends%'")|$(q live11 -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL")|$(q live11 -c "SELECT count(*) FROM daznode_crm.pending_migrations()")" \
-        "3|t|1"
-else
-    not_ok "step 0011 never paused after its counter committed"
-fi
-WDB=live11
-campaign=$(q live11 -c "SELECT id FROM public.crm_email_campaigns ORDER BY id LIMIT 1")
-: >"$ACKED"
-start_writer
-paused_call postgres live11 "counter committed" "CALL daznode_crm.migrate()"
-if wait_paused "migrate"; then
-    expect_eq "another session sees step 0011 counting in operation_progress" "$(q live11 -c "SELECT operation || ':' || phase FROM daznode_crm.operation_progress")" "0011:counting"
-    crash_and_restart
-    wait "$run" 2>/dev/null
-    expect_eq "crash in step 0011: the counter stays (committed), the admins still read the materialized view, the step is pending, no acknowledged write lost" \
-        "$(q live11 -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'daznode_count_sends%'")|$(q live11 -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NOT NULL")|$(q live11 -c "SELECT count(*) FROM daznode_crm.pending_migrations()")|$(lost_writes)" \
-        "3|t|1|0"
-else
-    not_ok "step 0011 never paused after its counter committed"
-fi
-out=$(q live11 -c "CALL daznode_crm.migrate()")
-stop_writer
-expect_eq "the next migrate() completes step 0011 while the writer writes: the counts equal a full recount, the materialized view is gone, no acknowledged write lost" \
-    "$(grep -c ERROR <<<"$out")|$(q live11 -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")|$(q live11 -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL")|$(lost_writes)" \
-    "0|0|t|0"
+cancel_and_crash_0011 postgres live11
 
 echo "# the same crash with the CRM owner a non-superuser (Supabase's postgres): app_owner runs migrate('complete')"
 supabase_roles
+echo "# first, step 0011's cancel and crash as app_owner, in a Supabase-like database"
+supabase_like_db sblive
+as_login app_owner sblive "CALL daznode_crm.migrate('0009_analytics_views')" >/dev/null
+cancel_and_crash_0011 app_owner sblive
 supabase_like_db sbcrash
 as_login app_owner sbcrash "CALL daznode_crm.migrate()" >/dev/null
 quiet sbcrash -c "SET ROLE app_owner" -f demo/30-resolve-findings.sql
