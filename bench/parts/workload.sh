@@ -44,18 +44,7 @@ admin=$(wq $mdb -At -c "SELECT md5('profile1')::uuid")
     || { echo "workload: the bench admin is not seen as super_admin" >&2; exit 1; }
 export PGOPTIONS="-c request.jwt.claim.sub=$admin"
 
-# name|kind|goal ms: kind is read (p95 < 100 ms), fast (served by a materialized view or a
-# covering index: < 10 ms) or write (< 10 ms).
-queries="profiles_page1|read|100
-profiles_page100|read|100
-profiles_count|read|100
-segment_members|read|100
-segments_list|fast|10
-campaigns_list|fast|10
-campaign_sends|read|100
-email_search|fast|10
-webhook|write|10
-insert_send|write|10"
+queries=$(grep -v "^#" bench/sql/workload/queries.txt)
 rows_md=""
 explains=""
 : >"$BENCH_DIR/workload.dat"
