@@ -8,7 +8,7 @@ send_counter() {
 
 # counter_overhead DB USER SECS CLIENTS SCRIPT [pgbench args...]
 #   → "p95 off|p95 on|tx off|tx on|p95s off|p95s on" (ms; the p95s of each run, space-separated)
-# Eight runs of SECS seconds, the counter off (the baseline) or on, in the order
+# A warm-up run, then eight runs of SECS seconds, the counter off (the baseline) or on, in the order
 # off on on off off on on off: every webhook leaves dead rows and index entries behind, so each
 # run starts a little slower than the one before; that order puts the same drift on both sides,
 # where plain alternation would put it all on "on". Each side's p95 is the median of its four
@@ -16,6 +16,8 @@ send_counter() {
 counter_overhead() {
     local db=$1 user=$2 secs=$3 clients=$4 script=$5; shift 5
     local side r p95_off=() p95_on=() tx_off=0 tx_on=0
+    # A first run, not counted, warms the cache for both sides.
+    PGBENCH_CLIENTS=$clients pgbench_pct "$db" "$user" "$secs" "$script" "$@" >/dev/null
     for side in off on on off off on on off; do
         send_counter "$db" "$([ $side = on ] && echo "ENABLE ALWAYS" || echo DISABLE)"
         r=$(PGBENCH_CLIENTS=$clients pgbench_pct "$db" "$user" "$secs" "$script" "$@")

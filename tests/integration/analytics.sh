@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Integration tests of the live campaign counts (step 0011) under concurrent writers: the
 # recount property. Random inserts, updates (status, *_at, campaign_id), deletes, rolled-back
-# transactions and replica-mode writes run from several clients while a fold runs now and then
+# transactions and replica-mode writes run from several clients (a superuser's, then the same
+# writes, replica mode aside, by a role like Supabase's service_role: no superuser, no right on
+# the counts' tables) while a fold runs now and then
 # and a reader checks, in every read (one snapshot), that the counts equal a recount of the rows
 # it sees; the same while migrate('complete') partitions the table and while the rollback puts it
 # back; and, once the writers stop, the admins' source equals the old materialized view's
@@ -23,9 +25,12 @@ expect_eq "step 0011 applied: the counter on crm_email_sends, the materialized v
     "$(q live_db -c "SELECT count(*) FROM daznode_crm.schema_migrations WHERE step = '0011_live_campaign_counts'")|$(q live_db -c "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname LIKE 'daznode_count_sends%' AND tgenabled = 'A'")|$(q live_db -c "SELECT to_regclass('crm_private.crm_campaigns_analytics_mv') IS NULL")|$(q live_db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" \
     "1|3|t|0"
 
-# writers SECONDS TAG: 4 pgbench clients of random writes (deadlocks between them retried).
+# writers SECONDS TAG: 4 pgbench clients of random writes (deadlocks between them retried), as
+# $WRITER (a superuser, with replica-mode writes, unless told otherwise).
+WRITER=postgres
 writers() {
-    "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -c 4 -j 4 -T "$1" --max-tries=20 -D sends=$SENDS \
+    "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U "$WRITER" -c 4 -j 4 -T "$1" --max-tries=20 -D sends=$SENDS \
+        -D replica="$([ "$WRITER" = postgres ] && echo 1 || echo 0)" \
         -f tests/integration/analytics_writes.sql live_db >"$DIR/writers-$2.out" 2>&1
 }
 # checker TAG: until the flag file goes, one drift check per read (each one statement, one
@@ -75,6 +80,18 @@ rows=$(q live_db -c "SELECT daznode_crm.campaign_counts_sql('analytics_from_rows
 expect_eq "the admins' analytics equal the materialized view's definition, every column" \
     "$(q live_db -c "SELECT (SELECT count(*) FROM (($src) EXCEPT ($rows)) a) || '|' || (SELECT count(*) FROM (($rows) EXCEPT ($src)) b) || '|' || (SELECT count(*) FROM ($src) c)")" \
     "0|0|500"
+
+echo "# the same random writes by the app's own role: no superuser, no right on the counts' tables"
+# Supabase's service_role: a login without superuser that bypasses RLS and writes the tables.
+quiet postgres -c "CREATE ROLE app_writer LOGIN BYPASSRLS"
+quiet live_db -c "GRANT USAGE ON SCHEMA public TO app_writer" -c "GRANT SELECT, INSERT, UPDATE, DELETE ON public.crm_email_sends TO app_writer"
+expect_eq "the app's role is no superuser and has no right on the counts" \
+    "$(q live_db -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'app_writer'")|$(q live_db -c "SELECT has_table_privilege('app_writer', 'crm_private.campaign_send_deltas', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') OR has_table_privilege('app_writer', 'crm_private.campaign_send_counts', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')")" "f|f"
+WRITER=app_writer phase app
+writers_ok app "random writes as the app's role"
+expect_eq "every one of $(cat "$DIR/reads-app") reads during its writes saw counts equal to the recount of its snapshot" \
+    "$(wc -l <"$DIR/drift-app.log")" "0"
+expect_eq "once it stops, counts equal a full recount" "$(q live_db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" "0"
 
 echo "# the partitioning swap with writers running"
 phase swap psql_at "$DIR" "$PORT" live_db -c "SET client_min_messages = notice" -c "CALL daznode_crm.migrate('complete')"

@@ -1,5 +1,7 @@
 -- The random writer of tests/integration/analytics.sh (pgbench): every write path of the live
 -- campaign counts, in small transactions, some rolled back. Ids are the fixture's md5('send' || i).
+-- replica=1: some inserts in replica mode (session_replication_role, a superuser's setting);
+-- replica=0, for a writer that is not a superuser: those inserts in the ordinary mode.
 \set op random(1, 12)
 \set c random(1, 500)
 \set c2 random(1, 500)
@@ -23,8 +25,10 @@ BEGIN;
 UPDATE public.crm_email_sends SET clicked_at = now(), status = 'clicked' WHERE campaign_id = md5('camp' || :c)::uuid AND id = md5('send' || :s)::uuid;
 DELETE FROM public.crm_email_sends WHERE id = md5('send' || (:s + 2))::uuid;
 ROLLBACK;
-\else
+\elif :replica
 SET session_replication_role = replica;
 INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at, clicked_at) VALUES (md5('camp' || :c)::uuid, 'replica@x.io', 'clicked', now(), now());
 RESET session_replication_role;
+\else
+INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at, clicked_at) VALUES (md5('camp' || :c)::uuid, 'app@x.io', 'clicked', now(), now());
 \endif
