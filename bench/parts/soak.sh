@@ -5,7 +5,7 @@
 # writes (webhooks at 50/s, inserts at 20/s) and no job (the baseline of the goal); and with those
 # writes and every job at a one-minute cadence: the MV refresh, the segment refresh, the partition
 # cleanup with premake (its retention set so that the oldest month expires halfway through), the
-# orphan cleanup and both diagnostics.
+# orphan cleanup, both diagnostics, and the fold of the live campaign counts.
 # Reports each read's p95 with the jobs against the same read with the writes and no job (goal
 # <= 1.5x) and against the read alone, every client error and every failed cron run (goal: none),
 # deadlocks and lock waits over 1 s (goal: none), and whether every acknowledged write is there.
@@ -62,7 +62,10 @@ for r in "${reads[@]}"; do base[$r]=$(pgb "$base_secs" 4 "" "bench/sql/workload/
 # The same reads with the app's writes and no job: the goal's baseline.
 writers $(( quiet_secs * ${#reads[@]} + 5 )) quiet
 sleep 2
-for r in "${reads[@]}"; do quiet[$r]=$(pgb "$quiet_secs" 4 "" "bench/sql/workload/$r.sql" bench_admin); done
+# No job runs here, the fold neither: it is done once before each read, so that each starts, as
+# with the jobs, from the deltas of about a minute at most (campaigns_list sums the pending ones).
+fold() { sq -q -c "SELECT daznode_crm.fold_campaign_counts()" >/dev/null; }
+for r in "${reads[@]}"; do fold; quiet[$r]=$(pgb "$quiet_secs" 4 "" "bench/sql/workload/$r.sql" bench_admin); done
 wait "${writer_pids[@]}"
 
 # The jobs, every minute, through pg_cron, as the CRM owner (the database's superuser here).
@@ -74,7 +77,9 @@ sq -q -c "SELECT cron.schedule('soak-refresh', '* * * * *', 'SELECT daznode_crm.
       -c "SELECT cron.schedule('soak-partitions', '* * * * *', \$\$SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '$retention', premake => 3, force => true)\$\$)" \
       -c "SELECT cron.schedule('soak-orphans', '* * * * *', 'SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()')" \
       -c "SELECT cron.schedule('soak-diagnostic', '* * * * *', 'SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic()')" \
-      -c "SELECT cron.schedule('soak-performance', '* * * * *', 'SELECT count(*) FROM daznode_crm.diagnose_crm_performance()')" >/dev/null
+      -c "SELECT cron.schedule('soak-performance', '* * * * *', 'SELECT count(*) FROM daznode_crm.diagnose_crm_performance()')" \
+      -c "SELECT cron.schedule('soak-fold', '* * * * *', 'SELECT daznode_crm.fold_campaign_counts()')" >/dev/null
+fold
 log_lines_before=$(wc -l <"$SOAK_DIR/server.log")
 started=$(date +%s)
 writers "$soak_secs" loaded
@@ -84,11 +89,20 @@ for r in "${reads[@]}"; do load[$r]=$(pgb "$slice" 4 "" "bench/sql/workload/$r.s
 wait "${writer_pids[@]}"
 sleep 2
 # The jobs are stopped first (no new run starts), the runs still going are waited for (bounded;
-# never counted as failures), and only then removed: unscheduling a running job cancels it.
+# never counted as failures), and only then removed. Neither cron.unschedule() nor
+# cron.alter_job(active => false) will do for the first: pg_cron cancels a running run of a job
+# that is removed or made inactive ("job canceled"). A schedule that cannot come soon (1 January,
+# midnight) starts no new run and lets the running ones finish; a run that was queued behind
+# a running one still starts, so the wait lasts until nothing has run for 5 s.
 soak_jobs=$(sq -At -c "SELECT string_agg(jobid::text, ',') FROM cron.job WHERE jobname LIKE 'soak-%'")
-sq -q -c "SELECT cron.alter_job(jobid, active => false) FROM cron.job WHERE jobname LIKE 'soak-%'" >/dev/null
+sq -q -c "SELECT cron.alter_job(jobid, schedule => '0 0 1 1 *') FROM cron.job WHERE jobname LIKE 'soak-%'" >/dev/null
+idle=0
 for _ in $(seq 1 300); do
-    [ "$(sq -At -c "SELECT count(*) FROM cron.job_run_details WHERE jobid IN ($soak_jobs) AND status IN ('starting', 'running')")" = 0 ] && break
+    if [ "$(sq -At -c "SELECT count(*) FROM cron.job_run_details WHERE jobid IN ($soak_jobs) AND status IN ('starting', 'running')")" = 0 ]; then
+        idle=$((idle + 1)); [ "$idle" -ge 5 ] && break
+    else
+        idle=0
+    fi
     sleep 1
 done
 unfinished=$(sq -At -c "SELECT count(*) FROM cron.job_run_details WHERE jobid IN ($soak_jobs) AND status IN ('starting', 'running')")
@@ -129,10 +143,12 @@ Its own cluster (pg_cron preloaded, in its default mode: a connection per run; \
 sends; built in $gen_s s). Reads as the super_admin through RLS, 4 clients each, in three phases of
 the same run: alone ($base_secs s each); with the app's writes, webhooks at 50/s (2 clients) and
 inserts at 20/s, and no job ($quiet_secs s each: the goal's baseline); then $slice s each while, for
-$soak_secs s in all, the same writes run with six pg_cron jobs every minute: the MV refresh, the
+$soak_secs s in all, the same writes run with seven pg_cron jobs every minute: the MV refresh, the
 segment refresh, the partition cleanup (premake 3, its retention set so that the oldest month expires
-halfway), the orphan cleanup and both diagnostics. The jobs run paced, as in any pg_cron job
-(\`daznode_crm.maintenance_yield\` unset: 3).
+halfway), the orphan cleanup, both diagnostics and the fold of the live campaign counts (with
+the writes and no job, the deltas are folded once before each read instead). The jobs run paced,
+as in any pg_cron job (\`daznode_crm.maintenance_yield\` unset: 3); at the end they are given a
+schedule that cannot come soon, their last runs are waited for, and only then are they removed.
 
 | read | p95 alone (ms) | p95 with the writes, no job (ms) | p95 with the writes and the jobs (ms) | jobs / no job | jobs / alone | client errors |
 |---|---|---|---|---|---|---|
@@ -145,7 +161,7 @@ alone, with no write either, ${worst_alone}×).
 | webhook UPDATEs (50/s): transactions, p95 with no job, p95 with the jobs | $(f "$webhook_quiet" 1) + $(f "$webhook" 1), $(f "$webhook_quiet" 3) ms, $(f "$webhook" 3) ms | — |
 | inserts (20/s): acknowledged, present at the end | $acked, $present | all of them |
 | client errors (every pgbench run) | $client_errors | none |
-| pg_cron runs of the six jobs, failed | $cron_runs, $cron_failed${cron_errors:+ ($cron_errors)} | none failed |
+| pg_cron runs of the seven jobs, failed | $cron_runs, $cron_failed${cron_errors:+ ($cron_errors)} | none failed |
 | deadlocks | $deadlocks | none |
 | lock waits over 1 s (\`log_lock_waits\`), worst | $waits${worst_wait:+, $worst_wait ms} | none |
 | partitions before and after (the oldest month expired during the run) | $parts_before, $parts_after | one fewer, premake kept |
