@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/mod.rs:23
+-- src/api/mod.rs:24
 -- The one definition of each count and rate of an email campaign (README "Rates"). Every view
 -- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
 -- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
@@ -99,7 +99,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'cleanup_old_email_partitions_wrapper';
 
--- src/api/cleanup.rs:16
+-- src/api/cleanup.rs:17
 -- daznode_crm::api::cleanup::cleanup_orphaned_records
 CREATE  FUNCTION "cleanup_orphaned_records"(
 	"dry_run" bool DEFAULT false /* bool */
@@ -435,6 +435,42 @@ CREATE  FUNCTION "rows_seen_as"(
 VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
+
+-- src/api/steps.rs:23
+-- daznode_crm::api::steps::run_in_steps_begin
+CREATE  FUNCTION "run_in_steps_begin"(
+	"job_name" TEXT /* & str */
+) RETURNS TABLE (
+	"units" TEXT[],  /* Vec < String > */
+	"progress" TEXT  /* String */
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'run_in_steps_begin_wrapper';
+
+-- src/api/steps.rs:72
+-- daznode_crm::api::steps::run_in_steps_pause
+CREATE  FUNCTION "run_in_steps_pause"(
+	"unit_started" timestamp with time zone, /* TimestampWithTimeZone */
+	"factor" double precision /* f64 */
+) RETURNS VOID /* Result < () > */
+STRICT VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'run_in_steps_pause_wrapper';
+
+-- src/api/steps.rs:46
+-- daznode_crm::api::steps::run_in_steps_unit
+CREATE  FUNCTION "run_in_steps_unit"(
+	"job_name" TEXT, /* & str */
+	"unit" TEXT, /* & str */
+	"run_started" timestamp with time zone /* TimestampWithTimeZone */
+) RETURNS bigint /* Result < i64 > */
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'run_in_steps_unit_wrapper';
 
 -- src/api/diagnostic.rs:38
 -- daznode_crm::api::diagnostic::run_pre_migration_diagnostic
@@ -1503,7 +1539,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:25
+-- src/api/mod.rs:26
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1515,6 +1551,9 @@ AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 --   refresh::schedule_crm_maintenance
 --   refresh::unschedule_crm_maintenance
 --   throttle::maintenance_yield
+--   steps::run_in_steps_begin
+--   steps::run_in_steps_unit
+--   steps::run_in_steps_pause
 
 -- Maintenance: the materialized views the refresh job knows, its log, and the
 -- maintenance role the maintenance functions are granted to.
@@ -1590,6 +1629,54 @@ GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_mai
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 
+-- The long maintenance functions, one unit of work per transaction, for pg_cron
+-- (core::jobs::STEPPED_JOBS; the units are in src/api/steps.rs). As one SELECT, a paced run of
+-- minutes holds one snapshot, and vacuum removes nothing that died meanwhile; in steps no snapshot
+-- outlives one unit or one pause. Each unit commits on its own: a cancel or a crash loses the unit
+-- it was in, never one already done. No SET clause and SECURITY INVOKER, since a procedure with
+-- either may not COMMIT; every name it uses is qualified, and the units it calls are the
+-- definer functions, granted like the functions they run.
+CREATE TABLE @extschema@.run_in_steps_log (
+    job text NOT NULL,
+    run_started timestamptz NOT NULL,
+    unit text NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    result jsonb
+);
+CREATE INDEX run_in_steps_log_job ON @extschema@.run_in_steps_log (job, run_started DESC);
+REVOKE ALL ON @extschema@.run_in_steps_log FROM PUBLIC;
+GRANT SELECT ON @extschema@.run_in_steps_log TO daznode_crm_maintenance;
+
+CREATE PROCEDURE @extschema@.run_in_steps(job text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    -- Read before report_progress() renames the session: the factor depends on pg_cron's name.
+    factor float8 := @extschema@.maintenance_yield();
+    app_name text := pg_catalog.current_setting('application_name');
+    run_started timestamptz := pg_catalog.clock_timestamp();
+    units text[];
+    progress text;
+    unit_started timestamptz;
+BEGIN
+    SELECT b.units, b.progress INTO units, progress FROM @extschema@.run_in_steps_begin(job) AS b;
+    COMMIT;
+    FOR i IN 1 .. pg_catalog.cardinality(units) LOOP
+        unit_started := pg_catalog.clock_timestamp();
+        PERFORM @extschema@.report_progress(progress, units[i], i OPERATOR(pg_catalog.-) 1, pg_catalog.cardinality(units), run_started);
+        PERFORM @extschema@.run_in_steps_unit(job, units[i], run_started);
+        COMMIT;
+        PERFORM @extschema@.run_in_steps_pause(unit_started, factor);
+    END LOOP;
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
+END
+$fn$;
+REVOKE ALL ON PROCEDURE @extschema@.run_in_steps(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.run_in_steps_begin(text), @extschema@.run_in_steps_unit(text, text, timestamptz),
+    @extschema@.run_in_steps_pause(timestamptz, float8) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE @extschema@.run_in_steps(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.run_in_steps_begin(text), @extschema@.run_in_steps_unit(text, text, timestamptz),
+    @extschema@.run_in_steps_pause(timestamptz, float8) TO daznode_crm_maintenance;
+
 -- src/api/caller.rs:518
 -- daznode_crm::api::caller::admin_roles_changed
 CREATE FUNCTION "admin_roles_changed"()
@@ -1597,7 +1684,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:42
+-- src/api/mod.rs:46
 -- requires:
 --   migrations
 --   maintenance
@@ -2351,7 +2438,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:63
+-- src/api/mod.rs:67
 -- requires:
 --   access
 --   partitions::cleanup_old_email_partitions
@@ -3147,7 +3234,7 @@ GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;
 
--- src/api/mod.rs:77
+-- src/api/mod.rs:81
 -- requires:
 --   partitioning
 --   analytics::campaign_counts_sql

@@ -71,3 +71,51 @@ GRANT EXECUTE ON FUNCTION @extschema@.pending_migrations(text), @extschema@.conc
 GRANT SELECT, INSERT, DELETE ON @extschema@.schema_migrations TO daznode_crm_maintenance;
 GRANT SELECT, INSERT ON @extschema@.migration_findings TO daznode_crm_maintenance;
 GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
+
+-- The long maintenance functions, one unit of work per transaction, for pg_cron
+-- (core::jobs::STEPPED_JOBS; the units are in src/api/steps.rs). As one SELECT, a paced run of
+-- minutes holds one snapshot, and vacuum removes nothing that died meanwhile; in steps no snapshot
+-- outlives one unit or one pause. Each unit commits on its own: a cancel or a crash loses the unit
+-- it was in, never one already done. No SET clause and SECURITY INVOKER, since a procedure with
+-- either may not COMMIT; every name it uses is qualified, and the units it calls are the
+-- definer functions, granted like the functions they run.
+CREATE TABLE @extschema@.run_in_steps_log (
+    job text NOT NULL,
+    run_started timestamptz NOT NULL,
+    unit text NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    result jsonb
+);
+CREATE INDEX run_in_steps_log_job ON @extschema@.run_in_steps_log (job, run_started DESC);
+REVOKE ALL ON @extschema@.run_in_steps_log FROM PUBLIC;
+GRANT SELECT ON @extschema@.run_in_steps_log TO daznode_crm_maintenance;
+
+CREATE PROCEDURE @extschema@.run_in_steps(job text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    -- Read before report_progress() renames the session: the factor depends on pg_cron's name.
+    factor float8 := @extschema@.maintenance_yield();
+    app_name text := pg_catalog.current_setting('application_name');
+    run_started timestamptz := pg_catalog.clock_timestamp();
+    units text[];
+    progress text;
+    unit_started timestamptz;
+BEGIN
+    SELECT b.units, b.progress INTO units, progress FROM @extschema@.run_in_steps_begin(job) AS b;
+    COMMIT;
+    FOR i IN 1 .. pg_catalog.cardinality(units) LOOP
+        unit_started := pg_catalog.clock_timestamp();
+        PERFORM @extschema@.report_progress(progress, units[i], i OPERATOR(pg_catalog.-) 1, pg_catalog.cardinality(units), run_started);
+        PERFORM @extschema@.run_in_steps_unit(job, units[i], run_started);
+        COMMIT;
+        PERFORM @extschema@.run_in_steps_pause(unit_started, factor);
+    END LOOP;
+    PERFORM pg_catalog.set_config('application_name', app_name, false);
+END
+$fn$;
+REVOKE ALL ON PROCEDURE @extschema@.run_in_steps(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.run_in_steps_begin(text), @extschema@.run_in_steps_unit(text, text, timestamptz),
+    @extschema@.run_in_steps_pause(timestamptz, float8) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE @extschema@.run_in_steps(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON FUNCTION @extschema@.run_in_steps_begin(text), @extschema@.run_in_steps_unit(text, text, timestamptz),
+    @extschema@.run_in_steps_pause(timestamptz, float8) TO daznode_crm_maintenance;

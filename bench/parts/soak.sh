@@ -73,20 +73,27 @@ oldest_end=$(sq -At -c "SELECT max(upper_end) FROM (SELECT (regexp_match(pg_get_
 retention=$(sq -At -c "SELECT (now() - '$oldest_end'::timestamptz) + make_interval(secs => $soak_secs / 2)")
 parts_before=$(sq -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.crm_email_sends'::regclass")
 sq -q -c "SELECT cron.schedule('soak-refresh', '* * * * *', 'SELECT daznode_crm.refresh_crm_materialized_views()')" \
-      -c "SELECT cron.schedule('soak-segments', '* * * * *', 'SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()')" \
+      -c "SELECT cron.schedule('soak-segments', '* * * * *', \$\$CALL daznode_crm.run_in_steps('refresh_auto_update_segments')\$\$)" \
       -c "SELECT cron.schedule('soak-partitions', '* * * * *', \$\$SELECT count(*) FROM daznode_crm.cleanup_old_email_partitions(retention => '$retention', premake => 3, force => true)\$\$)" \
-      -c "SELECT cron.schedule('soak-orphans', '* * * * *', 'SELECT count(*) FROM daznode_crm.cleanup_orphaned_records()')" \
-      -c "SELECT cron.schedule('soak-diagnostic', '* * * * *', 'SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic()')" \
+      -c "SELECT cron.schedule('soak-orphans', '* * * * *', \$\$CALL daznode_crm.run_in_steps('cleanup_orphaned_records')\$\$)" \
+      -c "SELECT cron.schedule('soak-diagnostic', '* * * * *', \$\$CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')\$\$)" \
       -c "SELECT cron.schedule('soak-performance', '* * * * *', 'SELECT count(*) FROM daznode_crm.diagnose_crm_performance()')" \
       -c "SELECT cron.schedule('soak-fold', '* * * * *', 'SELECT daznode_crm.fold_campaign_counts()')" >/dev/null
 fold
 log_lines_before=$(wc -l <"$SOAK_DIR/server.log")
 started=$(date +%s)
 writers "$soak_secs" loaded
+# What the reads of the live counts pay for: the oldest snapshot of the cluster (its xmin's age, in
+# transactions) and the size of the deltas' heap, which vacuum cannot shrink past that snapshot.
+( end=$(( $(date +%s) + soak_secs )); while [ "$(date +%s)" -lt "$end" ]; do
+    sq -At -c "SELECT coalesce(max(age(backend_xmin)), 0) || '|' || pg_relation_size('crm_private.campaign_send_deltas') FROM pg_stat_activity" 2>/dev/null
+    sleep 5
+  done >"$SOAK_DIR/horizon.dat" ) &
+sampler=$!
 # The reads in turn, 4 clients each, for the whole loaded phase.
 slice=$(( soak_secs / ${#reads[@]} ))
 for r in "${reads[@]}"; do load[$r]=$(pgb "$slice" 4 "" "bench/sql/workload/$r.sql" bench_admin); done
-wait "${writer_pids[@]}"
+wait "${writer_pids[@]}" "$sampler"
 sleep 2
 # The jobs are stopped first (no new run starts), the runs still going are waited for (bounded;
 # never counted as failures), and only then removed. Neither cron.unschedule() nor
@@ -123,6 +130,8 @@ deadlocks=$(grep -c 'deadlock detected' "$SOAK_DIR/soak.log" || true)
 waits=$(grep -c 'still waiting for' "$SOAK_DIR/soak.log" || true)
 worst_wait=$( (grep -oE 'after [0-9.]+ ms' "$SOAK_DIR/soak.log" || true) | awk '{print $2}' | sort -n | tail -1)
 parts_after=$(sq -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.crm_email_sends'::regclass")
+horizon=$(sort -t'|' -k1,1n "$SOAK_DIR/horizon.dat" | awk -F'|' '{a[NR] = $1} END {print a[int((NR + 1) / 2)] "|" a[NR]}')
+deltas_max=$(sort -t'|' -k2,2n "$SOAK_DIR/horizon.dat" | tail -1 | cut -d'|' -f2)
 client_errors=$(( $(f "$webhook" 6) + $(f "$insert" 6) + $(f "$webhook_quiet" 6) + $(f "$insert_quiet" 6) ))
 rows_md=""
 worst=0
@@ -148,7 +157,9 @@ $soak_secs s in all, the same writes run with seven pg_cron jobs every minute: t
 segment refresh, the partition cleanup (premake 3, its retention set so that the oldest month expires
 halfway), the orphan cleanup, both diagnostics and the fold of the live campaign counts (with
 the writes and no job, the deltas are folded once before each read instead). The jobs run paced,
-as in any pg_cron job (\`daznode_crm.maintenance_yield\` unset: 3); at the end they are given a
+as in any pg_cron job (\`daznode_crm.maintenance_yield\` unset: 3), and the three that take minutes
+(the segment refresh, the orphan cleanup, the pre-migration diagnostic) run as
+\`CALL daznode_crm.run_in_steps(...)\`, one unit of work per transaction; at the end they are given a
 schedule that cannot come soon, their last runs are waited for, and only then are they removed.
 
 | read | p95 alone (ms) | p95 with the writes, no job (ms) | p95 with the writes and the jobs (ms) | jobs / no job | jobs / alone | client errors |
@@ -163,6 +174,8 @@ alone, with no write either, ${worst_alone}×).
 | inserts (20/s): acknowledged, present at the end | $acked, $present | all of them |
 | client errors (every pgbench run) | $client_errors | none |
 | pg_cron runs of the seven jobs, failed | $cron_runs, $cron_failed${cron_errors:+ ($cron_errors)} | none failed |
+| the oldest snapshot during the jobs (age of the oldest backend_xmin, in transactions; sampled every 5 s): median, worst | ${horizon%%|*}, ${horizon##*|} | — |
+| the live counts' deltas heap during the jobs, largest | $(( ${deltas_max:-0} / 1024 )) kB | — |
 | deadlocks | $deadlocks | none |
 | lock waits over 1 s (\`log_lock_waits\`), worst | $waits${worst_wait:+, $worst_wait ms} | none |
 | partitions before and after (the oldest month expired during the run) | $parts_before, $parts_after | one fewer, premake kept |

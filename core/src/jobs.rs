@@ -1,8 +1,13 @@
 //! The guide's pg_cron jobs, defined once: `schedule_crm_maintenance()` creates or updates them,
 //! `unschedule_crm_maintenance()` removes them. Each command is one top-level statement.
 //!
+//! The jobs that run for minutes go through `run_in_steps` (`STEPPED_JOBS`): one transaction per
+//! unit of work.
+//!
 //! No nightly orphan dry-run: pg_cron keeps only "SELECT n" of a job's output, so a dry-run's
 //! counts would be lost; `run_pre_migration_diagnostic()` reports orphans when someone looks.
+
+use crate::CrmError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Job {
@@ -29,10 +34,10 @@ pub const JOBS: &[Job] = &[
     Job {
         name: "daznode-crm-refresh-segments",
         schedule: "*/15 * * * *",
-        command: "SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()",
-        requires: "daznode_crm.refresh_auto_update_segments()",
+        command: "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')",
+        requires: "daznode_crm.run_in_steps(text)",
         requires_partitioned_sends: false,
-        why: "keeps auto_update segments current by difference; a job, not a trigger, so profile writes pay nothing",
+        why: "keeps auto_update segments current by difference, one segment per transaction (run_in_steps); a job, not a trigger, so profile writes pay nothing",
     },
     Job {
         name: "daznode-crm-cleanup-email-partitions",
@@ -67,9 +72,59 @@ impl Job {
     }
 }
 
+/// A maintenance function that `CALL daznode_crm.run_in_steps(name)` runs one unit of work per
+/// transaction, for pg_cron. As one `SELECT f()`, a paced run of minutes holds one snapshot all
+/// along, and vacuum can then remove no row that died meanwhile anywhere in the database (the
+/// live counts' folded deltas first: every read sums them). In steps, no snapshot lives longer
+/// than one unit (or one pause, at most `throttle::MAX_PAUSE`), and what each unit returned is
+/// kept in `daznode_crm.run_in_steps_log`, which pg_cron's "SELECT n" never was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SteppedJob {
+    /// The function's SQL name, which is also the job's name.
+    pub name: &'static str,
+    /// What one unit (one transaction) is.
+    pub unit: &'static str,
+    /// Its name in `operation_progress` (`progress::encode` keeps 12 characters).
+    pub progress: &'static str,
+}
+
+pub const STEPPED_JOBS: &[SteppedJob] = &[
+    SteppedJob { name: "cleanup_orphaned_records", unit: "one orphan rule", progress: "orphans" },
+    SteppedJob { name: "refresh_auto_update_segments", unit: "one auto_update segment", progress: "segments" },
+    SteppedJob { name: "run_pre_migration_diagnostic", unit: "one group of checks (each orphan rule is one)", progress: "diagnostic" },
+];
+
+/// Runs of each job kept in the log (the oldest go when a run starts).
+pub const KEEP_RUNS: i64 = 10;
+
+/// The job named `name`; anything else is an invalid argument (22023) that lists the names,
+/// quoting at most 40 characters of what was given.
+pub fn stepped_job(name: &str) -> Result<&'static SteppedJob, CrmError> {
+    STEPPED_JOBS.iter().find(|j| j.name == name).ok_or_else(|| {
+        CrmError::InvalidArgument(format!(
+            "run_in_steps() runs {}, not {:?}",
+            STEPPED_JOBS.iter().map(|j| j.name).collect::<Vec<_>>().join(", "),
+            name.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stepped_jobs_are_found_by_name_and_anything_else_is_refused_briefly() {
+        for job in STEPPED_JOBS {
+            assert_eq!(stepped_job(job.name), Ok(job));
+            assert!(job.progress.len() <= 12 && !job.progress.contains([' ', ':']), "{}", job.name);
+        }
+        let e = stepped_job("refresh_crm_materialized_views").unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+        assert!(e.to_string().contains("cleanup_orphaned_records, refresh_auto_update_segments, run_pre_migration_diagnostic"));
+        let long = stepped_job(&"x".repeat(1_000_000)).unwrap_err().to_string();
+        assert!(long.len() < 200, "{}", long.len());
+    }
 
     #[test]
     fn which_jobs_are_scheduled() {
@@ -86,7 +141,7 @@ mod tests {
     fn commands_are_single_statements_and_schedules_have_five_fields() {
         for job in JOBS {
             assert!(!job.command.contains(';'), "{}", job.name);
-            assert!(job.command.starts_with("SELECT ") && job.command.contains(" daznode_crm."), "{}", job.name);
+            assert!((job.command.starts_with("SELECT ") || job.command.starts_with("CALL ")) && job.command.contains(" daznode_crm."), "{}", job.name);
             assert_eq!(job.schedule.split_whitespace().count(), 5, "{}", job.name);
             assert!(job.name.starts_with("daznode-crm-"), "{}", job.name);
             assert!(job.command.contains(job.requires.split('(').next().unwrap()), "{}", job.name);

@@ -219,6 +219,18 @@ impl OrphanRule {
     }
 }
 
+impl OrphanRule {
+    /// `table.column`: the rule's name in the diagnostic and its unit in `run_in_steps`.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.child_table, self.child_column)
+    }
+}
+
+/// The rule whose `key()` is `key`.
+pub fn rule_by_key(key: &str) -> Option<&'static OrphanRule> {
+    ORPHAN_RULES.iter().find(|r| r.key() == key)
+}
+
 /// What one run of `cleanup_orphaned_records()` does with a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleRun {
@@ -254,6 +266,15 @@ mod tests {
         let no_parent = members.applicable(|t, _| t == members.child_table);
         assert!(matches!(no_parent, Err(Inapplicable::ParentMissing(m)) if m.contains("does not exist")));
         assert_eq!(members.applicable(|_, _| true).unwrap()[0], members.parents[0]);
+    }
+
+    #[test]
+    fn rules_are_found_by_their_unique_key() {
+        for rule in ORPHAN_RULES {
+            assert_eq!(rule_by_key(&rule.key()), Some(rule));
+            assert_eq!(ORPHAN_RULES.iter().filter(|r| r.key() == rule.key()).count(), 1);
+        }
+        assert_eq!(rule_by_key("profiles.id"), None);
     }
 
     #[test]

@@ -151,6 +151,37 @@ fn refresh_auto_update_segments() -> Result<
     Ok(TableIterator::new(out))
 }
 
+/// The units of `run_in_steps('refresh_auto_update_segments')`: the ids of the auto_update
+/// segments, by name (none when the segment tables are not the CRM owner's).
+pub fn step_units() -> Result<Vec<String>> {
+    let Ok(owner) = segment_tables_owner() else {
+        return Ok(Vec::new());
+    };
+    Ok(auto_update_segments(owner)?.into_iter().map(|(id, _)| id.to_string()).collect())
+}
+
+/// One unit of `run_in_steps`: the segment `id`, refreshed in the caller's transaction if it
+/// still has auto_update, as the row of `refresh_auto_update_segments()` in jsonb (none when it
+/// is gone or no longer auto_update).
+pub fn run_step(id: &str) -> Result<Vec<serde_json::Value>> {
+    crate::api::server::refuse_on_standby("refresh_auto_update_segments()")?;
+    let id = daznode_crm_core::caller::parse_uuid(id)
+        .map(pgrx::Uuid::from_bytes)
+        .ok_or_else(|| invalid(format!("not a segment id: {:?}", id.chars().take(40).collect::<String>())))?;
+    let Ok(owner) = segment_tables_owner() else {
+        return Ok(Vec::new());
+    };
+    let Some((_, name)) = auto_update_segments(owner)?.into_iter().find(|(s, _)| *s == id) else {
+        return Ok(Vec::new());
+    };
+    Ok(refresh_auto_segment(owner, id, name)?
+        .into_iter()
+        .map(|(id, name, added, removed, members, problem)| {
+            serde_json::json!({ "segment_id": id.to_string(), "name": name, "added": added, "removed": removed, "members": members, "problem": problem })
+        })
+        .collect())
+}
+
 /// The segments with `auto_update`, by name, read as their owner.
 fn auto_update_segments(owner: pg_sys::Oid) -> Result<Vec<(pgrx::Uuid, String)>> {
     as_role(owner, || {

@@ -2,10 +2,11 @@
 //! the diagnostic) with row locks only, under a short lock_timeout, in the caller's transaction:
 //! all of it or none of it.
 
-use crate::api::errors::{internal, Result};
+use crate::api::errors::{internal, invalid, Result};
+use crate::api::server::refuse_on_standby;
 use crate::api::security::{as_role, column_exists, crm_owner};
 use crate::api::spi::count;
-use daznode_crm_core::orphans::{Inapplicable, OrphanRule, RuleRun, ORPHAN_RULES};
+use daznode_crm_core::orphans::{rule_by_key, Inapplicable, OrphanRule, RuleRun, ORPHAN_RULES};
 use pgrx::prelude::*;
 
 /// One result row: table, column, action, rows.
@@ -19,7 +20,7 @@ fn cleanup_orphaned_records(
     dry_run: default!(bool, false),
 ) -> Result<TableIterator<'static, (name!(table_name, String), name!(column_name, String), name!(action, String), name!(rows, i64))>> {
     if !dry_run {
-        crate::api::server::refuse_on_standby("cleanup_orphaned_records()")?;
+        refuse_on_standby("cleanup_orphaned_records()")?;
     }
     Ok(TableIterator::new(run_rules(dry_run)?))
 }
@@ -29,9 +30,7 @@ fn cleanup_orphaned_records(
 /// a hot standby, which has no transaction id to give.
 fn run_rules(dry_run: bool) -> Result<Vec<Row>> {
     let mut pace = crate::api::throttle::Yielder::new()?;
-    crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
-    crate::api::spi::text("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)", &[]);
-    let owner = crm_owner();
+    let owner = start_run();
     ORPHAN_RULES
         .iter()
         .map(|rule| {
@@ -39,6 +38,28 @@ fn run_rules(dry_run: bool) -> Result<Vec<Row>> {
             apply(rule, owner, dry_run)
         })
         .collect()
+}
+
+/// What each transaction of a run does first: waits for any other run, sets the lock timeout.
+/// Returns the CRM owner.
+fn start_run() -> Option<pg_sys::Oid> {
+    crate::api::spi::text("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('daznode_crm.cleanup_orphaned_records'))::text", &[]);
+    crate::api::spi::text("SELECT pg_catalog.set_config('lock_timeout', daznode_crm.migration_lock_timeout(), true)", &[]);
+    crm_owner()
+}
+
+/// The units of `run_in_steps('cleanup_orphaned_records')`: the rules' keys, in order.
+pub fn step_units() -> Vec<String> {
+    ORPHAN_RULES.iter().map(|r| r.key()).collect()
+}
+
+/// One unit of `run_in_steps`: the rule `key`, applied in the caller's transaction, as one row of
+/// `cleanup_orphaned_records()` in jsonb.
+pub fn run_step(key: &str) -> Result<Vec<serde_json::Value>> {
+    refuse_on_standby("cleanup_orphaned_records()")?;
+    let rule = rule_by_key(key).ok_or_else(|| invalid(format!("no orphan rule {:?}", key.chars().take(80).collect::<String>())))?;
+    let (table_name, column_name, action, rows) = apply(rule, start_run(), false)?;
+    Ok(vec![serde_json::json!({ "table_name": table_name, "column_name": column_name, "action": action, "rows": rows })])
 }
 
 /// One rule, as `OrphanRule::run` says. Its statement runs as the tables' owner

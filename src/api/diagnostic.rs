@@ -2,14 +2,14 @@
 //! half-migrated or migrated database. It measures here and judges with
 //! `daznode_crm_core::diagnostics`; missing objects are reported, never an error.
 
-use crate::api::errors::Result;
+use crate::api::errors::{invalid, Result};
 use crate::api::security::{app_count, column_exists, crm_owner, relation, table_exists};
 use crate::api::spi::{count, flag, records, text};
 use daznode_crm_core::catalog::{self, ExposedColumns, HeldLock, LegacyFunction, Named, ObjectInTheWay, OpenTransaction, PolicyReadError};
 use daznode_crm_core::diagnostics::{self, count_status, sort_checks, Check, Status, TableShape};
 use daznode_crm_core::indexes::{self, EMAIL_KEY_INDEX, PLANNED_INDEXES, PUBKEY_KEY_INDEX};
 use daznode_crm_core::migrations;
-use daznode_crm_core::orphans::{Inapplicable, OrphanAction, ORPHAN_RULES};
+use daznode_crm_core::orphans::{rule_by_key, Inapplicable, OrphanAction, OrphanRule, ORPHAN_RULES};
 use daznode_crm_core::schema::CRM_TABLES;
 use daznode_crm_core::sql::quote_ident;
 use pgrx::prelude::*;
@@ -48,23 +48,69 @@ fn run_pre_migration_diagnostic() -> Result<
     Ok(TableIterator::new(rows))
 }
 
-/// Every check, most severe first. Paced (`throttle`): a pause after each group of checks and
-/// after each orphan rule.
+/// Every check, most severe first. Paced (`throttle`): a pause before each unit of work.
 fn all_checks() -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     let mut pace = crate::api::throttle::Yielder::new()?;
-    standby_and_disk(&mut checks);
-    server_and_privileges(&mut checks);
-    schema_shape(&mut checks);
-    pending_steps(&mut checks)?;
-    orphans(&mut checks, &mut pace)?;
-    let groups: [fn(&mut Vec<Check>); 7] = [profile_values, users_vs_profiles, constraints_indexes_collisions, sizes, blockers, live_app, extensions];
-    for group in groups {
+    for unit in step_units() {
         pace.pause()?;
-        group(&mut checks);
+        checks.extend(run_unit(&unit)?);
     }
     sort_checks(&mut checks);
     Ok(checks)
+}
+
+/// The checks that are not an orphan rule, each group one unit of work, after `FIRST` and the
+/// orphan rules (whose units are `orphans: <rule key>`).
+const GROUPS: [(&str, fn(&mut Vec<Check>)); 7] = [
+    ("profile_values", profile_values),
+    ("users_vs_profiles", users_vs_profiles),
+    ("constraints_indexes_collisions", constraints_indexes_collisions),
+    ("sizes", sizes),
+    ("blockers", blockers),
+    ("live_app", live_app),
+    ("extensions", extensions),
+];
+/// The quick checks of the server and the schema, which come first.
+const FIRST: &str = "server_and_schema";
+const ORPHANS: &str = "orphans: ";
+
+/// The diagnostic's units of work, in order: what `all_checks` pauses between, and what
+/// `run_in_steps('run_pre_migration_diagnostic')` runs one per transaction.
+pub fn step_units() -> Vec<String> {
+    std::iter::once(FIRST.to_string())
+        .chain(ORPHAN_RULES.iter().map(|r| format!("{ORPHANS}{}", r.key())))
+        .chain(GROUPS.iter().map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// The checks of one unit (unsorted).
+fn run_unit(unit: &str) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    if unit == FIRST {
+        standby_and_disk(&mut checks);
+        server_and_privileges(&mut checks);
+        schema_shape(&mut checks);
+        pending_steps(&mut checks)?;
+    } else if let Some(rule) = unit.strip_prefix(ORPHANS).and_then(rule_by_key) {
+        orphans(&mut checks, rule);
+    } else if let Some((_, group)) = GROUPS.iter().find(|(name, _)| *name == unit) {
+        group(&mut checks);
+    } else {
+        return Err(invalid(format!("no diagnostic unit {:?}", unit.chars().take(80).collect::<String>())));
+    }
+    Ok(checks)
+}
+
+/// One unit of `run_in_steps`: its checks as rows of `run_pre_migration_diagnostic()` in jsonb.
+pub fn run_step(unit: &str) -> Result<Vec<serde_json::Value>> {
+    Ok(run_unit(unit)?
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({ "check_name": c.name, "status": c.status.as_str(), "details": c.details,
+                                "affected_rows": c.affected_rows, "recommendation": c.recommendation })
+        })
+        .collect())
 }
 
 fn server_and_privileges(checks: &mut Vec<Check>) {
@@ -162,34 +208,31 @@ fn pending_steps(checks: &mut Vec<Check>) -> Result<()> {
     Ok(())
 }
 
-fn orphans(checks: &mut Vec<Check>, pace: &mut crate::api::throttle::Yielder) -> Result<()> {
-    for rule in ORPHAN_RULES {
-        pace.pause()?;
-        let name = format!("orphans: {}.{}", rule.child_table, rule.child_column);
-        let parents = match rule.applicable(column_exists) {
-            Ok(p) => p,
-            Err(Inapplicable::ChildColumnMissing) => {
-                checks.push(Check::new(name, Status::Info, format!("skipped: public.{}.{} does not exist", rule.child_table, rule.child_column)));
-                continue;
-            }
-            Err(Inapplicable::ParentMissing(why)) => {
-                checks.push(Check::new(name, Status::Info, format!("skipped: {why}")));
-                continue;
-            }
-        };
-        let n = app_count(&rule.count_sql(&parents), &[]);
-        let status = if n == 0 { Status::Ok } else { Status::Warning };
-        let parent_names = parents.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>().join(" or ");
-        let mut check = Check::new(name, status, format!("{n} row(s) point at no {parent_names}; rule: {} ({})", rule.action.as_str(), rule.why)).rows(n);
-        if n > 0 {
-            check = check.recommend(match rule.action {
-                OrphanAction::Report => format!("Review by hand: {}", rule.count_sql(&parents).replacen("SELECT count(*)", "SELECT c.*", 1)),
-                _ => "SELECT * FROM daznode_crm.cleanup_orphaned_records(dry_run => true); then without dry_run".to_string(),
-            });
+/// One orphan rule: how many rows it finds, counted as the tables' owner.
+fn orphans(checks: &mut Vec<Check>, rule: &OrphanRule) {
+    let name = format!("{ORPHANS}{}", rule.key());
+    let parents = match rule.applicable(column_exists) {
+        Ok(p) => p,
+        Err(Inapplicable::ChildColumnMissing) => {
+            checks.push(Check::new(name, Status::Info, format!("skipped: public.{}.{} does not exist", rule.child_table, rule.child_column)));
+            return;
         }
-        checks.push(check);
+        Err(Inapplicable::ParentMissing(why)) => {
+            checks.push(Check::new(name, Status::Info, format!("skipped: {why}")));
+            return;
+        }
+    };
+    let n = app_count(&rule.count_sql(&parents), &[]);
+    let status = if n == 0 { Status::Ok } else { Status::Warning };
+    let parent_names = parents.iter().map(|(t, c)| format!("{t}.{c}")).collect::<Vec<_>>().join(" or ");
+    let mut check = Check::new(name, status, format!("{n} row(s) point at no {parent_names}; rule: {} ({})", rule.action.as_str(), rule.why)).rows(n);
+    if n > 0 {
+        check = check.recommend(match rule.action {
+            OrphanAction::Report => format!("Review by hand: {}", rule.count_sql(&parents).replacen("SELECT count(*)", "SELECT c.*", 1)),
+            _ => "SELECT * FROM daznode_crm.cleanup_orphaned_records(dry_run => true); then without dry_run".to_string(),
+        });
     }
-    Ok(())
+    checks.push(check);
 }
 
 /// The groups of profiles sharing the key of a unique planned index (`PlannedIndex::duplicate_groups_sql`,

@@ -15,6 +15,7 @@ mod retention;
 mod security;
 mod server;
 mod spi;
+mod steps;
 mod throttle;
 mod validators;
 
@@ -36,6 +37,9 @@ extension_sql_file!(
         refresh::schedule_crm_maintenance,
         refresh::unschedule_crm_maintenance,
         throttle::maintenance_yield,
+        steps::run_in_steps_begin,
+        steps::run_in_steps_unit,
+        steps::run_in_steps_pause,
     ],
 );
 

@@ -85,6 +85,66 @@ expect_eq "dangling ids are removed from the arrays, the campaigns kept" \
 expect_eq "legacy: foreign keys without index are flagged" \
     "$(q legacy_db -c "SELECT count(*) > 0 FROM daznode_crm.diagnose_crm_performance() WHERE metric = 'foreign key without index'")" "t"
 
+echo "# run_in_steps: the long jobs, one unit of work per transaction"
+legacy_db steps_db 2000
+log_rows() { q steps_db -c "SELECT string_agg(v, ',' ORDER BY v) FROM (SELECT $2 AS v FROM daznode_crm.run_in_steps_log, jsonb_to_record(result) AS r($3) WHERE job = '$1' AND run_started = (SELECT max(run_started) FROM daznode_crm.run_in_steps_log WHERE job = '$1')) x"; }
+diag_cols="check_name text, status text, affected_rows bigint"
+quiet steps_db -c "CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')"
+expect_eq "the diagnostic in steps logs the rows of the diagnostic in one statement" \
+    "$(log_rows run_pre_migration_diagnostic "check_name || '=' || status || ':' || coalesce(affected_rows::text, '-')" "$diag_cols")" \
+    "$(q steps_db -c "SELECT string_agg(c, ',' ORDER BY c) FROM (SELECT check_name || '=' || status || ':' || coalesce(affected_rows::text, '-') AS c FROM daznode_crm.run_pre_migration_diagnostic()) x")"
+before=$(checksums steps_db)
+quiet steps_db -c "CALL daznode_crm.run_in_steps('cleanup_orphaned_records')"
+expect_eq "the cleanup in steps applies every rule and logs what each did" \
+    "$(log_rows cleanup_orphaned_records "column_name || '=' || action || ':' || rows" "column_name text, action text, rows bigint" | tr ',' '\n' | grep -v ':0$' | tr '\n' ' ')|$(q steps_db -c "SELECT count(*) FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name LIKE 'orphans:%' AND status <> 'OK'")" \
+    "customer_id=delete:10 segment_ids=remove from array:10 |0"
+# 40 auto_update segments, paced 20 times their work: a run of a few seconds.
+quiet steps_db -c "INSERT INTO public.crm_customer_segments (id, name, criteria, auto_update) SELECT md5('step' || i)::uuid, 'Étape ' || i, '{\"profile\":{\"email_verified\":true}}', true FROM generate_series(1, 40) i"
+paced_call() { PGOPTIONS="$PGOPTIONS -c daznode_crm.maintenance_yield=20" q steps_db -v VERBOSITY=sqlstate -c "$1" >"$DIR/$2.out" 2>&1; }
+# xmin_moves SQL: runs SQL paced in the background; once it runs, a transaction commits; true when
+# the runner's backend_xmin passes that transaction while the run still goes on (vacuum may then
+# remove what died after it), false when the run ends first.
+xmin_moves() {
+    paced_call "$1" xmin &
+    local runner=$! pid xid moved=f
+    wait_for steps_db "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%refresh_auto_update_segments%' AND state = 'active' AND pid <> pg_backend_pid())" >/dev/null
+    pid=$(q steps_db -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%refresh_auto_update_segments%' AND state = 'active' AND pid <> pg_backend_pid()")
+    xid=$(q steps_db -c "SELECT txid_current() % 4294967296")
+    for _ in $(seq 1 200); do
+        case $(q steps_db -c "SELECT CASE WHEN state <> 'active' THEN 'done' WHEN backend_xmin IS NULL OR backend_xmin::text::bigint > $xid THEN 'moved' ELSE 'held' END FROM pg_stat_activity WHERE pid = $pid") in
+            moved) moved=t; break ;;
+            done | "") break ;;
+        esac
+        sleep 0.02
+    done
+    wait "$runner"
+    echo "$moved"
+}
+expect_eq "one SELECT holds its snapshot for the whole paced run; in steps the snapshot moves on during the run" \
+    "$(xmin_moves "SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()")|$(xmin_moves "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')")" "f|t"
+expect_eq "the segments in steps: one unit per auto_update segment, each logged with its members" \
+    "$(q steps_db -c "SELECT count(DISTINCT unit) || ':' || count(*) FILTER (WHERE result->>'name' LIKE 'Étape %' AND (result->>'members')::int > 0) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments' AND run_started = (SELECT max(run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments')")" "44:40"
+# A cancel in the middle keeps the units done, undoes the one it was in; the next run does the rest.
+quiet steps_db -c "DELETE FROM public.crm_customer_segment_members WHERE segment_id IN (SELECT id FROM public.crm_customer_segments WHERE name LIKE 'Étape %')"
+paced_call "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')" cancelled &
+runner=$!
+wait_for steps_db "SELECT EXISTS (SELECT 1 FROM daznode_crm.operation_progress WHERE operation = 'segments' AND rows_done >= 10)" 200
+progress=$(q steps_db -c "SELECT phase ~ '^[0-9a-f-]+$' AND rows_estimated = 44 AND estimated_end > started_at FROM daznode_crm.operation_progress WHERE operation = 'segments'")
+quiet steps_db -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL daznode_crm.run_in_steps%' AND pid <> pg_backend_pid()"
+wait "$runner"
+filled() { q steps_db -c "SELECT count(DISTINCT segment_id) FROM public.crm_customer_segment_members WHERE segment_id IN (SELECT id FROM public.crm_customer_segments WHERE name LIKE 'Étape %')"; }
+partial=$(filled)
+expect_eq "progress of a run in steps is visible from another session (units done of 44, an estimated end)" "$progress" "t"
+expect_eq "a run cancelled in the middle keeps the segments it committed, and the next run completes" \
+    "$(grep -c 57014 "$DIR/cancelled.out")|$([ "$partial" -ge 6 ] && [ "$partial" -lt 40 ] && echo partial)|$(quiet steps_db -c "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')"; filled)" "1|partial|40"
+expect_eq "the log keeps the last 10 runs of a job" \
+    "$(for _ in $(seq 1 11); do quiet steps_db -c "CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')"; done; q steps_db -c "SELECT count(DISTINCT run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'run_pre_migration_diagnostic'")" "10"
+expect_eq "inside a transaction block it cannot commit: refused (2D000), nothing logged" \
+    "$(q steps_db -v VERBOSITY=sqlstate -c "BEGIN" -c "CALL daznode_crm.run_in_steps('cleanup_orphaned_records')" | grep -c 2D000)" "1"
+expect_eq "an unknown job is an invalid argument (22023), the name cut short" \
+    "$(q steps_db -v VERBOSITY=sqlstate -c "CALL daznode_crm.run_in_steps('refresh_crm_materialized_views')")|$(q steps_db -c "CALL daznode_crm.run_in_steps(repeat('x', 10000000))" | wc -c | awk '$1 < 400 {print "short"}')" \
+    "ERROR:  22023|short"
+
 echo "# half-migrated, then migrated"
 psql_at "$DIR" "$PORT" legacy_db -q -c "CALL daznode_crm.migrate('0003_native_constraints')" >/dev/null 2>&1
 expect_eq "half-migrated shape" "$(q legacy_db -c "SELECT status || ':' || details FROM daznode_crm.run_pre_migration_diagnostic() WHERE check_name = 'schema_shape'")" \
@@ -152,6 +212,11 @@ for f in "run_pre_migration_diagnostic()" "cleanup_orphaned_records()" "diagnose
         "$(grep -c 'permission denied' <<<"$denied")|$allowed" "1|t"
 done
 
+denied=$(psql_at "$DIR" "$PORT" legacy_db -U app_user -At -c "CALL daznode_crm.run_in_steps('cleanup_orphaned_records')" 2>&1)
+psql_at "$DIR" "$PORT" legacy_db -U dba -At -c "CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')" >"$DIR/dba_steps.out" 2>&1
+expect_eq "run_in_steps() and its log: refused without the grant, allowed to daznode_crm_maintenance" \
+    "$(grep -c 'permission denied' <<<"$denied")|$(cat "$DIR/dba_steps.out")$(psql_at "$DIR" "$PORT" legacy_db -U dba -At -c "SELECT count(*) > 0 FROM daznode_crm.run_in_steps_log" 2>&1)" "1|t"
+
 echo "# pg_cron"
 out=$(q legacy_db -c "SELECT action FROM daznode_crm.schedule_crm_maintenance()")
 if grep -q "pg_cron is not installed" <<<"$out"; then ok "without pg_cron: a clear message, nothing changed"; else not_ok "without pg_cron" "$out"; fi
@@ -167,7 +232,7 @@ expect_eq "schedule_crm_maintenance() creates the refresh job, skips what this v
     "daznode-crm-cleanup-email-partitions=skipped,daznode-crm-fold-campaign-counts=scheduled,daznode-crm-refresh-materialized-views=scheduled,daznode-crm-refresh-segments=scheduled"
 expect_eq "a second call updates, never duplicates" \
     "$(q cron_db -c "SELECT string_agg(action, ',') FROM daznode_crm.schedule_crm_maintenance() WHERE action NOT LIKE 'skipped%'")|$(q cron_db -c "SELECT count(*) FROM cron.job")" "updated,updated,updated|3"
-quiet cron_db -c "SELECT cron.alter_job(jobid, schedule => '* * * * *') FROM cron.job WHERE jobname = 'daznode-crm-refresh-materialized-views'"
+quiet cron_db -c "SELECT cron.alter_job(jobid, schedule => '* * * * *') FROM cron.job WHERE jobname IN ('daznode-crm-refresh-materialized-views', 'daznode-crm-refresh-segments')"
 # The guide's own job, verbatim (its bare name reaches the wrapper of step 0000), then every minute.
 quiet cron_db -c "CALL daznode_crm.migrate()"
 expect_eq "the guide's cron.schedule call, as written, schedules its job" \
@@ -184,7 +249,8 @@ echo "# waiting for pg_cron to run the jobs (its smallest interval is one minute
 for _ in $(seq 1 80); do
     [ "$(q cron_db -c "SELECT count(DISTINCT command) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%materialized%'")" -ge 2 ] &&
         [ "$(q cron_db -c "SELECT count(*) FROM yield_seen")" -ge 1 ] &&
-        [ "$(q cron_db -c "SELECT count(*) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%fold_campaign_counts%'")" -ge 1 ] && break
+        [ "$(q cron_db -c "SELECT count(*) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%fold_campaign_counts%'")" -ge 1 ] &&
+        [ "$(q cron_db -c "SELECT count(*) FROM cron.job_run_details WHERE status IN ('succeeded', 'failed') AND command LIKE '%run_in_steps%'")" -ge 1 ] && break
     sleep 1
 done
 expect_eq "both jobs ran and succeeded: daznode_crm's, and the guide's by its bare name" \
@@ -192,6 +258,9 @@ expect_eq "both jobs ran and succeeded: daznode_crm's, and the guide's by its ba
     "succeeded:SELECT daznode_crm.refresh_crm_materialized_views() / succeeded:SELECT refresh_crm_materialized_views();"
 expect_eq "the fold of the live campaign counts ran as a job and left no delta behind" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT status, ',') FROM cron.job_run_details WHERE command LIKE '%fold_campaign_counts%'")|$(q cron_db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" "succeeded|0"
+expect_eq "the segment refresh ran in steps as a job (a background worker's CALL commits between segments) and logged each segment" \
+    "$(q cron_db -c "SELECT string_agg(DISTINCT status || ':' || return_message, ',') FROM cron.job_run_details WHERE command LIKE '%run_in_steps%'")|$(q cron_db -c "SELECT count(DISTINCT unit) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments'")" \
+    "succeeded:CALL|4"
 expect_eq "in a pg_cron job, maintenance yields 3 times its work (0 in psql)" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT factor::text, ',') FROM yield_seen")|$(q cron_db -c "SELECT daznode_crm.maintenance_yield()")" "3|0"
 quiet cron_db -c "SELECT cron.unschedule('refresh-crm-stats')" -c "SELECT cron.unschedule('yield-seen')"

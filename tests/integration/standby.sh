@@ -55,6 +55,7 @@ for call in "SELECT * FROM daznode_crm.cleanup_orphaned_records()" \
             "SELECT daznode_crm.rollback_email_sends_partitioning()" \
             "CALL daznode_crm.migrate('complete')" \
             "SELECT daznode_crm.fold_campaign_counts()" \
+            "CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')" \
             "SELECT cleanup_orphaned_records()" \
             "SELECT refresh_crm_materialized_views()"; do
     expect_eq "$call: 25006" "$(ssql app_owner "$call")" "ERROR:  25006"

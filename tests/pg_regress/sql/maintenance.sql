@@ -73,3 +73,27 @@ SELECT count(*) FROM daznode_crm.refresh_crm_materialized_views();
 SELECT set_config('daznode_crm.maintenance_yield', repeat('9', 100000), false) IS NOT NULL AS set;
 SELECT daznode_crm.maintenance_yield();
 RESET daznode_crm.maintenance_yield;
+
+-- CALL daznode_crm.run_in_steps(job): the jobs that take minutes, one unit of work per
+-- transaction, for pg_cron (each unit's rows go to daznode_crm.run_in_steps_log). The units,
+-- here on a database with no CRM table: an orphan rule, an auto_update segment (none here), a
+-- group of checks; and the name each job has in operation_progress.
+SELECT job, b.progress, u.n, u.unit
+FROM unnest(ARRAY['cleanup_orphaned_records', 'refresh_auto_update_segments', 'run_pre_migration_diagnostic']) AS job,
+     daznode_crm.run_in_steps_begin(job) AS b, unnest(b.units) WITH ORDINALITY AS u(unit, n)
+ORDER BY job, u.n;
+-- A job it does not run: 22023. Inside a transaction block it cannot commit: 2D000.
+CALL daznode_crm.run_in_steps('refresh_crm_materialized_views');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT p.proname, p.prokind,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+       has_function_privilege('daznode_crm_maintenance', p.oid, 'EXECUTE') AS maintenance
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'daznode_crm' AND p.proname LIKE 'run\_in\_steps%'
+ORDER BY 1;
+SELECT has_table_privilege('public', 'daznode_crm.run_in_steps_log', 'SELECT') AS public,
+       has_table_privilege('daznode_crm_maintenance', 'daznode_crm.run_in_steps_log', 'SELECT') AS maintenance;

@@ -1,0 +1,87 @@
+//! The units of `CALL daznode_crm.run_in_steps(job)` (the procedure is in sql/maintenance.sql):
+//! a long maintenance function run one unit of work per transaction, for pg_cron
+//! (`core::jobs::STEPPED_JOBS` says why). The procedure commits between the calls below; each
+//! unit is the same work as in the one-statement function, and leaves its rows in
+//! `daznode_crm.run_in_steps_log`.
+
+use crate::api::errors::{internal, invalid, OrReport, Result};
+use crate::api::server::refuse_on_standby;
+use crate::api::spi::{first, text};
+use crate::api::{access, cleanup, diagnostic};
+use daznode_crm_core::jobs::{self, SteppedJob, KEEP_RUNS};
+use daznode_crm_core::throttle;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use std::time::Duration;
+
+fn job(name: &str) -> Result<&'static SteppedJob> {
+    jobs::stepped_job(name).or_report()
+}
+
+/// Starts a run of `job`: refuses on a hot standby (25006), keeps the job's last KEEP_RUNS - 1
+/// runs in the log, and returns the units to run and the job's name in `operation_progress`.
+/// `SELECT * FROM daznode_crm.run_in_steps_begin('cleanup_orphaned_records');`
+#[pg_extern(volatile, strict, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn run_in_steps_begin(job_name: &str) -> Result<TableIterator<'static, (name!(units, Vec<String>), name!(progress, String))>> {
+    let job = job(job_name)?;
+    refuse_on_standby(&format!("run_in_steps('{}')", job.name))?;
+    Spi::run_with_args(
+        "DELETE FROM daznode_crm.run_in_steps_log WHERE job = $1 AND run_started <
+             (SELECT min(run_started) FROM (SELECT DISTINCT run_started FROM daznode_crm.run_in_steps_log
+                                             WHERE job = $1 ORDER BY run_started DESC LIMIT $2) kept)",
+        &[job.name.into(), (KEEP_RUNS - 1).into()],
+    )
+    .map_err(|e| internal(format!("pruning run_in_steps_log failed: {e}")))?;
+    let units = match job.name {
+        "cleanup_orphaned_records" => cleanup::step_units(),
+        "refresh_auto_update_segments" => access::step_units()?,
+        _ => diagnostic::step_units(),
+    };
+    Ok(TableIterator::once((units, job.progress.to_string())))
+}
+
+/// Runs one unit of `job` in the caller's transaction and logs what it returned (one log row per
+/// result row, or one with a NULL result when it returned none); returns the rows logged.
+/// `SELECT daznode_crm.run_in_steps_unit('run_pre_migration_diagnostic', 'sizes', now());`
+#[pg_extern(volatile, strict, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn run_in_steps_unit(job_name: &str, unit: &str, run_started: TimestampWithTimeZone) -> Result<i64> {
+    let job = job(job_name)?;
+    let rows = match job.name {
+        "cleanup_orphaned_records" => cleanup::run_step(unit)?,
+        "refresh_auto_update_segments" => access::run_step(unit)?,
+        _ => diagnostic::run_step(unit)?,
+    };
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "INSERT INTO daznode_crm.run_in_steps_log (job, run_started, unit, result)
+                 SELECT $1, $2, $3, r FROM pg_catalog.jsonb_array_elements($4) AS r
+                 UNION ALL SELECT $1, $2, $3, NULL WHERE pg_catalog.jsonb_array_length($4) = 0",
+                None,
+                &[job.name.into(), run_started.into(), unit.into(), pgrx::JsonB(serde_json::Value::Array(rows)).into()],
+            )
+            .map(|t| t.len() as i64)
+    })
+    .map_err(|e| internal(format!("logging {} unit {unit} failed: {e}", job.name)))
+}
+
+/// The pause after a unit that started at `unit_started`: `factor` times as long as it took (as
+/// `maintenance_yield()` says), called after the unit's COMMIT.
+/// `SELECT daznode_crm.run_in_steps_pause(now() - interval '10 ms', 1);`
+#[pg_extern(volatile, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn run_in_steps_pause(unit_started: TimestampWithTimeZone, factor: f64) -> Result<()> {
+    if !(0.0..=throttle::MAX_FACTOR).contains(&factor) {
+        return Err(invalid(format!("the pause factor must be from 0 to {}, not {factor}", throttle::MAX_FACTOR)));
+    }
+    // Read-only SPI: through pgrx's read-write Spi calls the pause was seen to give its
+    // transaction an id, held through the sleep (tests/integration/maintenance.sh, "xmin").
+    let elapsed = first::<f64>("SELECT pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - $1)", &[unit_started.into()]).unwrap_or(0.0);
+    let pause = throttle::pause_after(Duration::try_from_secs_f64(elapsed.max(0.0)).unwrap_or(throttle::MAX_PAUSE), factor);
+    if !pause.is_zero() {
+        text("SELECT pg_catalog.pg_sleep($1)::text", &[pause.as_secs_f64().into()]);
+    }
+    Ok(())
+}
