@@ -436,20 +436,21 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rows_seen_as_wrapper';
 
--- src/api/steps.rs:23
+-- src/api/steps.rs:29
 -- daznode_crm::api::steps::run_in_steps_begin
 CREATE  FUNCTION "run_in_steps_begin"(
-	"job_name" TEXT /* & str */
+	"job_name" TEXT /* Option < & str > */
 ) RETURNS TABLE (
 	"units" TEXT[],  /* Vec < String > */
-	"progress" TEXT  /* String */
+	"progress" TEXT,  /* String */
+	"run_started" timestamp with time zone  /* TimestampWithTimeZone */
 )
-STRICT VOLATILE SECURITY DEFINER
+VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_in_steps_begin_wrapper';
 
--- src/api/steps.rs:72
+-- src/api/steps.rs:101
 -- daznode_crm::api::steps::run_in_steps_pause
 CREATE  FUNCTION "run_in_steps_pause"(
 	"unit_started" timestamp with time zone, /* TimestampWithTimeZone */
@@ -460,7 +461,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'run_in_steps_pause_wrapper';
 
--- src/api/steps.rs:46
+-- src/api/steps.rs:69
 -- daznode_crm::api::steps::run_in_steps_unit
 CREATE  FUNCTION "run_in_steps_unit"(
 	"job_name" TEXT, /* & str */
@@ -1554,6 +1555,7 @@ AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 --   steps::run_in_steps_begin
 --   steps::run_in_steps_unit
 --   steps::run_in_steps_pause
+--   server::progress_name
 
 -- Maintenance: the materialized views the refresh job knows, its log, and the
 -- maintenance role the maintenance functions are granted to.
@@ -1637,6 +1639,7 @@ GRANT SELECT ON @extschema@.migration_status TO daznode_crm_maintenance;
 -- either may not COMMIT; every name it uses is qualified, and the units it calls are the
 -- definer functions, granted like the functions they run.
 CREATE TABLE @extschema@.run_in_steps_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job text NOT NULL,
     run_started timestamptz NOT NULL,
     unit text NOT NULL,
@@ -1647,33 +1650,41 @@ CREATE INDEX run_in_steps_log_job ON @extschema@.run_in_steps_log (job, run_star
 REVOKE ALL ON @extschema@.run_in_steps_log FROM PUBLIC;
 GRANT SELECT ON @extschema@.run_in_steps_log TO daznode_crm_maintenance;
 
-CREATE PROCEDURE @extschema@.run_in_steps(job text)
+-- The progress, as report_progress() writes it, but local to each transaction: a run cancelled
+-- or failed leaves the session's own application_name, never a progress that is over.
+CREATE PROCEDURE @extschema@.run_in_steps(job pg_catalog.text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    -- Read before report_progress() renames the session: the factor depends on pg_cron's name.
-    factor float8 := @extschema@.maintenance_yield();
-    app_name text := pg_catalog.current_setting('application_name');
-    run_started timestamptz := pg_catalog.clock_timestamp();
-    units text[];
-    progress text;
-    unit_started timestamptz;
+    -- Read before the session is renamed: the factor depends on pg_cron's application_name.
+    factor pg_catalog.float8 := @extschema@.maintenance_yield();
+    run_started pg_catalog.timestamptz;
+    units pg_catalog.text[];
+    n pg_catalog.int4;
+    progress pg_catalog.text;
+    unit_started pg_catalog.timestamptz;
 BEGIN
-    SELECT b.units, b.progress INTO units, progress FROM @extschema@.run_in_steps_begin(job) AS b;
+    SELECT b.units, b.progress, b.run_started INTO units, progress, run_started FROM @extschema@.run_in_steps_begin(job) AS b;
     COMMIT;
-    FOR i IN 1 .. pg_catalog.cardinality(units) LOOP
+    n := pg_catalog.cardinality(units);
+    FOR i IN 1 .. n LOOP
         unit_started := pg_catalog.clock_timestamp();
-        PERFORM @extschema@.report_progress(progress, units[i], i OPERATOR(pg_catalog.-) 1, pg_catalog.cardinality(units), run_started);
+        PERFORM pg_catalog.set_config('application_name',
+            @extschema@.progress_name(progress, units[i], i OPERATOR(pg_catalog.-) 1, n,
+                                      pg_catalog.floor(pg_catalog.date_part('epoch', run_started))::pg_catalog.int8), true);
         PERFORM @extschema@.run_in_steps_unit(job, units[i], run_started);
         COMMIT;
-        PERFORM @extschema@.run_in_steps_pause(unit_started, factor);
+        IF i OPERATOR(pg_catalog.<) n THEN
+            PERFORM pg_catalog.set_config('application_name',
+                @extschema@.progress_name(progress, 'pause', i, n, pg_catalog.floor(pg_catalog.date_part('epoch', run_started))::pg_catalog.int8), true);
+            PERFORM @extschema@.run_in_steps_pause(unit_started, factor);
+        END IF;
     END LOOP;
-    PERFORM pg_catalog.set_config('application_name', app_name, false);
 END
 $fn$;
-REVOKE ALL ON PROCEDURE @extschema@.run_in_steps(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.run_in_steps(pg_catalog.text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.run_in_steps_begin(text), @extschema@.run_in_steps_unit(text, text, timestamptz),
     @extschema@.run_in_steps_pause(timestamptz, float8) FROM PUBLIC;
-GRANT EXECUTE ON PROCEDURE @extschema@.run_in_steps(text) TO daznode_crm_maintenance;
+GRANT EXECUTE ON PROCEDURE @extschema@.run_in_steps(pg_catalog.text) TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.run_in_steps_begin(text), @extschema@.run_in_steps_unit(text, text, timestamptz),
     @extschema@.run_in_steps_pause(timestamptz, float8) TO daznode_crm_maintenance;
 
@@ -1684,7 +1695,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:46
+-- src/api/mod.rs:47
 -- requires:
 --   migrations
 --   maintenance
@@ -2438,7 +2449,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:67
+-- src/api/mod.rs:68
 -- requires:
 --   access
 --   partitions::cleanup_old_email_partitions
@@ -3234,7 +3245,7 @@ GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;
 
--- src/api/mod.rs:81
+-- src/api/mod.rs:82
 -- requires:
 --   partitioning
 --   analytics::campaign_counts_sql

@@ -171,7 +171,17 @@ pub fn run_step(id: &str) -> Result<Vec<serde_json::Value>> {
     let Ok(owner) = segment_tables_owner() else {
         return Ok(Vec::new());
     };
-    let Some((_, name)) = auto_update_segments(owner)?.into_iter().find(|(s, _)| *s == id) else {
+    let name = as_role(owner, || {
+        Spi::connect(|client| {
+            let t = client.select("SELECT name::text FROM public.crm_customer_segments WHERE id = $1 AND auto_update", Some(1), &[id.into()])?;
+            if t.is_empty() {
+                return Ok(None);
+            }
+            t.first().get_one::<String>()
+        })
+        .map_err(|e| internal(format!("reading segment {id} failed: {e}")))
+    })?;
+    let Some(name) = name else {
         return Ok(Vec::new());
     };
     Ok(refresh_auto_segment(owner, id, name)?

@@ -40,6 +40,7 @@ extension_sql_file!(
         steps::run_in_steps_begin,
         steps::run_in_steps_unit,
         steps::run_in_steps_pause,
+        server::progress_name,
     ],
 );
 

@@ -6,7 +6,7 @@
 
 use crate::api::errors::{internal, invalid, OrReport, Result};
 use crate::api::server::refuse_on_standby;
-use crate::api::spi::{first, text};
+use crate::api::spi::{first, flag, text};
 use crate::api::{access, cleanup, diagnostic};
 use daznode_crm_core::jobs::{self, SteppedJob, KEEP_RUNS};
 use daznode_crm_core::throttle;
@@ -18,36 +18,64 @@ fn job(name: &str) -> Result<&'static SteppedJob> {
     jobs::stepped_job(name).or_report()
 }
 
+/// The row that marks the start of a run in the log: the units of a run are logged only under
+/// a start that `run_in_steps_begin` wrote.
+const START: &str = "(start)";
+
 /// Starts a run of `job`: refuses on a hot standby (25006), keeps the job's last KEEP_RUNS - 1
-/// runs in the log, and returns the units to run and the job's name in `operation_progress`.
+/// runs in the log, logs the start of this one, and returns the units to run, the job's name in
+/// `operation_progress` and the run's start, which names it in the log.
 /// `SELECT * FROM daznode_crm.run_in_steps_begin('cleanup_orphaned_records');`
-#[pg_extern(volatile, strict, security_definer)]
+#[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn run_in_steps_begin(job_name: &str) -> Result<TableIterator<'static, (name!(units, Vec<String>), name!(progress, String))>> {
-    let job = job(job_name)?;
+fn run_in_steps_begin(
+    job_name: Option<&str>,
+) -> Result<TableIterator<'static, (name!(units, Vec<String>), name!(progress, String), name!(run_started, TimestampWithTimeZone))>> {
+    let job = job(job_name.unwrap_or("NULL"))?;
     refuse_on_standby(&format!("run_in_steps('{}')", job.name))?;
-    Spi::run_with_args(
-        "DELETE FROM daznode_crm.run_in_steps_log WHERE job = $1 AND run_started <
-             (SELECT min(run_started) FROM (SELECT DISTINCT run_started FROM daznode_crm.run_in_steps_log
-                                             WHERE job = $1 ORDER BY run_started DESC LIMIT $2) kept)",
-        &[job.name.into(), (KEEP_RUNS - 1).into()],
-    )
-    .map_err(|e| internal(format!("pruning run_in_steps_log failed: {e}")))?;
     let units = match job.name {
         "cleanup_orphaned_records" => cleanup::step_units(),
         "refresh_auto_update_segments" => access::step_units()?,
         _ => diagnostic::step_units(),
     };
-    Ok(TableIterator::once((units, job.progress.to_string())))
+    let started = Spi::connect_mut(|client| {
+        client.update(
+            "DELETE FROM daznode_crm.run_in_steps_log WHERE job = $1 AND run_started <
+                 (SELECT min(run_started) FROM (SELECT run_started FROM daznode_crm.run_in_steps_log
+                                                 WHERE job = $1 AND unit = $3 ORDER BY run_started DESC LIMIT $2) kept)",
+            None,
+            &[job.name.into(), (KEEP_RUNS - 1).into(), START.into()],
+        )?;
+        client
+            .update(
+                "INSERT INTO daznode_crm.run_in_steps_log (job, run_started, unit, result)
+                 VALUES ($1, pg_catalog.clock_timestamp(), $2, pg_catalog.jsonb_build_object('units', $3::int)) RETURNING run_started",
+                Some(1),
+                &[job.name.into(), START.into(), (units.len() as i32).into()],
+            )?
+            .first()
+            .get_one::<TimestampWithTimeZone>()
+    })
+    .map_err(|e| internal(format!("starting a run of {} in the log failed: {e}", job.name)))?
+    .ok_or_else(|| internal("no start logged"))?;
+    Ok(TableIterator::once((units, job.progress.to_string(), started)))
 }
 
-/// Runs one unit of `job` in the caller's transaction and logs what it returned (one log row per
-/// result row, or one with a NULL result when it returned none); returns the rows logged.
-/// `SELECT daznode_crm.run_in_steps_unit('run_pre_migration_diagnostic', 'sizes', now());`
+/// Runs one unit of `job` in the caller's transaction, for the run that started at `run_started`
+/// (22023 when `run_in_steps_begin` started none then), and logs what it returned (one log row
+/// per result row, or one with a NULL result when it returned none); returns the rows logged.
+/// `SELECT daznode_crm.run_in_steps_unit('run_pre_migration_diagnostic', 'sizes', run_started)
+///  FROM daznode_crm.run_in_steps_begin('run_pre_migration_diagnostic');`
 #[pg_extern(volatile, strict, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn run_in_steps_unit(job_name: &str, unit: &str, run_started: TimestampWithTimeZone) -> Result<i64> {
     let job = job(job_name)?;
+    if !flag(
+        "SELECT EXISTS (SELECT 1 FROM daznode_crm.run_in_steps_log WHERE job = $1 AND run_started = $2 AND unit = $3)",
+        &[job.name.into(), run_started.into(), START.into()],
+    ) {
+        return Err(invalid(format!("no run of {} started at that time: run_in_steps_begin() starts one", job.name)));
+    }
     let rows = match job.name {
         "cleanup_orphaned_records" => cleanup::run_step(unit)?,
         "refresh_auto_update_segments" => access::run_step(unit)?,

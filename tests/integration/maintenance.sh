@@ -101,35 +101,38 @@ expect_eq "the cleanup in steps applies every rule and logs what each did" \
 # 40 auto_update segments, paced 20 times their work: a run of a few seconds.
 quiet steps_db -c "INSERT INTO public.crm_customer_segments (id, name, criteria, auto_update) SELECT md5('step' || i)::uuid, 'Étape ' || i, '{\"profile\":{\"email_verified\":true}}', true FROM generate_series(1, 40) i"
 paced_call() { PGOPTIONS="$PGOPTIONS -c daznode_crm.maintenance_yield=20" q steps_db -v VERBOSITY=sqlstate -c "$1" >"$DIR/$2.out" 2>&1; }
-# xmin_moves SQL: runs SQL paced in the background; once it runs, a transaction commits; true when
+# xmin_moves SQL: runs SQL paced in the background; once it runs, a transaction commits. t when
 # the runner's backend_xmin passes that transaction while the run still goes on (vacuum may then
-# remove what died after it), false when the run ends first.
+# remove what died after it); f when it was seen held behind it until the run ended; "?" when
+# the run was never seen.
 xmin_moves() {
     paced_call "$1" xmin &
-    local runner=$! pid xid moved=f
+    local runner=$! pid xid seen=0 moved=f
     wait_for steps_db "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%refresh_auto_update_segments%' AND state = 'active' AND pid <> pg_backend_pid())" >/dev/null
     pid=$(q steps_db -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%refresh_auto_update_segments%' AND state = 'active' AND pid <> pg_backend_pid()")
     xid=$(q steps_db -c "SELECT txid_current() % 4294967296")
     for _ in $(seq 1 200); do
+        [[ "$pid" =~ ^[0-9]+$ ]] || break
         case $(q steps_db -c "SELECT CASE WHEN state <> 'active' THEN 'done' WHEN backend_xmin IS NULL OR backend_xmin::text::bigint > $xid THEN 'moved' ELSE 'held' END FROM pg_stat_activity WHERE pid = $pid") in
             moved) moved=t; break ;;
-            done | "") break ;;
+            held) seen=$((seen + 1)) ;;
+            *) break ;;
         esac
         sleep 0.02
     done
     wait "$runner"
-    echo "$moved"
+    if [ "$moved" = t ] || [ "$seen" -gt 0 ]; then echo "$moved"; else echo "?"; fi
 }
 expect_eq "one SELECT holds its snapshot for the whole paced run; in steps the snapshot moves on during the run" \
     "$(xmin_moves "SELECT count(*) FROM daznode_crm.refresh_auto_update_segments()")|$(xmin_moves "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')")" "f|t"
 expect_eq "the segments in steps: one unit per auto_update segment, each logged with its members" \
-    "$(q steps_db -c "SELECT count(DISTINCT unit) || ':' || count(*) FILTER (WHERE result->>'name' LIKE 'Étape %' AND (result->>'members')::int > 0) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments' AND run_started = (SELECT max(run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments')")" "44:40"
+    "$(q steps_db -c "SELECT count(DISTINCT unit) FILTER (WHERE unit <> '(start)') || ':' || count(*) FILTER (WHERE result->>'name' LIKE 'Étape %' AND (result->>'members')::int > 0) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments' AND run_started = (SELECT max(run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments')")" "44:40"
 # A cancel in the middle keeps the units done, undoes the one it was in; the next run does the rest.
 quiet steps_db -c "DELETE FROM public.crm_customer_segment_members WHERE segment_id IN (SELECT id FROM public.crm_customer_segments WHERE name LIKE 'Étape %')"
 paced_call "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')" cancelled &
 runner=$!
 wait_for steps_db "SELECT EXISTS (SELECT 1 FROM daznode_crm.operation_progress WHERE operation = 'segments' AND rows_done >= 10)" 200
-progress=$(q steps_db -c "SELECT phase ~ '^[0-9a-f-]+$' AND rows_estimated = 44 AND estimated_end > started_at FROM daznode_crm.operation_progress WHERE operation = 'segments'")
+progress=$(q steps_db -c "SELECT (phase ~ '^[0-9a-f-]+$' OR phase = 'pause') AND rows_estimated = 44 AND estimated_end > started_at FROM daznode_crm.operation_progress WHERE operation = 'segments'")
 quiet steps_db -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL daznode_crm.run_in_steps%' AND pid <> pg_backend_pid()"
 wait "$runner"
 filled() { q steps_db -c "SELECT count(DISTINCT segment_id) FROM public.crm_customer_segment_members WHERE segment_id IN (SELECT id FROM public.crm_customer_segments WHERE name LIKE 'Étape %')"; }
@@ -139,11 +142,27 @@ expect_eq "a run cancelled in the middle keeps the segments it committed, and th
     "$(grep -c 57014 "$DIR/cancelled.out")|$([ "$partial" -ge 6 ] && [ "$partial" -lt 40 ] && echo partial)|$(quiet steps_db -c "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')"; filled)" "1|partial|40"
 expect_eq "the log keeps the last 10 runs of a job" \
     "$(for _ in $(seq 1 11); do quiet steps_db -c "CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')"; done; q steps_db -c "SELECT count(DISTINCT run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'run_pre_migration_diagnostic'")" "10"
+# A crash (immediate stop) in the middle: the same, the committed segments and their log rows kept.
+quiet steps_db -c "DELETE FROM public.crm_customer_segment_members WHERE segment_id IN (SELECT id FROM public.crm_customer_segments WHERE name LIKE 'Étape %')"
+paced_call "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')" crashed &
+runner=$!
+wait_for steps_db "SELECT EXISTS (SELECT 1 FROM daznode_crm.operation_progress WHERE operation = 'segments' AND rows_done >= 10)" 200
+as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1
+wait "$runner"
+as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+partial=$(filled)
+logged_units=$(q steps_db -c "SELECT count(DISTINCT unit) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments' AND unit <> '(start)' AND run_started = (SELECT max(run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments') AND result->>'name' LIKE 'Étape %'")
+expect_eq "a run crashed in the middle keeps the segments it committed and their log rows, and the next run completes" \
+    "$([ "$partial" -ge 6 ] && [ "$partial" -lt 40 ] && echo partial)|$([ "$logged_units" = "$partial" ] && echo same)|$(quiet steps_db -c "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')"; filled)" "partial|same|40"
+logged() { q steps_db -c "SELECT count(*) FROM daznode_crm.run_in_steps_log"; }
+before_block=$(logged)
 expect_eq "inside a transaction block it cannot commit: refused (2D000), nothing logged" \
-    "$(q steps_db -v VERBOSITY=sqlstate -c "BEGIN" -c "CALL daznode_crm.run_in_steps('cleanup_orphaned_records')" | grep -c 2D000)" "1"
-expect_eq "an unknown job is an invalid argument (22023), the name cut short" \
-    "$(q steps_db -v VERBOSITY=sqlstate -c "CALL daznode_crm.run_in_steps('refresh_crm_materialized_views')")|$(q steps_db -c "CALL daznode_crm.run_in_steps(repeat('x', 10000000))" | wc -c | awk '$1 < 400 {print "short"}')" \
-    "ERROR:  22023|short"
+    "$(q steps_db -v VERBOSITY=sqlstate -c "BEGIN" -c "CALL daznode_crm.run_in_steps('cleanup_orphaned_records')" | grep -c 2D000)|$(logged)" "1|$before_block"
+expect_eq "an unknown or NULL job is an invalid argument (22023), the name cut short" \
+    "$(q steps_db -v VERBOSITY=sqlstate -c "CALL daznode_crm.run_in_steps('refresh_crm_materialized_views')")|$(q steps_db -v VERBOSITY=sqlstate -c "CALL daznode_crm.run_in_steps(NULL)")|$(q steps_db -c "CALL daznode_crm.run_in_steps(repeat('x', 10000000))" | awk 'length($0) < 400 && /not "xxxx/ {print "short"}')" \
+    "ERROR:  22023|ERROR:  22023|short"
+expect_eq "a unit of a run that was never started is refused (22023), nothing logged" \
+    "$(q steps_db -v VERBOSITY=sqlstate -c "SELECT daznode_crm.run_in_steps_unit('cleanup_orphaned_records', 'orders.user_id', 'infinity')")|$(logged)" "ERROR:  22023|$before_block"
 
 echo "# half-migrated, then migrated"
 psql_at "$DIR" "$PORT" legacy_db -q -c "CALL daznode_crm.migrate('0003_native_constraints')" >/dev/null 2>&1
@@ -259,8 +278,8 @@ expect_eq "both jobs ran and succeeded: daznode_crm's, and the guide's by its ba
 expect_eq "the fold of the live campaign counts ran as a job and left no delta behind" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT status, ',') FROM cron.job_run_details WHERE command LIKE '%fold_campaign_counts%'")|$(q cron_db -c "SELECT count(*) FROM daznode_crm.campaign_counts_drift()")" "succeeded|0"
 expect_eq "the segment refresh ran in steps as a job (a background worker's CALL commits between segments) and logged each segment" \
-    "$(q cron_db -c "SELECT string_agg(DISTINCT status || ':' || return_message, ',') FROM cron.job_run_details WHERE command LIKE '%run_in_steps%'")|$(q cron_db -c "SELECT count(DISTINCT unit) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments'")" \
-    "succeeded:CALL|4"
+    "$(q cron_db -c "SELECT string_agg(DISTINCT status || ':' || return_message, ',') FROM cron.job_run_details WHERE command LIKE '%run_in_steps%' AND status IN ('succeeded', 'failed')")|$(q cron_db -c "SELECT count(DISTINCT unit) FILTER (WHERE unit <> '(start)') || ':' || count(DISTINCT xmin::text) FILTER (WHERE unit <> '(start)') FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments' AND run_started = (SELECT min(run_started) FROM daznode_crm.run_in_steps_log WHERE job = 'refresh_auto_update_segments')")" \
+    "succeeded:CALL|4:4"
 expect_eq "in a pg_cron job, maintenance yields 3 times its work (0 in psql)" \
     "$(q cron_db -c "SELECT string_agg(DISTINCT factor::text, ',') FROM yield_seen")|$(q cron_db -c "SELECT daznode_crm.maintenance_yield()")" "3|0"
 quiet cron_db -c "SELECT cron.unschedule('refresh-crm-stats')" -c "SELECT cron.unschedule('yield-seen')"
