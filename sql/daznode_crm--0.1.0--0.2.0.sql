@@ -362,7 +362,7 @@ VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'progress_of_wrapper';
 
--- src/api/access.rs:133
+-- src/api/access.rs:138
 -- daznode_crm::api::access::refresh_auto_update_segments
 CREATE  FUNCTION "refresh_auto_update_segments"() RETURNS TABLE (
 	"segment_id" uuid,  /* pgrx :: Uuid */

@@ -85,17 +85,22 @@ fn segment_tables_owner() -> std::result::Result<pg_sys::Oid, String> {
 /// A segment's criteria, read as text and checked for size and depth before conversion
 /// (`segments::parse`); None when there is no such segment.
 fn segment_criteria(owner: pg_sys::Oid, segment_id: pgrx::Uuid) -> Result<Option<std::result::Result<serde_json::Value, CrmError>>> {
-    let text = as_role(owner, || {
+    let text = segment_text(owner, segment_id, "SELECT coalesce(criteria::text, 'null') FROM public.crm_customer_segments WHERE id = $1")?;
+    Ok(text.map(|text| segments::parse(&text)))
+}
+
+/// The text `sql` reads from segment `segment_id` ($1), as the tables' owner; None when no row.
+fn segment_text(owner: pg_sys::Oid, segment_id: pgrx::Uuid, sql: &str) -> Result<Option<String>> {
+    as_role(owner, || {
         Spi::connect(|client| {
-            let t = client.select("SELECT coalesce(criteria::text, 'null') FROM public.crm_customer_segments WHERE id = $1", Some(1), &[segment_id.into()])?;
+            let t = client.select(sql, Some(1), &[segment_id.into()])?;
             if t.is_empty() {
                 return Ok(None);
             }
             t.first().get_one::<String>()
         })
         .map_err(|e| internal(format!("reading segment {segment_id} failed: {e}")))
-    })?;
-    Ok(text.map(|text| segments::parse(&text)))
+    })
 }
 
 /// (added, removed, members) after bringing the membership in line with `compiled`.
@@ -171,16 +176,7 @@ pub fn run_step(id: &str) -> Result<Vec<serde_json::Value>> {
     let Ok(owner) = segment_tables_owner() else {
         return Ok(Vec::new());
     };
-    let name = as_role(owner, || {
-        Spi::connect(|client| {
-            let t = client.select("SELECT name::text FROM public.crm_customer_segments WHERE id = $1 AND auto_update", Some(1), &[id.into()])?;
-            if t.is_empty() {
-                return Ok(None);
-            }
-            t.first().get_one::<String>()
-        })
-        .map_err(|e| internal(format!("reading segment {id} failed: {e}")))
-    })?;
+    let name = segment_text(owner, id, "SELECT name::text FROM public.crm_customer_segments WHERE id = $1 AND auto_update")?;
     let Some(name) = name else {
         return Ok(Vec::new());
     };

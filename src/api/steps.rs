@@ -6,7 +6,7 @@
 
 use crate::api::errors::{internal, invalid, OrReport, Result};
 use crate::api::server::refuse_on_standby;
-use crate::api::spi::{first, flag, text};
+use crate::api::spi::{first, flag};
 use crate::api::{access, cleanup, diagnostic};
 use daznode_crm_core::jobs::{self, SteppedJob, KEEP_RUNS};
 use daznode_crm_core::throttle;
@@ -104,12 +104,7 @@ fn run_in_steps_pause(unit_started: TimestampWithTimeZone, factor: f64) -> Resul
     if !(0.0..=throttle::MAX_FACTOR).contains(&factor) {
         return Err(invalid(format!("the pause factor must be from 0 to {}, not {factor}", throttle::MAX_FACTOR)));
     }
-    // Read-only SPI: through pgrx's read-write Spi calls the pause was seen to give its
-    // transaction an id, held through the sleep (tests/integration/maintenance.sh, "xmin").
     let elapsed = first::<f64>("SELECT pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - $1)", &[unit_started.into()]).unwrap_or(0.0);
-    let pause = throttle::pause_after(Duration::try_from_secs_f64(elapsed.max(0.0)).unwrap_or(throttle::MAX_PAUSE), factor);
-    if !pause.is_zero() {
-        text("SELECT pg_catalog.pg_sleep($1)::text", &[pause.as_secs_f64().into()]);
-    }
+    crate::api::throttle::sleep_after(Duration::try_from_secs_f64(elapsed.max(0.0)).unwrap_or(throttle::MAX_PAUSE), factor);
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::api::errors::{OrReport, Result};
 use crate::api::spi::{flag, text};
 use daznode_crm_core::throttle;
 use pgrx::prelude::*;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Is this session a pg_cron job: its background worker, or its libpq connection?
 fn in_pg_cron() -> bool {
@@ -47,13 +47,18 @@ impl Yielder {
 
     /// Sleeps `factor` times as long as the work since the last pause took.
     pub fn pause(&mut self) -> Result<()> {
-        let pause = throttle::pause_after(self.since.elapsed(), self.factor);
-        if !pause.is_zero() {
-            // Read-only SPI: through pgrx's read-write Spi::run_with_args the pause was seen to
-            // give its transaction an id, held through the sleep.
-            text("SELECT pg_catalog.pg_sleep($1)::text", &[pause.as_secs_f64().into()]);
-        }
+        sleep_after(self.since.elapsed(), self.factor);
         self.since = Instant::now();
         Ok(())
+    }
+}
+
+/// The one pause of every paced run (`Yielder`, `run_in_steps`): `factor` times `work`, in
+/// `pg_sleep`. Read-only SPI: through pgrx's read-write Spi calls the pause was seen to give its
+/// transaction an id, held through the sleep (tests/integration/maintenance.sh, "xmin").
+pub fn sleep_after(work: Duration, factor: f64) {
+    let pause = throttle::pause_after(work, factor);
+    if !pause.is_zero() {
+        text("SELECT pg_catalog.pg_sleep($1)::text", &[pause.as_secs_f64().into()]);
     }
 }

@@ -117,6 +117,15 @@ for who in postgres dba; do
 done
 expect_eq "the owner's triggers fired by refresh_segment, refresh_auto_update_segments and the cleanup run as the owner" \
     "$(evil_log sec)|$(not_super)" "app_owner|"
+# The same writes in steps (run_in_steps), by a maintenance member who owns nothing and by the
+# non-superuser owner: each unit's statements run as the owner, and each run is logged.
+quiet sec -c "TRUNCATE public.evil_log"
+for who in dba app_owner; do
+    as "$who" sec "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')" >/dev/null
+    as "$who" sec "CALL daznode_crm.run_in_steps('cleanup_orphaned_records')" >/dev/null
+done
+expect_eq "run_in_steps() by a member who owns nothing and by the non-superuser owner: the owner's triggers run as the owner, every run logged" \
+    "$(evil_log sec)|$(not_super)|$(q sec -c "SELECT count(DISTINCT run_started) FROM daznode_crm.run_in_steps_log WHERE job IN ('refresh_auto_update_segments', 'cleanup_orphaned_records')")" "app_owner||4"
 # c. the diagnostic reading a view planted where a table was
 quiet sec -c "TRUNCATE public.evil_log"
 as authenticator sec "SET ROLE anon; CREATE FUNCTION public.anon_evil() RETURNS text LANGUAGE plpgsql AS \$f\$ BEGIN INSERT INTO public.evil_log VALUES (current_user); BEGIN EXECUTE \$\$ALTER ROLE anon SUPERUSER\$\$; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN 'x'; END \$f\$;
