@@ -9,9 +9,14 @@
 --   public.crm_campaigns_analytics_mv the guide's name, still: admins read both, summed in one
 --                                     statement, so every read is exact for its snapshot
 --
--- Who runs what: the tables and the trigger function belong to the CRM owner (the step runs as
--- the owner); the trigger function is SECURITY DEFINER so that a writer without rights on
--- crm_private can still count its own writes, and does nothing but that insert.
+-- Who runs what: the tables belong to the CRM owner (the step runs as the owner). The trigger
+-- function is the extension's, native (src/api/counter.rs): it runs as the writer and inserts
+-- its deltas as the deltas table's owner (a local user switch, as foreign-key triggers do), so a
+-- writer without rights on crm_private still counts its own writes, and nothing else.
+-- It may be attached by the members of daznode_crm_maintenance only (the CRM owner, through
+-- this step); it counts only as the three triggers of this step on public.crm_email_sends.
+REVOKE ALL ON FUNCTION @extschema@.count_send_changes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.count_send_changes() TO daznode_crm_maintenance;
 
 -- Creates the tables, the trigger function and the trigger (or puts back whichever is missing),
 -- in the caller's transaction. The trigger takes a brief SHARE ROW EXCLUSIVE lock on
@@ -32,14 +37,6 @@ BEGIN
     EXECUTE @extschema@.campaign_counts_sql('tables');
     PERFORM @extschema@.lock_down('crm_private.campaign_send_counts'::regclass);
     PERFORM @extschema@.lock_down('crm_private.campaign_send_deltas'::regclass);
-    EXECUTE format('CREATE OR REPLACE FUNCTION crm_private.count_send_changes() RETURNS trigger
-                    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
-                   @extschema@.campaign_counts_sql('trigger_body'));
-    PERFORM @extschema@.lock_down_function('crm_private.count_send_changes()'::regprocedure);
-    -- Its body calls the extension's send_is_* (PL/pgSQL records no such dependency): without
-    -- this, DROP EXTENSION ... CASCADE would leave triggers that fail every write of the app.
-    -- With it, the function and its triggers go with the extension.
-    ALTER FUNCTION crm_private.count_send_changes() DEPENDS ON EXTENSION daznode_crm;
     IF @extschema@.install_send_counter() THEN
         created := created || 'trigger daznode_count_sends on public.crm_email_sends'::text;
     END IF;
@@ -55,10 +52,10 @@ $fn$;
 CREATE FUNCTION @extschema@.install_send_counter() RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    fn regprocedure := to_regprocedure('crm_private.count_send_changes()');
+    fn regprocedure := '@extschema@.count_send_changes()'::regprocedure;
     todo text[];
 BEGIN
-    IF fn IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
+    IF to_regclass('crm_private.campaign_send_deltas') IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
         RETURN false;
     END IF;
     SELECT array_agg(u.s ORDER BY t.name, u.k) INTO todo
@@ -92,7 +89,7 @@ DECLARE
     t text;
 BEGIN
     FOR t IN SELECT g.tgname FROM pg_trigger g
-             WHERE g.tgrelid = old AND g.tgfoid = to_regprocedure('crm_private.count_send_changes()') LOOP
+             WHERE g.tgrelid = old AND g.tgfoid = '@extschema@.count_send_changes()'::regprocedure LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t, old);
     END LOOP;
     RETURN @extschema@.install_send_counter();

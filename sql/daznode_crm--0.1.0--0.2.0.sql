@@ -1,7 +1,7 @@
 -- daznode_crm 0.1.0 -> 0.2.0
 \echo Use "ALTER EXTENSION daznode_crm UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/api/mod.rs:24
+-- src/api/mod.rs:25
 -- The one definition of each count and rate of an email campaign (README "Rates"). Every view
 -- that counts sends (crm_campaign_stats, crm_campaigns_analytics_mv) is written with these, and
 -- nothing else defines them. Counts come from the *_at timestamps, since webhooks overwrite
@@ -1540,7 +1540,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 
--- src/api/mod.rs:26
+-- src/api/mod.rs:27
 -- requires:
 --   migrations
 --   diagnostic::run_pre_migration_diagnostic
@@ -1695,7 +1695,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:47
+-- src/api/mod.rs:48
 -- requires:
 --   migrations
 --   maintenance
@@ -2449,7 +2449,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:68
+-- src/api/mod.rs:69
 -- requires:
 --   access
 --   partitions::cleanup_old_email_partitions
@@ -3245,11 +3245,19 @@ GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;
 
--- src/api/mod.rs:82
+-- src/api/counter.rs:50
+-- daznode_crm::api::counter::count_send_changes
+CREATE FUNCTION "count_send_changes"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'count_send_changes_wrapper';
+
+-- src/api/mod.rs:83
 -- requires:
 --   partitioning
 --   analytics::campaign_counts_sql
 --   analytics::fold_campaign_counts
+--   counter::count_send_changes
 
 -- Step 0011: live campaign counts (README "Live campaign analytics"). The SQL comes from
 -- core/src/analytics.rs through campaign_counts_sql(part); this file puts it in place.
@@ -3262,9 +3270,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_ma
 --   public.crm_campaigns_analytics_mv the guide's name, still: admins read both, summed in one
 --                                     statement, so every read is exact for its snapshot
 --
--- Who runs what: the tables and the trigger function belong to the CRM owner (the step runs as
--- the owner); the trigger function is SECURITY DEFINER so that a writer without rights on
--- crm_private can still count its own writes, and does nothing but that insert.
+-- Who runs what: the tables belong to the CRM owner (the step runs as the owner). The trigger
+-- function is the extension's, native (src/api/counter.rs): it runs as the writer and inserts
+-- its deltas as the deltas table's owner (a local user switch, as foreign-key triggers do), so a
+-- writer without rights on crm_private still counts its own writes, and nothing else.
+-- It may be attached by the members of daznode_crm_maintenance only (the CRM owner, through
+-- this step); it counts only as the three triggers of this step on public.crm_email_sends.
+REVOKE ALL ON FUNCTION @extschema@.count_send_changes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.count_send_changes() TO daznode_crm_maintenance;
 
 -- Creates the tables, the trigger function and the trigger (or puts back whichever is missing),
 -- in the caller's transaction. The trigger takes a brief SHARE ROW EXCLUSIVE lock on
@@ -3285,14 +3298,6 @@ BEGIN
     EXECUTE @extschema@.campaign_counts_sql('tables');
     PERFORM @extschema@.lock_down('crm_private.campaign_send_counts'::regclass);
     PERFORM @extschema@.lock_down('crm_private.campaign_send_deltas'::regclass);
-    EXECUTE format('CREATE OR REPLACE FUNCTION crm_private.count_send_changes() RETURNS trigger
-                    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
-                   @extschema@.campaign_counts_sql('trigger_body'));
-    PERFORM @extschema@.lock_down_function('crm_private.count_send_changes()'::regprocedure);
-    -- Its body calls the extension's send_is_* (PL/pgSQL records no such dependency): without
-    -- this, DROP EXTENSION ... CASCADE would leave triggers that fail every write of the app.
-    -- With it, the function and its triggers go with the extension.
-    ALTER FUNCTION crm_private.count_send_changes() DEPENDS ON EXTENSION daznode_crm;
     IF @extschema@.install_send_counter() THEN
         created := created || 'trigger daznode_count_sends on public.crm_email_sends'::text;
     END IF;
@@ -3308,10 +3313,10 @@ $fn$;
 CREATE FUNCTION @extschema@.install_send_counter() RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    fn regprocedure := to_regprocedure('crm_private.count_send_changes()');
+    fn regprocedure := '@extschema@.count_send_changes()'::regprocedure;
     todo text[];
 BEGIN
-    IF fn IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
+    IF to_regclass('crm_private.campaign_send_deltas') IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
         RETURN false;
     END IF;
     SELECT array_agg(u.s ORDER BY t.name, u.k) INTO todo
@@ -3345,7 +3350,7 @@ DECLARE
     t text;
 BEGIN
     FOR t IN SELECT g.tgname FROM pg_trigger g
-             WHERE g.tgrelid = old AND g.tgfoid = to_regprocedure('crm_private.count_send_changes()') LOOP
+             WHERE g.tgrelid = old AND g.tgfoid = '@extschema@.count_send_changes()'::regprocedure LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t, old);
     END LOOP;
     RETURN @extschema@.install_send_counter();

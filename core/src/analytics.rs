@@ -2,8 +2,11 @@
 //!
 //! Three tables' worth of state, all in schema `crm_private` (the CRM owner's, not exposed):
 //! - `campaign_send_deltas`: appended by a statement-level trigger on `crm_email_sends` (one row
-//!   per statement and campaign, from its transition tables). Writers only ever insert, so eight
-//!   webhooks updating one campaign never queue on a counter row.
+//!   per statement and campaign whose counts moved, from its transition tables). Writers only
+//!   ever insert, so eight webhooks updating one campaign never queue on a counter row. The
+//!   trigger is native (`daznode_crm.count_send_changes()`): it reads the transition tables,
+//!   counts each send with [`send_flags`] and sums per campaign with [`StatementDeltas`], then
+//!   runs [`delta_insert`] once per campaign whose counts moved, and no SQL at all otherwise.
 //! - `campaign_send_counts`: one row per campaign, the folded sum; only the fold writes it.
 //! - a read sums both, in one statement, hence in one snapshot: what it shows is exactly the
 //!   recount of the rows that snapshot sees (plus the history of dropped partitions, which no
@@ -19,8 +22,11 @@ pub struct Counter {
     pub predicate: &'static str,
 }
 
+/// How many counters (the columns of both tables besides campaign_id).
+pub const N_COUNTERS: usize = 7;
+
 /// The counters, in the order of the analytics view's columns.
-pub const COUNTERS: &[Counter] = &[
+pub const COUNTERS: &[Counter; N_COUNTERS] = &[
     Counter { name: "recipients", predicate: "true" },
     Counter { name: "sent", predicate: "daznode_crm.send_is_sent(sent_at)" },
     Counter { name: "delivered", predicate: "daznode_crm.send_is_delivered(sent_at, bounced_at, status)" },
@@ -33,23 +39,77 @@ pub const COUNTERS: &[Counter] = &[
 pub const COUNTS_TABLE: &str = "crm_private.campaign_send_counts";
 pub const DELTAS_TABLE: &str = "crm_private.campaign_send_deltas";
 /// The triggers on public.crm_email_sends (INSERT, UPDATE, DELETE: PostgreSQL allows transition
-/// tables on one event per trigger), and their function (owned by the CRM owner).
+/// tables on one event per trigger), and their function (the extension's, native).
 pub const TRIGGERS: &[&str] = &["daznode_count_sends_ins", "daznode_count_sends", "daznode_count_sends_del"];
-pub const TRIGGER_FUNCTION: &str = "crm_private.count_send_changes()";
+pub const TRIGGER_FUNCTION: &str = "daznode_crm.count_send_changes()";
+
+/// What the counters read of one send: which timestamps are set, and its status as text (None
+/// when NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendFacts<'a> {
+    pub sent_at: bool,
+    pub opened_at: bool,
+    pub clicked_at: bool,
+    pub bounced_at: bool,
+    pub status: Option<&'a [u8]>,
+}
+
+/// Whether each counter counts this send (1 or 0), in the order of [`COUNTERS`]: sql/rates.sql's
+/// `send_is_*` predicates, evaluated as SQL does. A NULL status is neither `= 'failed'` nor
+/// `<> 'failed'` (unknown: not counted), so it is neither delivered nor failed. The pg_regress
+/// file `analytics` checks it against the SQL functions over every combination.
+pub fn send_flags(f: &SendFacts) -> [i64; N_COUNTERS] {
+    let failed = f.status.map(|s| s == b"failed");
+    let delivered = f.sent_at && !f.bounced_at && failed == Some(false);
+    let opened = !f.bounced_at && (f.opened_at || f.clicked_at);
+    let clicked = !f.bounced_at && f.clicked_at;
+    [true, f.sent_at, delivered, opened, clicked, f.bounced_at, failed == Some(true)].map(i64::from)
+}
+
+/// One statement's deltas: per campaign (a uuid's 16 bytes), the sum of its sends' signed flags
+/// (new rows +1, old rows -1), in the order campaigns first appear.
+#[derive(Debug, Default)]
+pub struct StatementDeltas {
+    rows: Vec<([u8; 16], [i64; N_COUNTERS])>,
+    index: std::collections::HashMap<[u8; 16], usize>,
+}
+
+impl StatementDeltas {
+    /// Adds one send of `campaign`, counted with `sign` (1 for a new row, -1 for an old one).
+    pub fn add(&mut self, campaign: [u8; 16], facts: &SendFacts, sign: i64) {
+        let flags = send_flags(facts);
+        let i = *self.index.entry(campaign).or_insert_with(|| {
+            self.rows.push((campaign, [0; N_COUNTERS]));
+            self.rows.len() - 1
+        });
+        for (sum, flag) in self.rows[i].1.iter_mut().zip(flags) {
+            *sum += sign * flag;
+        }
+    }
+
+    /// The campaigns whose counts moved: an UPDATE that changes no counter (a re-click, an
+    /// updated_at) leaves none, and then the trigger runs no SQL at all.
+    pub fn nonzero(&self) -> impl Iterator<Item = &([u8; 16], [i64; N_COUNTERS])> {
+        self.rows.iter().filter(|(_, sums)| sums.iter().any(|n| *n != 0))
+    }
+}
+
+/// The one statement the trigger runs, once per campaign whose counts moved: $1 the campaign,
+/// $2.. the counters in the order of [`COUNTERS`].
+pub fn delta_insert() -> String {
+    let params = (2..=N_COUNTERS + 1).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    format!("{} VALUES ($1, {params})", insert_deltas_head())
+}
 
 /// The rates of the analytics view, each from sql/rates.sql: (column, function, numerator, divisor).
-const RATES: &[(&str, &str, &str)] = &[
-    ("open_rate", "opened", "delivered"),
-    ("click_rate", "clicked", "delivered"),
-    ("bounce_rate", "bounced", "sent"),
-    ("delivery_rate", "delivered", "sent"),
-];
+const RATES: &[(&str, &str, &str)] =
+    &[("open_rate", "opened", "delivered"), ("click_rate", "clicked", "delivered"), ("bounce_rate", "bounced", "sent"), ("delivery_rate", "delivered", "sent")];
 
 /// A part of the SQL, by the name `campaign_counts_sql(part)` takes.
 pub fn part(name: &str) -> Option<String> {
     Some(match name {
         "tables" => tables(),
-        "trigger_body" => trigger_body(),
+        "trigger_insert" => delta_insert(),
         "rebase" => rebase(),
         "drift" => drift(),
         "fold" => fold(),
@@ -60,7 +120,7 @@ pub fn part(name: &str) -> Option<String> {
     })
 }
 
-pub const PARTS: &[&str] = &["tables", "trigger_body", "rebase", "drift", "fold", "live", "analytics_from_rows", "analytics_live"];
+pub const PARTS: &[&str] = &["tables", "trigger_insert", "rebase", "drift", "fold", "live", "analytics_from_rows", "analytics_live"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sign {
@@ -94,16 +154,12 @@ fn counts_of(rows: &str, sign: Sign) -> String {
     format!("SELECT campaign_id, {cols} FROM {rows} WHERE campaign_id IS NOT NULL GROUP BY campaign_id")
 }
 
-/// Per send in `rows`, its signed contribution to each counter (1, -1 or 0), not aggregated: the
-/// UPDATE trigger sums new and old rows in one aggregate, where a count per side would take three.
-fn flags_of(rows: &str, sign: Sign) -> String {
-    let s = if sign == Sign::Minus { "-" } else { "" };
-    let cols = columns(|c| format!("CASE WHEN {} THEN {s}1 ELSE 0 END AS {}", c.predicate, c.name));
-    format!("SELECT campaign_id, {cols} FROM {rows} WHERE campaign_id IS NOT NULL")
+fn insert_deltas_head() -> String {
+    format!("INSERT INTO {DELTAS_TABLE} (campaign_id, {})", columns(|c| c.name.to_string()))
 }
 
 fn insert_deltas(select: &str) -> String {
-    format!("INSERT INTO {DELTAS_TABLE} (campaign_id, {}) {select}", columns(|c| c.name.to_string()))
+    format!("{} {select}", insert_deltas_head())
 }
 
 /// The sum per campaign of `union` (rows of campaign_id and the counters), only where some
@@ -112,16 +168,6 @@ fn sum_nonzero(union: &str) -> String {
     let sums = columns(|c| format!("sum({0})::bigint AS {0}", c.name));
     let nonzero = COUNTERS.iter().map(|c| format!("sum({}) <> 0", c.name)).collect::<Vec<_>>().join(" OR ");
     format!("SELECT campaign_id, {sums} FROM ({union}) AS d GROUP BY campaign_id HAVING {nonzero}")
-}
-
-/// The body of the statement trigger (PL/pgSQL): the transition tables' counts, new minus old.
-fn trigger_body() -> String {
-    let ins = insert_deltas(&counts_of("new_rows", Sign::Plus));
-    let del = insert_deltas(&counts_of("old_rows", Sign::Minus));
-    let upd = insert_deltas(&sum_nonzero(&format!("{} UNION ALL {}", flags_of("new_rows", Sign::Plus), flags_of("old_rows", Sign::Minus))));
-    format!(
-        "BEGIN\n    IF TG_OP = 'INSERT' THEN\n        {ins};\n    ELSIF TG_OP = 'DELETE' THEN\n        {del};\n    ELSE\n        {upd};\n    END IF;\n    RETURN NULL;\nEND"
-    )
 }
 
 /// What the counters say now, per campaign: folded counts plus pending deltas.
@@ -192,17 +238,47 @@ mod tests {
     }
 
     #[test]
-    fn the_trigger_reads_only_the_transition_tables_it_has() {
-        let body = trigger_body();
-        let (ins, rest) = body.split_once("ELSIF TG_OP = 'DELETE'").unwrap();
-        let (del, upd) = rest.split_once("ELSE").unwrap();
-        assert!(ins.contains("new_rows") && !ins.contains("old_rows"));
-        assert!(del.contains("old_rows") && !del.contains("new_rows"));
-        assert!(upd.contains("old_rows") && upd.contains("new_rows") && upd.contains("HAVING"));
-        assert!(del.contains("-count(*) FILTER"));
-        // One aggregate for an UPDATE (its cost is per statement: a webhook updates one row).
-        assert_eq!(upd.matches("GROUP BY").count(), 1, "{upd}");
-        assert!(upd.contains("THEN -1 ELSE 0 END AS sent") && upd.contains("THEN 1 ELSE 0 END AS sent"));
+    fn the_flags_follow_the_documented_definitions() {
+        let f = |sent, opened, clicked, bounced, status: Option<&'static str>| {
+            send_flags(&SendFacts { sent_at: sent, opened_at: opened, clicked_at: clicked, bounced_at: bounced, status: status.map(str::as_bytes) })
+        };
+        //                         recipients sent delivered opened clicked bounced failed
+        assert_eq!(f(false, false, false, false, None), [1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(f(true, false, false, false, Some("sent")), [1, 1, 1, 0, 0, 0, 0]);
+        // A NULL status: SQL's `status <> 'failed'` is unknown, so not delivered; not failed either.
+        assert_eq!(f(true, false, false, false, None), [1, 1, 0, 0, 0, 0, 0]);
+        // A click implies an open; a bounce cancels delivery, opens and clicks.
+        assert_eq!(f(true, false, true, false, Some("clicked")), [1, 1, 1, 1, 1, 0, 0]);
+        assert_eq!(f(true, true, true, true, Some("bounced")), [1, 1, 0, 0, 0, 1, 0]);
+        assert_eq!(f(true, false, false, false, Some("failed")), [1, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(f(false, false, false, false, Some("failed")), [1, 0, 0, 0, 0, 0, 1]);
+        // Bytes, not case-folded: 'FAILED' is not 'failed' in SQL either.
+        assert_eq!(f(true, false, false, false, Some("FAILED")), [1, 1, 1, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_statement_sums_new_minus_old_and_drops_what_did_not_move() {
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let opened = SendFacts { sent_at: true, opened_at: true, status: Some(b"opened"), ..Default::default() };
+        let reclicked = SendFacts { clicked_at: true, ..opened };
+        let mut d = StatementDeltas::default();
+        // A re-click of an already clicked send: old and new count alike.
+        d.add(a, &reclicked, -1);
+        d.add(a, &reclicked, 1);
+        assert_eq!(d.nonzero().count(), 0);
+        // A first click on campaign b, and a send moved from a to b.
+        d.add(b, &opened, -1);
+        d.add(b, &reclicked, 1);
+        d.add(a, &opened, -1);
+        d.add(b, &opened, 1);
+        let rows: Vec<_> = d.nonzero().cloned().collect();
+        assert_eq!(rows, vec![(a, [-1, -1, -1, -1, 0, 0, 0]), (b, [1, 1, 1, 1, 1, 0, 0])]);
+    }
+
+    #[test]
+    fn the_trigger_statement_inserts_every_counter_as_a_parameter() {
+        let sql = delta_insert();
+        assert_eq!(sql, format!("INSERT INTO {DELTAS_TABLE} (campaign_id, recipients, sent, delivered, opened, clicked, bounced, failed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub const JOBS: &[Job] = &[
         command: "CALL daznode_crm.run_in_steps('refresh_auto_update_segments')",
         requires: "daznode_crm.run_in_steps(text)",
         requires_partitioned_sends: false,
-        why: "keeps auto_update segments current by difference, one segment per transaction (run_in_steps); a job, not a trigger, so profile writes pay nothing",
+        why:
+            "keeps auto_update segments current by difference, one segment per transaction (run_in_steps); a job, not a trigger, so profile writes pay nothing",
     },
     Job {
         name: "daznode-crm-cleanup-email-partitions",

@@ -3,8 +3,8 @@
 //! all of it or none of it.
 
 use crate::api::errors::{internal, invalid, Result};
-use crate::api::server::refuse_on_standby;
 use crate::api::security::{as_role, column_exists, crm_owner};
+use crate::api::server::refuse_on_standby;
 use crate::api::spi::count;
 use daznode_crm_core::orphans::{rule_by_key, Inapplicable, OrphanRule, RuleRun, ORPHAN_RULES};
 use pgrx::prelude::*;

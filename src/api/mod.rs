@@ -4,6 +4,7 @@ mod access;
 mod analytics;
 mod caller;
 mod cleanup;
+mod counter;
 mod diagnostic;
 mod errors;
 mod migrations;
@@ -82,5 +83,5 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/analytics.sql",
     name = "analytics",
-    requires = ["partitioning", analytics::campaign_counts_sql, analytics::fold_campaign_counts],
+    requires = ["partitioning", analytics::campaign_counts_sql, analytics::fold_campaign_counts, counter::count_send_changes],
 );

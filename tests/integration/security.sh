@@ -206,7 +206,7 @@ done
 for r in anon authenticated service_role; do
     expect_eq "$r cannot fold, recount, rebase or read the live counts' tables, nor call their trigger function: 42501 each" \
         "$(for sql in "SELECT daznode_crm.fold_campaign_counts()" "SELECT count(*) FROM daznode_crm.campaign_counts_drift()" "SELECT daznode_crm.rebase_campaign_counts()" \
-                      "SELECT count(*) FROM crm_private.campaign_send_deltas" "SELECT count(*) FROM crm_private.campaign_send_counts" "SELECT crm_private.count_send_changes()"; do
+                      "SELECT count(*) FROM crm_private.campaign_send_deltas" "SELECT count(*) FROM crm_private.campaign_send_counts" "SELECT daznode_crm.count_send_changes()"; do
                api sec $r 2 "$sql"; echo; done | grep -c '42501')" "6"
 done
 # Checked on the counts alone: the partition cleanup above (and the owner's cron jobs, every
@@ -215,6 +215,17 @@ live_sql=$(owner sec "SELECT daznode_crm.campaign_counts_sql('live')")
 clicked_before=$(owner sec "SELECT sum(clicked) FROM ($live_sql) l")
 expect_eq "an admin's webhook through PostgREST (authenticated) is counted by the owner's counter at once: 3 more clicked" \
     "$(api sec authenticated 2 "WITH u AS (UPDATE public.crm_email_sends SET status = 'clicked', clicked_at = now() WHERE id IN (SELECT id FROM public.crm_email_sends WHERE clicked_at IS NULL AND bounced_at IS NULL AND campaign_id IS NOT NULL LIMIT 3) RETURNING 1) SELECT count(*) FROM u")|$(( $(owner sec "SELECT sum(clicked) FROM ($live_sql) l") - clicked_before ))" "3|3"
+# The counter's insert runs as the deltas table's owner, never as the writer nor as a superuser
+# writer: the owner's own trigger on that table (which tries to make app_owner a superuser) runs
+# as app_owner and gains nothing. (The log may hold more rows: the owner's cron jobs write too.)
+quiet sec -c "TRUNCATE public.evil_log" -c "SET ROLE app_owner" -c "CREATE FUNCTION crm_private.evil_on_deltas() RETURNS trigger LANGUAGE plpgsql AS \$f\$ BEGIN PERFORM public.evil(); RETURN NULL; END \$f\$" \
+    -c "CREATE TRIGGER evil_on_deltas AFTER INSERT ON crm_private.campaign_send_deltas FOR EACH STATEMENT EXECUTE FUNCTION crm_private.evil_on_deltas()"
+webhook="UPDATE public.crm_email_sends SET status = 'clicked', clicked_at = now() WHERE id IN (SELECT id FROM public.crm_email_sends WHERE clicked_at IS NULL AND bounced_at IS NULL AND campaign_id IS NOT NULL LIMIT 1)"
+expect_eq "a webhook by authenticated and one by a superuser: the counter inserts as the deltas' owner (its trigger ran as app_owner), no one gains a right" \
+    "$(api sec authenticated 2 "$webhook" >/dev/null; as postgres sec "$webhook" >/dev/null; evil_log sec)|$(not_super)" "app_owner|"
+quiet sec -c "DROP TRIGGER evil_on_deltas ON crm_private.campaign_send_deltas" -c "DROP FUNCTION crm_private.evil_on_deltas()" -c "TRUNCATE public.evil_log"
+expect_eq "the owner (a maintenance member) attaches the counter to another table: its writes stop with 42501, nothing counted" \
+    "$(owner sec "CREATE TABLE public.not_the_sends (LIKE public.crm_email_sends INCLUDING DEFAULTS); CREATE TRIGGER c AFTER INSERT ON public.not_the_sends REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION daznode_crm.count_send_changes(); INSERT INTO public.not_the_sends (id, campaign_id, email) SELECT gen_random_uuid(), id, 'x' FROM public.crm_email_campaigns LIMIT 1" 2>&1 | grep -o 42501; owner sec "DROP TABLE IF EXISTS public.not_the_sends" >/dev/null)" "42501"
 expect_eq "after the partitioning swap, the app's statistics views still read as their reader: a customer sees no campaign" \
     "$(api sec authenticated 5 "SELECT count(*) FROM public.crm_campaign_stats")|$(q sec -c "SELECT string_agg(relname || '=' || array_to_string(reloptions, ','), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('crm_campaign_stats', 'crm_segment_stats')")" \
     "0|crm_campaign_stats=security_invoker=true crm_segment_stats=security_invoker=true"

@@ -64,6 +64,33 @@ INSERT INTO public.crm_email_campaigns (id, name, subject, content) VALUES ('000
 INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at) VALUES ('00000000-0000-4000-8000-0000000000c3', 'g@x.io', 'sent', now());
 DELETE FROM public.crm_email_campaigns WHERE id = '00000000-0000-4000-8000-0000000000c3';
 :drift;
+-- Every combination of what the counters read (four timestamps set or not, four statuses with
+-- NULL, a campaign or none) in one INSERT, then each send changed in one UPDATE (timestamps
+-- cleared and set, statuses swapped, sends moved between campaigns, given one or losing it):
+-- the native trigger counts each send as sql/rates.sql's functions do, so no drift.
+INSERT INTO public.crm_email_sends (campaign_id, email, status, sent_at, opened_at, clicked_at, bounced_at)
+SELECT CASE WHEN i % 3 > 0 THEN ('00000000-0000-4000-8000-0000000000c' || (1 + i % 2))::uuid END, 'combo' || i || '@x.io',
+       (ARRAY[NULL, 'sent', 'failed', 'bounced'])[1 + i / 16 % 4], CASE WHEN i & 1 > 0 THEN now() END,
+       CASE WHEN i & 2 > 0 THEN now() END, CASE WHEN i & 4 > 0 THEN now() END, CASE WHEN i & 8 > 0 THEN now() END
+FROM generate_series(0, 191) AS i;
+:drift;
+UPDATE public.crm_email_sends
+SET sent_at = CASE WHEN sent_at IS NULL THEN now() END, bounced_at = CASE WHEN clicked_at IS NULL THEN now() END,
+    opened_at = CASE WHEN email LIKE 'combo1%' THEN NULL ELSE opened_at END,
+    status = CASE WHEN status IS NULL THEN 'failed' WHEN status = 'failed' THEN NULL ELSE status END,
+    campaign_id = CASE WHEN email LIKE '%7@x.io' THEN NULL WHEN campaign_id = '00000000-0000-4000-8000-0000000000c1' THEN '00000000-0000-4000-8000-0000000000c2'::uuid
+                       ELSE '00000000-0000-4000-8000-0000000000c1'::uuid END
+WHERE email LIKE 'combo%';
+:drift;
+DELETE FROM public.crm_email_sends WHERE email LIKE 'combo%';
+:drift;
+-- The trigger function counts only as the step's triggers on public.crm_email_sends: attached
+-- to another table it counts nothing and stops the write (42501).
+CREATE TABLE public.not_the_sends (LIKE public.crm_email_sends);
+CREATE TRIGGER count_elsewhere AFTER INSERT ON public.not_the_sends REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION daznode_crm.count_send_changes();
+INSERT INTO public.not_the_sends (id, campaign_id, email) VALUES (gen_random_uuid(), '00000000-0000-4000-8000-0000000000c1', 'x@x.io');
+DROP TABLE public.not_the_sends;
 -- The fold moves the deltas into one row per campaign; the reads do not change.
 SELECT count(*) > 0 AS deltas_before FROM crm_private.campaign_send_deltas;
 SELECT daznode_crm.fold_campaign_counts() AS campaigns_folded;
