@@ -58,15 +58,22 @@ BEGIN
     IF to_regclass('crm_private.campaign_send_deltas') IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
         RETURN false;
     END IF;
+    -- A trigger of one of these names but another shape (another event or function, a WHEN
+    -- clause, UPDATE OF some columns, other transition tables: it would count some writes twice
+    -- or never, and the function refuses to count as it) is dropped and created again.
     SELECT array_agg(u.s ORDER BY t.name, u.k) INTO todo
-    FROM (VALUES ('daznode_count_sends_ins', 'INSERT', 'NEW TABLE AS new_rows'),
-                 ('daznode_count_sends', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-                 ('daznode_count_sends_del', 'DELETE', 'OLD TABLE AS old_rows')) AS t(name, event, transition)
+    FROM (VALUES ('daznode_count_sends_ins', 'INSERT', 'NEW TABLE AS new_rows', 4, NULL, 'new_rows'),
+                 ('daznode_count_sends', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows', 16, 'old_rows', 'new_rows'),
+                 ('daznode_count_sends_del', 'DELETE', 'OLD TABLE AS old_rows', 8, 'old_rows', NULL)) AS t(name, event, transition, tgtype, old_name, new_name)
     LEFT JOIN pg_trigger g ON g.tgrelid = 'public.crm_email_sends'::regclass AND g.tgname = t.name
+    CROSS JOIN LATERAL (SELECT g.oid IS NOT NULL AND (g.tgfoid <> fn OR g.tgtype <> t.tgtype OR g.tgqual IS NOT NULL
+                               OR cardinality(g.tgattr::int2[]) > 0 OR g.tgoldtable IS DISTINCT FROM t.old_name
+                               OR g.tgnewtable IS DISTINCT FROM t.new_name) AS misshapen) AS m
     CROSS JOIN LATERAL unnest(ARRAY[
-        CASE WHEN g.oid IS NULL THEN format('CREATE TRIGGER %I AFTER %s ON public.crm_email_sends REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
+        CASE WHEN m.misshapen THEN format('DROP TRIGGER %I ON public.crm_email_sends', t.name) END,
+        CASE WHEN g.oid IS NULL OR m.misshapen THEN format('CREATE TRIGGER %I AFTER %s ON public.crm_email_sends REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
                                             t.name, t.event, t.transition, fn) END,
-        CASE WHEN g.tgenabled IS DISTINCT FROM 'A' THEN format('ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER %I', t.name) END])
+        CASE WHEN g.tgenabled IS DISTINCT FROM 'A' OR m.misshapen THEN format('ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER %I', t.name) END])
         WITH ORDINALITY AS u(s, k)
     WHERE u.s IS NOT NULL;
     IF todo IS NULL THEN

@@ -237,10 +237,10 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
--- src/api/throttle.rs:29
+-- src/api/throttle.rs:46
 -- daznode_crm::api::throttle::maintenance_yield
 CREATE  FUNCTION "maintenance_yield"() RETURNS double precision /* Result < f64 > */
-STRICT STABLE PARALLEL SAFE
+STRICT VOLATILE PARALLEL RESTRICTED
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
@@ -3245,7 +3245,7 @@ GRANT SELECT ON @extschema@.operation_progress TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.partition_disk_verdict() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.partition_disk_verdict() TO daznode_crm_maintenance;
 
--- src/api/counter.rs:50
+-- src/api/counter.rs:53
 -- daznode_crm::api::counter::count_send_changes
 CREATE FUNCTION "count_send_changes"()
 	RETURNS TRIGGER
@@ -3319,15 +3319,22 @@ BEGIN
     IF to_regclass('crm_private.campaign_send_deltas') IS NULL OR to_regclass('public.crm_email_sends') IS NULL THEN
         RETURN false;
     END IF;
+    -- A trigger of one of these names but another shape (another event or function, a WHEN
+    -- clause, UPDATE OF some columns, other transition tables: it would count some writes twice
+    -- or never, and the function refuses to count as it) is dropped and created again.
     SELECT array_agg(u.s ORDER BY t.name, u.k) INTO todo
-    FROM (VALUES ('daznode_count_sends_ins', 'INSERT', 'NEW TABLE AS new_rows'),
-                 ('daznode_count_sends', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
-                 ('daznode_count_sends_del', 'DELETE', 'OLD TABLE AS old_rows')) AS t(name, event, transition)
+    FROM (VALUES ('daznode_count_sends_ins', 'INSERT', 'NEW TABLE AS new_rows', 4, NULL, 'new_rows'),
+                 ('daznode_count_sends', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows', 16, 'old_rows', 'new_rows'),
+                 ('daznode_count_sends_del', 'DELETE', 'OLD TABLE AS old_rows', 8, 'old_rows', NULL)) AS t(name, event, transition, tgtype, old_name, new_name)
     LEFT JOIN pg_trigger g ON g.tgrelid = 'public.crm_email_sends'::regclass AND g.tgname = t.name
+    CROSS JOIN LATERAL (SELECT g.oid IS NOT NULL AND (g.tgfoid <> fn OR g.tgtype <> t.tgtype OR g.tgqual IS NOT NULL
+                               OR cardinality(g.tgattr::int2[]) > 0 OR g.tgoldtable IS DISTINCT FROM t.old_name
+                               OR g.tgnewtable IS DISTINCT FROM t.new_name) AS misshapen) AS m
     CROSS JOIN LATERAL unnest(ARRAY[
-        CASE WHEN g.oid IS NULL THEN format('CREATE TRIGGER %I AFTER %s ON public.crm_email_sends REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
+        CASE WHEN m.misshapen THEN format('DROP TRIGGER %I ON public.crm_email_sends', t.name) END,
+        CASE WHEN g.oid IS NULL OR m.misshapen THEN format('CREATE TRIGGER %I AFTER %s ON public.crm_email_sends REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
                                             t.name, t.event, t.transition, fn) END,
-        CASE WHEN g.tgenabled IS DISTINCT FROM 'A' THEN format('ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER %I', t.name) END])
+        CASE WHEN g.tgenabled IS DISTINCT FROM 'A' OR m.misshapen THEN format('ALTER TABLE public.crm_email_sends ENABLE ALWAYS TRIGGER %I', t.name) END])
         WITH ORDINALITY AS u(s, k)
     WHERE u.s IS NOT NULL;
     IF todo IS NULL THEN

@@ -157,7 +157,8 @@ $soak_secs s in all, the same writes run with seven pg_cron jobs every minute: t
 segment refresh, the partition cleanup (premake 3, its retention set so that the oldest month expires
 halfway), the orphan cleanup, both diagnostics and the fold of the live campaign counts (with
 the writes and no job, the deltas are folded once before each read instead). The jobs run paced,
-as in any pg_cron job (\`daznode_crm.maintenance_yield\` unset: 3), and the three that take minutes
+as in any pg_cron job (\`daznode_crm.maintenance_yield\` unset: 3), sharing one budget (the runs
+going at once take together the quarter of a CPU one run alone may take), and the three that take minutes
 (the segment refresh, the orphan cleanup, the pre-migration diagnostic) run as
 \`CALL daznode_crm.run_in_steps(...)\`, one unit of work per transaction; at the end they are given a
 schedule that cannot come soon, their last runs are waited for, and only then are they removed.

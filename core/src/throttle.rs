@@ -8,6 +8,10 @@
 //! The factor is the setting `daznode_crm.maintenance_yield` (0 to 20). Unset, it is
 //! `IN_JOBS` in a pg_cron job and 0 (full speed) in any other session, as PostgreSQL does with
 //! autovacuum_vacuum_cost_delay against a manual VACUUM.
+//!
+//! The share is the jobs' together, not each job's: when n maintenance runs are going at once
+//! (pg_cron starts every job of a minute together), each pauses as if the factor were
+//! [`shared_factor`], so that all of them take at most 1 / (1 + factor) of a CPU, like one alone.
 
 use crate::CrmError;
 use std::time::Duration;
@@ -37,6 +41,15 @@ pub fn effective_factor(setting: Option<&str>, in_pg_cron: bool) -> Result<f64, 
     }
 }
 
+/// The factor each of `runs` maintenance runs going at once applies, so that together they take
+/// at most the share one run alone takes: (1 + factor) × runs − 1. Unpaced (factor 0) stays 0.
+pub fn shared_factor(factor: f64, runs: u32) -> f64 {
+    if !(factor > 0.0) {
+        return 0.0;
+    }
+    (1.0 + factor) * f64::from(runs.max(1)) - 1.0
+}
+
 /// The pause after a unit of work that took `work`: `factor` times as long, at most MAX_PAUSE,
 /// and none under MIN_PAUSE.
 pub fn pause_after(work: Duration, factor: f64) -> Duration {
@@ -61,6 +74,17 @@ mod tests {
         assert_eq!(effective_factor(None, false), Ok(0.0));
         assert_eq!(effective_factor(Some(""), true), Ok(IN_JOBS));
         assert_eq!(effective_factor(Some("  "), false), Ok(0.0));
+    }
+
+    #[test]
+    fn runs_at_once_share_one_budget() {
+        assert_eq!(shared_factor(3.0, 1), 3.0);
+        assert_eq!(shared_factor(3.0, 0), 3.0);
+        // Three jobs at once: each takes 1/12 of a CPU, together the quarter one job takes.
+        assert_eq!(shared_factor(3.0, 3), 11.0);
+        assert!((3.0 / (1.0 + shared_factor(3.0, 3)) - 1.0 / (1.0 + 3.0)).abs() < 1e-12);
+        assert_eq!(shared_factor(0.0, 5), 0.0);
+        assert_eq!(shared_factor(1.5, 2), 4.0);
     }
 
     #[test]

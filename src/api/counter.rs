@@ -7,14 +7,17 @@
 //! counter (a re-click, an updated_at) runs no SQL at all; the PL/pgSQL body it replaces planned
 //! and ran an aggregate over both transition tables for every statement.
 //!
-//! Who runs what: the function runs as the writer (no SECURITY DEFINER, no SET clause, so app
-//! triggers fired by the insert see the app's own search_path). Only the insert into
+//! Who runs what: the function runs as the writer, with no SECURITY DEFINER and no SET clause
+//! (the app's own triggers on crm_email_sends keep the app's search_path). Only the insert into
 //! crm_private.campaign_send_deltas runs as that table's owner (a local user switch, as
-//! PostgreSQL's foreign-key triggers do), restricted (SECURITY_RESTRICTED_OPERATION): whatever
-//! the owner put on its own table runs with the owner's rights, no more. It counts only as one
-//! of the step's three triggers on the table named public.crm_email_sends, so the function on
-//! any other table or trigger counts nothing and stops the write (42501).
+//! PostgreSQL's foreign-key triggers do), restricted (SECURITY_RESTRICTED_OPERATION) and with
+//! search_path pinned to pg_catalog, pg_temp: whatever the owner put on its own table runs with
+//! the owner's rights, no more, and resolves no name where the writer chose. It counts only as
+//! one of the step's three triggers (each for its event, no WHEN clause) on the table named
+//! public.crm_email_sends: on any other table or trigger it counts nothing and stops the write
+//! (42501).
 
+use crate::api::security::as_role_with;
 use daznode_crm_core::analytics::{self, SendFacts, StatementDeltas, N_COUNTERS};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -59,19 +62,22 @@ fn count_send_changes<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgH
     }
     // SAFETY: a trigger call: tg_relation and tg_trigger are valid for its duration.
     let (relid, tgname) = unsafe { ((*data.tg_relation).rd_id, CStr::from_ptr((*data.tg_trigger).tgname)) };
-    let ours = analytics::TRIGGERS.iter().any(|t| t.as_bytes() == tgname.to_bytes());
-    if !ours || relid != sends_table() {
-        refuse(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "daznode_crm: count_send_changes() counts only as the live counter's triggers on public.crm_email_sends; nothing was counted",
-        );
-    }
-    let (old, new) = match event & pg_sys::TRIGGER_EVENT_OPMASK {
-        pg_sys::TRIGGER_EVENT_INSERT => (None, Some(data.tg_newtable)),
-        pg_sys::TRIGGER_EVENT_DELETE => (Some(data.tg_oldtable), None),
-        pg_sys::TRIGGER_EVENT_UPDATE => (Some(data.tg_oldtable), Some(data.tg_newtable)),
+    // Each of the step's triggers for its own event (TRIGGERS: INSERT, UPDATE, DELETE), with no
+    // WHEN clause: a same-named trigger of another shape would count some writes twice or never.
+    let (expected, old, new) = match event & pg_sys::TRIGGER_EVENT_OPMASK {
+        pg_sys::TRIGGER_EVENT_INSERT => (analytics::TRIGGERS[0], None, Some(data.tg_newtable)),
+        pg_sys::TRIGGER_EVENT_UPDATE => (analytics::TRIGGERS[1], Some(data.tg_oldtable), Some(data.tg_newtable)),
+        pg_sys::TRIGGER_EVENT_DELETE => (analytics::TRIGGERS[2], Some(data.tg_oldtable), None),
         _ => refuse(PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "daznode_crm: count_send_changes() counts INSERT, UPDATE and DELETE only"),
     };
+    // SAFETY: as above.
+    let has_when = unsafe { !(*data.tg_trigger).tgqual.is_null() };
+    if expected.as_bytes() != tgname.to_bytes() || has_when || relid != sends_table() {
+        refuse(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "daznode_crm: count_send_changes() counts only as the live counter's triggers on public.crm_email_sends, as install_send_counter() creates them; nothing was counted",
+        );
+    }
     if old.is_some_and(|t| t.is_null()) || new.is_some_and(|t| t.is_null()) {
         refuse(
             PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -113,6 +119,14 @@ unsafe fn columns(desc: pg_sys::TupleDesc) -> Columns {
     let find = |name: &str| -> (usize, pg_sys::Oid) {
         for (i, att) in tupdesc.iter().enumerate() {
             if !att.attisdropped && CStr::from_ptr(att.attname.data.as_ptr()).to_bytes() == name.as_bytes() {
+                // A virtual generated column (PostgreSQL 18) is NULL in the stored row, where a
+                // recount computes it: the counts would drift.
+                if att.attgenerated == b'v' as std::ffi::c_char {
+                    refuse(
+                        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                        &format!("daznode_crm: public.crm_email_sends.{name} is a virtual generated column; the live counter cannot count it"),
+                    );
+                }
                 return (i, att.atttypid);
             }
         }
@@ -178,10 +192,20 @@ unsafe fn read_sends(store: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDes
 /// without its padding, any other type (an enum) through its output function.
 unsafe fn status_bytes(value: pg_sys::Datum, typ: pg_sys::Oid, out: &mut Option<(pg_sys::Oid, bool)>) -> Vec<u8> {
     if typ == pg_sys::TEXTOID || typ == pg_sys::VARCHAROID || typ == pg_sys::BPCHAROID {
-        let v = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
-        let bytes = pgrx::varlena::varlena_to_byte_slice(v);
-        let bytes = if typ == pg_sys::BPCHAROID { bytes.trim_ascii_end() } else { bytes };
-        return bytes.to_vec();
+        let raw: *mut pg_sys::varlena = value.cast_mut_ptr();
+        let v = pg_sys::pg_detoast_datum_packed(raw);
+        let mut bytes = pgrx::varlena::varlena_to_byte_slice(v);
+        if typ == pg_sys::BPCHAROID {
+            // char(n) to text drops the padding spaces, and only those.
+            while let [rest @ .., b' '] = bytes {
+                bytes = rest;
+            }
+        }
+        let bytes = bytes.to_vec();
+        if v != raw {
+            pg_sys::pfree(v.cast());
+        }
+        return bytes;
     }
     let (func, _) = *out.get_or_insert_with(|| {
         let (mut func, mut varlena) = (pg_sys::InvalidOid, false);
@@ -200,15 +224,13 @@ unsafe fn insert_deltas(deltas: &StatementDeltas) {
     if rows.peek().is_none() {
         return;
     }
-    let owner = deltas_owner();
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_context: std::ffi::c_int = 0;
-    pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-    // An error below aborts the (sub)transaction, which puts the saved user back.
-    pg_sys::SetUserIdAndSecContext(
-        owner,
-        saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
-    );
+    // As the owner, restricted, with search_path pinned: whatever the owner put on its own table
+    // never resolves a name in a path the writer chose. An error aborts the (sub)transaction,
+    // which puts the saved user and settings back.
+    as_role_with(deltas_owner(), &[(c"search_path", "pg_catalog, pg_temp")], || insert_rows(rows));
+}
+
+unsafe fn insert_rows<'a>(rows: impl Iterator<Item = &'a ([u8; 16], [i64; N_COUNTERS])>) {
     if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
         refuse(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "daznode_crm: the live counter could not connect to SPI");
     }
@@ -228,7 +250,6 @@ unsafe fn insert_deltas(deltas: &StatementDeltas) {
         }
     }
     pg_sys::SPI_finish();
-    pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
 }
 
 /// The owner of crm_private.campaign_send_deltas: who the insert runs as.

@@ -3,7 +3,7 @@
 //! as long as the unit took.
 
 use crate::api::errors::{OrReport, Result};
-use crate::api::spi::{flag, text};
+use crate::api::spi::{count, flag, text};
 use daznode_crm_core::throttle;
 use pgrx::prelude::*;
 use std::time::{Duration, Instant};
@@ -23,13 +23,31 @@ fn factor() -> Result<f64> {
     throttle::effective_factor(setting.as_deref(), in_pg_cron()).or_report()
 }
 
-/// The yield factor maintenance functions apply in this session: `daznode_crm.maintenance_yield`
-/// when set (0 to 20), else 3 in a pg_cron job and 0 (full speed) elsewhere.
-/// `SET daznode_crm.maintenance_yield = 1; SELECT daznode_crm.maintenance_yield();` gives 1.
-#[pg_extern(stable, parallel_safe)]
+/// How many maintenance runs share the budget now: this one, and every other session running a
+/// daznode_crm statement (its query names the schema) as a pg_cron job (its worker, or its
+/// connection) or under one of our progress names (`run_in_steps`, a migration), as far as this
+/// role may see their queries (pg_stat_activity hides other roles' from a non-superuser).
+fn runs_sharing() -> u32 {
+    let others = count(
+        r"SELECT count(*) FROM pg_catalog.pg_stat_activity
+         WHERE pid <> pg_catalog.pg_backend_pid() AND state = 'active'
+           AND (backend_type = 'pg_cron' OR application_name = 'pg_cron' OR application_name LIKE 'daznode\_crm %')
+           AND query LIKE '%daznode\_crm.%'",
+        &[],
+    );
+    u32::try_from(others).unwrap_or(u32::MAX - 1).saturating_add(1)
+}
+
+/// The yield factor a maintenance function starting now in this session would apply:
+/// `daznode_crm.maintenance_yield` when set (0 to 20), else 3 in a pg_cron job and 0 (full speed)
+/// elsewhere; while other maintenance runs go on, (1 + factor) × runs − 1, so that they share
+/// one budget. `SET daznode_crm.maintenance_yield = 1; SELECT daznode_crm.maintenance_yield();`
+/// gives 1 with no other run going, 3 beside one pg_cron job.
+#[pg_extern(volatile, parallel_restricted)]
 #[search_path(pg_catalog, pg_temp)]
 fn maintenance_yield() -> Result<f64> {
-    factor()
+    let f = factor()?;
+    Ok(if f > 0.0 { throttle::shared_factor(f, runs_sharing()) } else { 0.0 })
 }
 
 /// Paces one maintenance run: `pause()` after each unit of work.
@@ -54,10 +72,15 @@ impl Yielder {
 }
 
 /// The one pause of every paced run (`Yielder`, `run_in_steps`): `factor` times `work`, in
-/// `pg_sleep`. Read-only SPI: through pgrx's read-write Spi calls the pause was seen to give its
-/// transaction an id, held through the sleep (tests/integration/maintenance.sh, "xmin").
+/// `pg_sleep`, the factor shared with the maintenance runs going on now (`runs_sharing`, read
+/// at each pause: a job that starts or ends changes the next pause). Read-only SPI: through
+/// pgrx's read-write Spi calls the pause was seen to give its transaction an id, held through
+/// the sleep (tests/integration/maintenance.sh, "xmin").
 pub fn sleep_after(work: Duration, factor: f64) {
-    let pause = throttle::pause_after(work, factor);
+    if !(factor > 0.0) {
+        return;
+    }
+    let pause = throttle::pause_after(work, throttle::shared_factor(factor, runs_sharing()));
     if !pause.is_zero() {
         text("SELECT pg_catalog.pg_sleep($1)::text", &[pause.as_secs_f64().into()]);
     }

@@ -91,6 +91,19 @@ CREATE TRIGGER count_elsewhere AFTER INSERT ON public.not_the_sends REFERENCING 
     FOR EACH STATEMENT EXECUTE FUNCTION daznode_crm.count_send_changes();
 INSERT INTO public.not_the_sends (id, campaign_id, email) VALUES (gen_random_uuid(), '00000000-0000-4000-8000-0000000000c1', 'x@x.io');
 DROP TABLE public.not_the_sends;
+-- Nor as one of the step's names with another shape (here the UPDATE trigger's name on INSERT,
+-- which would count every insert twice and no update): the write stops, and
+-- install_send_counter() puts the right one back.
+DROP TRIGGER daznode_count_sends ON public.crm_email_sends;
+CREATE TRIGGER daznode_count_sends AFTER INSERT ON public.crm_email_sends REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION daznode_crm.count_send_changes();
+\set VERBOSITY sqlstate
+INSERT INTO public.crm_email_sends (campaign_id, email, status) VALUES ('00000000-0000-4000-8000-0000000000c1', 'h@x.io', 'sent');
+\set VERBOSITY default
+SELECT daznode_crm.install_send_counter() AS repaired;
+SELECT tgname, tgtype, tgenabled FROM pg_trigger WHERE tgrelid = 'public.crm_email_sends'::regclass AND tgname LIKE 'daznode_count%' ORDER BY tgname;
+UPDATE public.crm_email_sends SET status = 'opened', opened_at = now() WHERE email = 'e@x.io';
+:drift;
 -- The fold moves the deltas into one row per campaign; the reads do not change.
 SELECT count(*) > 0 AS deltas_before FROM crm_private.campaign_send_deltas;
 SELECT daznode_crm.fold_campaign_counts() AS campaigns_folded;
