@@ -237,10 +237,18 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'is_admin_user_about_wrapper';
 
--- src/api/throttle.rs:46
+-- src/api/throttle.rs:54
+-- daznode_crm::api::throttle::maintenance_runs
+CREATE  FUNCTION "maintenance_runs"() RETURNS INT /* i32 */
+STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'maintenance_runs_wrapper';
+
+-- src/api/throttle.rs:45
 -- daznode_crm::api::throttle::maintenance_yield
 CREATE  FUNCTION "maintenance_yield"() RETURNS double precision /* Result < f64 > */
-STRICT VOLATILE PARALLEL RESTRICTED
+STRICT STABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'maintenance_yield_wrapper';
@@ -1552,6 +1560,7 @@ AS 'MODULE_PATHNAME', 'unschedule_crm_maintenance_wrapper';
 --   refresh::schedule_crm_maintenance
 --   refresh::unschedule_crm_maintenance
 --   throttle::maintenance_yield
+--   throttle::maintenance_runs
 --   steps::run_in_steps_begin
 --   steps::run_in_steps_unit
 --   steps::run_in_steps_pause
@@ -1611,8 +1620,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
-REVOKE ALL ON FUNCTION @extschema@.maintenance_yield() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.maintenance_yield() TO daznode_crm_maintenance;
+REVOKE ALL ON FUNCTION @extschema@.maintenance_yield(), @extschema@.maintenance_runs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.maintenance_yield(), @extschema@.maintenance_runs() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.autovacuum_holds_lock_in_public(),
     @extschema@.set_lock_timeout_for_attempt(int),
     @extschema@.lock_retry_pause(int) TO daznode_crm_maintenance;
@@ -1695,7 +1704,7 @@ CREATE FUNCTION "admin_roles_changed"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'admin_roles_changed_wrapper';
 
--- src/api/mod.rs:48
+-- src/api/mod.rs:49
 -- requires:
 --   migrations
 --   maintenance
@@ -2449,7 +2458,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.step_access_control(), @extschema@.step_an
     @extschema@.rows_seen_as(oid, text, text, bigint) TO daznode_crm_maintenance;
 REVOKE ALL ON FUNCTION @extschema@.rows_seen_as(oid, text, text, bigint) FROM PUBLIC;
 
--- src/api/mod.rs:69
+-- src/api/mod.rs:70
 -- requires:
 --   access
 --   partitions::cleanup_old_email_partitions
@@ -3252,7 +3261,7 @@ CREATE FUNCTION "count_send_changes"()
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'count_send_changes_wrapper';
 
--- src/api/mod.rs:83
+-- src/api/mod.rs:84
 -- requires:
 --   partitioning
 --   analytics::campaign_counts_sql

@@ -52,8 +52,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.run_pre_migration_diagnostic(), @extschema
     @extschema@.diagnose_crm_performance(), @extschema@.refresh_crm_materialized_views(boolean),
     @extschema@.register_crm_materialized_view(regclass), @extschema@.unregister_crm_materialized_view(regclass),
     @extschema@.schedule_crm_maintenance(), @extschema@.unschedule_crm_maintenance() TO daznode_crm_maintenance;
-REVOKE ALL ON FUNCTION @extschema@.maintenance_yield() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.maintenance_yield() TO daznode_crm_maintenance;
+REVOKE ALL ON FUNCTION @extschema@.maintenance_yield(), @extschema@.maintenance_runs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.maintenance_yield(), @extschema@.maintenance_runs() TO daznode_crm_maintenance;
 GRANT EXECUTE ON FUNCTION @extschema@.migration_lock_timeout(), @extschema@.autovacuum_holds_lock_in_public(),
     @extschema@.set_lock_timeout_for_attempt(int),
     @extschema@.lock_retry_pause(int) TO daznode_crm_maintenance;

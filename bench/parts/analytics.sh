@@ -74,8 +74,10 @@ Generation $((gen_ms / 1000)) s; migrate() to 'complete' $((migrate_ms / 1000)) 
 
 **Webhook UPDATE p95 (ms), counter off (baseline) and on**, same database: eight runs of $secs s
 in the order off on on off off on on off, so that the slow-down every run leaves to the next
-(dead rows, index entries) weighs on both sides alike; each side's p95 is the median of its four
-runs' p95s (in brackets: each run's own), transactions summed. \`webhook\` spreads over every
+(dead rows, index entries) weighs on both sides alike, each after a VACUUM of the sends and a
+CHECKPOINT; each side's p95 is the median of its four runs' p95s (in brackets: each run's own),
+transactions summed. The counter is the native trigger function (\`src/api/counter.rs\`); the
+webhook rows of the scale table below (2026-12-04) were measured with the PL/pgSQL one it replaced. \`webhook\` spreads over every
 campaign; \`webhook_one_campaign\` updates sends of a single campaign (every statement adds to
 the same campaign's counts: the hot-row case).
 

@@ -38,6 +38,7 @@ extension_sql_file!(
         refresh::schedule_crm_maintenance,
         refresh::unschedule_crm_maintenance,
         throttle::maintenance_yield,
+        throttle::maintenance_runs,
         steps::run_in_steps_begin,
         steps::run_in_steps_unit,
         steps::run_in_steps_pause,

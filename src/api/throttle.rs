@@ -38,16 +38,23 @@ fn runs_sharing() -> u32 {
     u32::try_from(others).unwrap_or(u32::MAX - 1).saturating_add(1)
 }
 
-/// The yield factor a maintenance function starting now in this session would apply:
-/// `daznode_crm.maintenance_yield` when set (0 to 20), else 3 in a pg_cron job and 0 (full speed)
-/// elsewhere; while other maintenance runs go on, (1 + factor) × runs − 1, so that they share
-/// one budget. `SET daznode_crm.maintenance_yield = 1; SELECT daznode_crm.maintenance_yield();`
-/// gives 1 with no other run going, 3 beside one pg_cron job.
-#[pg_extern(volatile, parallel_restricted)]
+/// The yield factor maintenance functions apply in this session: `daznode_crm.maintenance_yield`
+/// when set (0 to 20), else 3 in a pg_cron job and 0 (full speed) elsewhere. Each pause shares it
+/// with the runs going on (`maintenance_runs()`): (1 + factor) × runs − 1.
+/// `SET daznode_crm.maintenance_yield = 1; SELECT daznode_crm.maintenance_yield();` gives 1.
+#[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn maintenance_yield() -> Result<f64> {
-    let f = factor()?;
-    Ok(if f > 0.0 { throttle::shared_factor(f, runs_sharing()) } else { 0.0 })
+    factor()
+}
+
+/// How many maintenance runs share the pacing budget now, this session counted as one: a pause
+/// taken now uses the factor (1 + maintenance_yield()) × maintenance_runs() − 1.
+/// `SELECT daznode_crm.maintenance_runs();` gives 1 when no pg_cron job of ours is running.
+#[pg_extern(volatile, parallel_restricted)]
+#[search_path(pg_catalog, pg_temp)]
+fn maintenance_runs() -> i32 {
+    i32::try_from(runs_sharing()).unwrap_or(i32::MAX)
 }
 
 /// Paces one maintenance run: `pause()` after each unit of work.

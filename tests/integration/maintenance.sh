@@ -75,7 +75,8 @@ expect_eq "a paced cleanup pauses where another session sees it, is cancelled th
     "$seen|$(grep -o '57014' "$DIR/paced.out")|$(checksums legacy_db | md5sum)" "1|57014|$(md5sum <<<"$before")"
 # The jobs going at once share one budget: beside n other maintenance runs (a pg_cron job, or a
 # session under one of our progress names, running a daznode_crm statement), a run pauses as if
-# the factor were (1 + factor) x (n + 1) - 1. A psql session is no job, whatever it runs.
+# the factor were (1 + factor) x (n + 1) - 1 (core::throttle::shared_factor, tested there). A
+# psql session is no job, whatever it runs.
 PGAPPNAME=pg_cron q legacy_db -c "SELECT daznode_crm.maintenance_yield(), pg_sleep(30)" >/dev/null 2>&1 &
 job1=$!
 PGAPPNAME='daznode_crm orphans:x' q legacy_db -c "SELECT daznode_crm.maintenance_yield(), pg_sleep(30)" >/dev/null 2>&1 &
@@ -86,11 +87,16 @@ for _ in $(seq 100); do
     [ "$(q legacy_db -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT daznode_crm.maintenance_yield(), pg_sleep(30)'")" = 3 ] && break
     sleep 0.1
 done
-shared=$(PGOPTIONS="$PGOPTIONS -c daznode_crm.maintenance_yield=1" q legacy_db -c "SELECT daznode_crm.maintenance_yield()")
+shared=$(q legacy_db -c "SELECT daznode_crm.maintenance_runs()")
+# run_in_steps passes the configured factor to each pause, which shares it (a shared factor over
+# 20 once stopped its pauses: the soak of 2026-12-08 found it).
+PGOPTIONS="$PGOPTIONS -c daznode_crm.maintenance_yield=20" q legacy_db -c "CALL daznode_crm.run_in_steps('run_pre_migration_diagnostic')" >"$DIR/shared-steps.out" 2>&1 &
+steps=$!
+sleep 2
 q legacy_db -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT daznode_crm.maintenance_yield(), pg_sleep(30)'" >/dev/null
-wait $job1 $job2 $not_a_job 2>/dev/null
-expect_eq "a factor of 1 beside two maintenance runs (and a psql session) is 5, and 1 once they end" \
-    "$shared|$(PGOPTIONS="$PGOPTIONS -c daznode_crm.maintenance_yield=1" q legacy_db -c "SELECT daznode_crm.maintenance_yield()")" "5|1"
+wait $job1 $job2 $not_a_job $steps 2>/dev/null
+expect_eq "beside two maintenance runs (and a psql session, not one) three runs share the budget, one once they end; a run in steps with factor 20 beside them pauses, no error" \
+    "$shared|$(q legacy_db -c "SELECT daznode_crm.maintenance_runs()")|$(grep -c ERROR "$DIR/shared-steps.out")" "3|1|0"
 q legacy_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/cleanup1.out" &
 q legacy_db -c "SELECT * FROM daznode_crm.cleanup_orphaned_records()" >"$DIR/cleanup2.out" &
 wait
