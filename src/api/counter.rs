@@ -102,13 +102,19 @@ fn count_send_changes<'a>(trigger: &'a pgrx::PgTrigger<'a>) -> Result<Option<PgH
 
 /// The oid of the table named public.crm_email_sends now (InvalidOid when there is none).
 fn sends_table() -> pg_sys::Oid {
+    relation_oid(c"public", c"crm_email_sends")
+}
+
+/// The oid of relation `schema.name` by the system caches (no SQL: this runs in every counted
+/// statement); InvalidOid when either is missing.
+fn relation_oid(schema: &CStr, name: &CStr) -> pg_sys::Oid {
     // SAFETY: catalog lookups by NUL-terminated names.
     unsafe {
-        let public = pg_sys::get_namespace_oid(c"public".as_ptr(), true);
-        if public == pg_sys::InvalidOid {
+        let nsp = pg_sys::get_namespace_oid(schema.as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
             return pg_sys::InvalidOid;
         }
-        pg_sys::get_relname_relid(c"crm_email_sends".as_ptr(), public)
+        pg_sys::get_relname_relid(name.as_ptr(), nsp)
     }
 }
 
@@ -254,8 +260,7 @@ unsafe fn insert_rows<'a>(rows: impl Iterator<Item = &'a ([u8; 16], [i64; N_COUN
 
 /// The owner of crm_private.campaign_send_deltas: who the insert runs as.
 unsafe fn deltas_owner() -> pg_sys::Oid {
-    let nsp = pg_sys::get_namespace_oid(c"crm_private".as_ptr(), true);
-    let relid = if nsp == pg_sys::InvalidOid { pg_sys::InvalidOid } else { pg_sys::get_relname_relid(c"campaign_send_deltas".as_ptr(), nsp) };
+    let relid = relation_oid(c"crm_private", c"campaign_send_deltas");
     let tuple = if relid == pg_sys::InvalidOid {
         std::ptr::null_mut()
     } else {
